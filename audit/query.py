@@ -1,0 +1,120 @@
+"""Reading the log: filters and streaming iteration over records, oldest first.
+
+Readers do not check hashes (that is ``verify_log``'s job) but decode every line strictly, so
+a damaged line raises rather than printing garbage. A final line still being written is
+skipped, not an error.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from audit.errors import AuditLogError
+from audit.record import MAX_RECORD_BYTES, AuditRecord, decode_record
+from audit.segments import Line, list_segments, read_lines
+
+__all__ = ["AuditFilter", "iter_records"]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """Which records to show; every criterion that is not None must hold.
+
+    ``types`` matches the event type exactly; ``since`` compares with the record's ``ts``
+    (when the audit service wrote it, on its own clock).
+    """
+
+    types: frozenset[str] | None = None
+    actor: str | None = None
+    job: str | None = None
+    since: datetime | None = None
+
+    def matches(self, record: AuditRecord) -> bool:
+        """Whether ``record`` passes the filter."""
+        event = record.event
+        return (
+            (self.types is None or event.type in self.types)
+            and (self.actor is None or event.actor == self.actor)
+            and (self.job is None or event.job == self.job)
+            and (self.since is None or record.ts >= self.since)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A place in the log: a segment, the byte offset of its next line and that line's number."""
+
+    segment: int
+    offset: int
+    line: int
+
+
+def decode_line(line: Line, location: str) -> AuditRecord | None:
+    """The record on ``line``; None for a final line still being written."""
+    if not line.complete and not line.too_long:
+        return None
+    if line.too_long:
+        raise AuditLogError(
+            f"record line is longer than {MAX_RECORD_BYTES} bytes",
+            reason="malformed_record",
+            location=location,
+        )
+    try:
+        return decode_record(line.data).record
+    except AuditLogError as exc:
+        exc.location = location
+        raise
+
+
+def read_segment(
+    path: Path, *, start: int = 0, start_line: int = 1, end: int | None = None
+) -> Iterator[tuple[AuditRecord, Line]]:
+    """The records of one segment from byte ``start`` up to (not past) byte ``end``."""
+    for line in read_lines(path, limit=MAX_RECORD_BYTES, start_offset=start, start_line=start_line):
+        if end is not None and line.offset >= end:
+            return
+        record = decode_line(line, f"{path.name}:{line.number}")
+        if record is None:
+            return
+        yield record, line
+
+
+def last_matching(
+    directory: Path, flt: AuditFilter | None, count: int, *, end: Position | None = None
+) -> list[AuditRecord]:
+    """The last ``count`` records that match, oldest first, reading segments newest first and
+    stopping once enough are found (at most ``count`` records are held)."""
+    if count <= 0:
+        return []
+    segments = list_segments(directory)
+    if end is not None:
+        segments = [(number, path) for number, path in segments if number <= end.segment]
+    found: deque[AuditRecord] = deque()
+    for number, path in reversed(segments):
+        segment_end = end.offset if end is not None and number == end.segment else None
+        window: deque[AuditRecord] = deque(maxlen=count - len(found))
+        for record, _line in read_segment(path, end=segment_end):
+            if flt is None or flt.matches(record):
+                window.append(record)
+        found.extendleft(reversed(window))
+        if len(found) >= count:
+            break
+    return list(found)
+
+
+def iter_records(
+    directory: Path, flt: AuditFilter | None = None, *, last: int | None = None
+) -> Iterator[AuditRecord]:
+    """Stream the records that match ``flt``, oldest first; with ``last``, only the last
+    ``last`` of them. Memory is bounded by one line (plus ``last`` records)."""
+    if last is not None:
+        yield from last_matching(directory, flt, last)
+        return
+    for _number, path in list_segments(directory):
+        for record, _line in read_segment(path):
+            if flt is None or flt.matches(record):
+                yield record

@@ -1,0 +1,75 @@
+"""RabbitMQ for Sealflow: topology, robust connection, confirmed publishing, the consumer loop,
+retries and dead-lettering, and the signed envelopes. The only package that talks AMQP."""
+
+from __future__ import annotations
+
+from broker.auditing import AuditSink, BrokerAuditSink, make_audit_event
+from broker.connection import connect, open_channel, redact_url
+from broker.consumer import Consumer, Delivery, Handler
+from broker.envelope import (
+    ENVELOPE_HEADER,
+    ENVELOPE_TYP,
+    EnvelopeError,
+    Opened,
+    Opener,
+    Reason,
+    Revocations,
+    Sealed,
+    Sealer,
+    TrustSource,
+    body_digest,
+    extend_actor,
+)
+from broker.errors import BrokerError, BrokerUnavailable, PermanentFailure, PublishFailed, RetryLater
+from broker.logging import configure_logging
+from broker.policy import Policy, PolicyError, PolicyRule
+from broker.publisher import Publisher, exchange_for
+from broker.replay import ReplayCache, ReplayCacheFull, ReplayState
+from broker.runtime import ServiceRuntime, run_daemon
+from broker.settings import BrokerSettings
+from broker.topology import ATTEMPT_HEADER, QUEUE_BINDINGS, REJECT_REASON_HEADER, Topology
+
+__all__ = [
+    "ATTEMPT_HEADER",
+    "ENVELOPE_HEADER",
+    "ENVELOPE_TYP",
+    "QUEUE_BINDINGS",
+    "REJECT_REASON_HEADER",
+    "AuditSink",
+    "BrokerAuditSink",
+    "BrokerError",
+    "BrokerSettings",
+    "BrokerUnavailable",
+    "Consumer",
+    "Delivery",
+    "EnvelopeError",
+    "Handler",
+    "Opened",
+    "Opener",
+    "PermanentFailure",
+    "Policy",
+    "PolicyError",
+    "PolicyRule",
+    "PublishFailed",
+    "Publisher",
+    "Reason",
+    "ReplayCache",
+    "ReplayCacheFull",
+    "ReplayState",
+    "RetryLater",
+    "Revocations",
+    "Sealed",
+    "Sealer",
+    "ServiceRuntime",
+    "Topology",
+    "TrustSource",
+    "body_digest",
+    "configure_logging",
+    "connect",
+    "exchange_for",
+    "extend_actor",
+    "make_audit_event",
+    "open_channel",
+    "redact_url",
+    "run_daemon",
+]

@@ -1,0 +1,71 @@
+"""Audit events from every part (DESIGN §2 step 5): built here, sealed for ``audit``, published."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Protocol
+
+from broker.publisher import Publisher
+from schemas import AuditEvent
+
+__all__ = ["AuditSink", "BrokerAuditSink", "make_audit_event"]
+
+
+class AuditSink(Protocol):
+    """Somewhere audit events go; ``emit`` returns once the event is durable or confirmed."""
+
+    async def emit(self, event: AuditEvent) -> None: ...
+
+
+def make_audit_event(
+    *,
+    source: str,
+    type: str,  # noqa: A002 - the field's name in DESIGN §7
+    action: str,
+    outcome: str,
+    actor: str | None = None,
+    subject: str | None = None,
+    reason: str | None = None,
+    job: str | None = None,
+    trace: str | None = None,
+    jti: str | None = None,
+    detail: str | None = None,
+) -> AuditEvent:
+    """A new audit event with a fresh id (the audit log's deduplication key) and timestamp."""
+    return AuditEvent.model_validate(
+        {
+            "event_id": secrets.token_hex(16),
+            "ts": datetime.now(UTC),
+            "type": type,
+            "actor": actor,
+            "subject": subject,
+            "action": action,
+            "outcome": outcome,
+            "reason": reason,
+            "job": job,
+            "trace": trace,
+            "source": source,
+            "jti": jti,
+            "detail": detail[:1000] if detail is not None else None,
+        },
+        strict=False,
+    )
+
+
+class BrokerAuditSink:
+    """Publishes audit events sealed for ``audit`` on ``sealflow.audit`` (``audit.<type>``)."""
+
+    def __init__(self, publisher: Publisher) -> None:
+        self.publisher = publisher
+
+    async def emit(self, event: AuditEvent) -> None:
+        """Seal and publish; raises ``PublishFailed`` if the broker does not confirm."""
+        await self.publisher.send(
+            event,
+            typ=f"audit.{event.type}",
+            aud="audit",
+            sub=event.subject or event.actor or event.source,
+            job=event.job,
+            trace=event.trace,
+        )

@@ -1,0 +1,335 @@
+"""The one consumer loop every daemon uses: open the envelope → run the handler → ack.
+
+A message is acknowledged only after its handler returned (its effect is durable) or after it
+was dead-lettered or scheduled for retry with a confirmed publish. A rejected envelope is
+dead-lettered with ``x-sealflow-reject-reason`` and audited; its handler never runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aio_pika
+import structlog
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from aio_pika.exceptions import AMQPError
+
+from broker.auditing import AuditSink, make_audit_event
+from broker.envelope import EnvelopeError, Opened, Opener, Reason
+from broker.errors import PermanentFailure, PublishFailed
+from broker.metrics import (
+    HANDLER_SECONDS,
+    MESSAGES_HANDLED,
+    MESSAGES_REJECTED,
+    MESSAGES_RETRIED,
+    VERIFY_SECONDS,
+)
+from broker.publisher import Publisher
+from broker.settings import BrokerSettings
+from broker.topology import ATTEMPT_HEADER, REJECT_REASON_HEADER, Topology
+
+__all__ = ["Consumer", "Delivery", "Handler"]
+
+_log = structlog.get_logger("sealflow.consumer")
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What a handler may want to know about the AMQP delivery besides the opened envelope."""
+
+    queue: str
+    routing_key: str
+    attempt: int
+    redelivered: bool
+
+
+Handler = Callable[[Opened[Any], Delivery], Awaitable[None]]
+
+
+class Consumer:
+    """Consumes one queue for one service, dispatching by message type to ``handlers``."""
+
+    def __init__(
+        self,
+        *,
+        queue: str,
+        channel: AbstractChannel,
+        topology: Topology,
+        opener: Opener,
+        publisher: Publisher,
+        audit: AuditSink,
+        handlers: Mapping[str, Handler],
+        settings: BrokerSettings,
+    ) -> None:
+        self.queue = queue
+        self.channel = channel
+        self.topology = topology
+        self.opener = opener
+        self.publisher = publisher
+        self.audit = audit
+        self.handlers = {k: v for k, v in handlers.items() if not k.endswith(".*")}
+        self._prefix_handlers = [(k[:-1], v) for k, v in handlers.items() if k.endswith(".*")]
+        self.settings = settings
+        self.service = opener.service
+        self._consumer_tag: str | None = None
+        self._in_flight: set[asyncio.Task[Any]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def consuming(self) -> bool:
+        """True between :meth:`start` and :meth:`stop`."""
+        return self._consumer_tag is not None
+
+    async def start(self) -> None:
+        """Start taking messages from the queue."""
+        queue = await self.channel.get_queue(self.topology.queue(self.queue), ensure=False)
+        self._consumer_tag = await queue.consume(self._on_message)
+        _log.info("consumer.started", queue=self.queue)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop taking messages, then wait (bounded) for in-flight handlers to finish."""
+        grace = self.settings.shutdown_grace if grace is None else grace
+        if self._consumer_tag is not None:
+            tag, self._consumer_tag = self._consumer_tag, None
+            try:
+                queue = await self.channel.get_queue(self.topology.queue(self.queue), ensure=False)
+                await queue.cancel(tag)
+            except (AMQPError, ConnectionError, RuntimeError) as exc:
+                _log.warning("consumer.cancel_failed", queue=self.queue, error=str(exc))
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout=grace)
+        except TimeoutError:
+            _log.warning("consumer.stop_timeout", queue=self.queue, in_flight=len(self._in_flight))
+        _log.info("consumer.stopped", queue=self.queue)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+            self._idle.clear()
+        try:
+            structlog.contextvars.bind_contextvars(job=None, jti=None, trace=None)
+            await self._process(message)
+        finally:
+            if task is not None:
+                self._in_flight.discard(task)
+                if not self._in_flight:
+                    self._idle.set()
+
+    async def _process(self, message: AbstractIncomingMessage) -> None:
+        started = time.perf_counter()
+        try:
+            opened = self.opener.open(
+                message.body,
+                message.headers,
+                message_id=message.message_id,
+                message_type=message.type,
+                redelivered=bool(message.redelivered),
+            )
+        except EnvelopeError as error:
+            VERIFY_SECONDS.labels(self.service).observe(time.perf_counter() - started)
+            await self._on_rejected(message, error)
+            return
+        VERIFY_SECONDS.labels(self.service).observe(time.perf_counter() - started)
+        claims = opened.claims
+        structlog.contextvars.bind_contextvars(job=claims.job, jti=claims.jti, trace=claims.trace)
+        handler = self._handler_for(claims.typ)
+        if handler is None:
+            self.opener.complete(claims.jti)
+            await self._dead_letter(message, "no_handler", f"{self.service} has no handler for {claims.typ}")
+            return
+        delivery = Delivery(
+            queue=self.queue,
+            routing_key=message.routing_key or claims.typ,
+            attempt=_attempt(message.headers),
+            redelivered=bool(message.redelivered),
+        )
+        handler_started = time.perf_counter()
+        try:
+            await handler(opened, delivery)
+        except PermanentFailure as failure:
+            self.opener.complete(claims.jti)
+            _log.warning("handler.permanent_failure", type=claims.typ, detail=failure.detail)
+            await self._dead_letter(message, failure.reason, failure.detail)
+            MESSAGES_HANDLED.labels(self.service, claims.typ, "dead_lettered").inc()
+            return
+        except Exception as failure:  # noqa: BLE001 - any other handler failure is retried, bounded
+            self.opener.release(claims.jti)
+            _log.warning(
+                "handler.failed", type=claims.typ, attempt=delivery.attempt, exc_info=failure
+            )
+            await self._retry_or_dead_letter(message, delivery, failure)
+            return
+        finally:
+            HANDLER_SECONDS.labels(self.service, claims.typ).observe(
+                time.perf_counter() - handler_started
+            )
+        self.opener.complete(claims.jti)
+        await self._ack(message)
+        MESSAGES_HANDLED.labels(self.service, claims.typ, "ok").inc()
+
+    def _handler_for(self, message_type: str) -> Handler | None:
+        handler = self.handlers.get(message_type)
+        if handler is None:
+            for prefix, candidate in self._prefix_handlers:
+                if message_type.startswith(prefix):
+                    return candidate
+        return handler
+
+    async def _on_rejected(self, message: AbstractIncomingMessage, error: EnvelopeError) -> None:
+        claims = error.claims
+        if claims is not None:
+            structlog.contextvars.bind_contextvars(job=claims.job, jti=claims.jti, trace=claims.trace)
+        if error.transient:
+            _log.warning("envelope.deferred", reason=str(error.reason), detail=error.detail)
+            await asyncio.sleep(1.0)
+            await self._nack(message)
+            return
+        if error.reason is Reason.REPLAY and message.redelivered:
+            # The broker redelivered a message whose handling had completed (the ack was lost).
+            _log.info("envelope.duplicate_delivery", detail=error.detail)
+            MESSAGES_HANDLED.labels(self.service, message.type or "?", "duplicate").inc()
+            await self._ack(message)
+            return
+        MESSAGES_REJECTED.labels(self.service, str(error.reason)).inc()
+        _log.warning("envelope.rejected", reason=str(error.reason), detail=error.detail)
+        await self._dead_letter(message, str(error.reason), error.detail, audit=False)
+        try:
+            await self.audit.emit(
+                make_audit_event(
+                    source=self.service,
+                    type="envelope.rejected",
+                    action=f"open {message.type or 'unknown'}"[:64],
+                    outcome="rejected",
+                    actor=claims.iss if claims is not None else None,
+                    subject=claims.sub if claims is not None else None,
+                    reason=str(error.reason),
+                    job=claims.job if claims is not None else None,
+                    trace=claims.trace if claims is not None else None,
+                    jti=claims.jti if claims is not None else None,
+                    detail=f"{error.detail}; queue={self.queue}; "
+                    f"message_id={_printable(message.message_id)} (unverified)",
+                )
+            )
+        except PublishFailed as exc:
+            _log.error("audit.emit_failed", error=exc.detail)
+
+    async def _retry_or_dead_letter(
+        self, message: AbstractIncomingMessage, delivery: Delivery, failure: BaseException
+    ) -> None:
+        if delivery.attempt >= self.settings.max_attempts:
+            await self._dead_letter(
+                message,
+                "retries_exhausted",
+                f"failed {delivery.attempt} times; last: {type(failure).__name__}: {failure}",
+            )
+            MESSAGES_HANDLED.labels(self.service, message.type or "?", "dead_lettered").inc()
+            return
+        delay = min(
+            self.settings.retry_base_delay * 2 ** (delivery.attempt - 1),
+            self.settings.retry_max_delay,
+        ) * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not security
+        headers = dict(message.headers or {})
+        headers[ATTEMPT_HEADER] = delivery.attempt + 1
+        retry = aio_pika.Message(
+            body=message.body,
+            headers=headers,
+            content_type=message.content_type,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=message.message_id,
+            type=message.type,
+            correlation_id=message.correlation_id,
+            app_id=message.app_id,
+            timestamp=message.timestamp,
+            expiration=delay,
+        )
+        try:
+            await self.publisher.publish_raw(
+                retry, routing_key=self.topology.retry_queue(self.queue)
+            )
+        except PublishFailed as exc:
+            _log.error("retry.publish_failed", error=exc.detail)
+            await self._nack(message)
+            return
+        MESSAGES_RETRIED.labels(self.service, message.type or "?").inc()
+        _log.info("handler.retry_scheduled", attempt=delivery.attempt + 1, delay=round(delay, 3))
+        await self._ack(message)
+
+    async def _dead_letter(
+        self, message: AbstractIncomingMessage, reason: str, detail: str, *, audit: bool = True
+    ) -> None:
+        headers = dict(message.headers or {})
+        headers[REJECT_REASON_HEADER] = reason
+        headers["x-sealflow-reject-detail"] = detail[:500]
+        headers["x-sealflow-rejected-by"] = self.service
+        headers["x-sealflow-rejected-at"] = datetime.now(UTC).isoformat()
+        headers["x-sealflow-routing-key"] = message.routing_key or ""
+        headers["x-sealflow-queue"] = self.queue
+        dead = aio_pika.Message(
+            body=message.body,
+            headers=headers,
+            content_type=message.content_type,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=message.message_id,
+            type=message.type,
+            correlation_id=message.correlation_id,
+            app_id=message.app_id,
+            timestamp=message.timestamp,
+        )
+        try:
+            await self.publisher.publish_raw(
+                dead, routing_key=self.topology.queue(f"{self.queue}.dlq")
+            )
+        except PublishFailed as exc:
+            _log.error("dead_letter.publish_failed", reason=reason, error=exc.detail)
+            await self._nack(message)
+            return
+        if audit:
+            try:
+                await self.audit.emit(
+                    make_audit_event(
+                        source=self.service,
+                        type="message.dead_lettered",
+                        action=f"handle {message.type or 'unknown'}"[:64],
+                        outcome="failure",
+                        reason=reason[:64],
+                        detail=detail,
+                        job=structlog.contextvars.get_contextvars().get("job"),
+                        jti=structlog.contextvars.get_contextvars().get("jti"),
+                        trace=structlog.contextvars.get_contextvars().get("trace"),
+                    )
+                )
+            except PublishFailed as exc:
+                _log.error("audit.emit_failed", error=exc.detail)
+        await self._ack(message)
+
+    async def _ack(self, message: AbstractIncomingMessage) -> None:
+        try:
+            await message.ack()
+        except (AMQPError, ConnectionError, RuntimeError) as exc:
+            # The broker will redeliver it; the replay cache and idempotent handlers absorb that.
+            _log.warning("ack.failed", error=str(exc))
+
+    async def _nack(self, message: AbstractIncomingMessage) -> None:
+        try:
+            await message.nack(requeue=True)
+        except (AMQPError, ConnectionError, RuntimeError) as exc:
+            _log.warning("nack.failed", error=str(exc))
+
+
+def _attempt(headers: Mapping[str, Any] | None) -> int:
+    value = (headers or {}).get(ATTEMPT_HEADER, 1)
+    return value if isinstance(value, int) and 1 <= value <= 1000 else 1
+
+
+def _printable(value: str | None) -> str:
+    if value is None:
+        return "-"
+    return "".join(ch if ch.isprintable() else "?" for ch in value[:64])

@@ -1,0 +1,560 @@
+"""Signed message envelopes: ``seal`` a message on publish, ``open`` it on consume (DESIGN §4).
+
+An envelope is a compact JWS carried in the AMQP header ``x-sealflow-envelope``; it binds the
+sender, the user it acts for, the receiver, the permission, the message type, the exact body
+bytes and a single-use id. This module is the only place in Sealflow that uses PyJWT.
+
+It uses PyJWT's algorithm objects (sign/verify, raw↔DER signature conversion) directly
+instead of ``jwt.encode``/``jwt.decode``: the JOSE header of a
+signing key never changes and is encoded once, and ``open`` parses each segment exactly once,
+in an order that never trusts a field before the check that vouches for it.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final, Generic, Protocol, TypeVar
+
+from jwt.algorithms import Algorithm as _JwtAlgorithm
+from jwt.algorithms import get_default_algorithms
+from pydantic import ValidationError
+
+from broker.policy import Policy
+from broker.replay import ReplayCache, ReplayCacheFull, ReplayState
+from keys import SigningKey, VerificationKey
+from schemas import EnvelopeClaims, SchemaError, WireModel, model_for
+
+__all__ = [
+    "ENVELOPE_HEADER",
+    "ENVELOPE_TYP",
+    "EnvelopeError",
+    "Opened",
+    "Opener",
+    "Reason",
+    "Revocations",
+    "Sealed",
+    "Sealer",
+    "TrustSource",
+    "body_digest",
+    "extend_actor",
+]
+
+ENVELOPE_HEADER: Final = "x-sealflow-envelope"
+ENVELOPE_TYP: Final = "sealflow-envelope+jwt"
+ALLOWED_ALGORITHMS: Final = frozenset({"ES256", "EdDSA", "RS256"})
+_FORBIDDEN_HEADER_PARAMS: Final = frozenset({"jku", "x5u", "jwk", "x5c", "x5t", "x5t#S256", "crit"})
+_ALLOWED_HEADER_PARAMS: Final = frozenset({"alg", "kid", "typ"})
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
+_B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+# Characters allowed last in a segment whose length is 2 or 3 mod 4: their unused low bits are 0.
+_CANONICAL_LAST = {
+    2: frozenset(c for i, c in enumerate(_B64URL) if i & 0b1111 == 0),
+    3: frozenset(c for i, c in enumerate(_B64URL) if i & 0b11 == 0),
+}
+_TO_STANDARD = str.maketrans("-_", "+/")
+_PADDING = ("", "", "==", "=")
+_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_HEADER_CACHE_SIZE: Final = 256
+
+_ALGORITHMS: Final[dict[str, _JwtAlgorithm]] = {
+    name: algorithm
+    for name, algorithm in get_default_algorithms().items()
+    if name in ALLOWED_ALGORITHMS
+}
+
+
+class Reason(StrEnum):
+    """Why an envelope was rejected: the code that is dead-lettered and audited."""
+
+    MISSING_HEADER = "missing_header"
+    MALFORMED_HEADER = "malformed_header"
+    HEADER_TOO_LARGE = "header_too_large"
+    BODY_TOO_LARGE = "body_too_large"
+    FORBIDDEN_HEADER_PARAM = "forbidden_header_param"
+    ALG_NOT_ALLOWED = "alg_not_allowed"
+    WRONG_TYP = "wrong_typ"
+    MISSING_KID = "missing_kid"
+    UNKNOWN_KID = "unknown_kid"
+    ALG_KEY_MISMATCH = "alg_key_mismatch"
+    BAD_SIGNATURE = "bad_signature"
+    MALFORMED_CLAIMS = "malformed_claims"
+    KID_ISSUER_MISMATCH = "kid_issuer_mismatch"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+    ISSUED_IN_FUTURE = "issued_in_future"
+    LIFETIME_TOO_LONG = "lifetime_too_long"
+    WRONG_AUDIENCE = "wrong_audience"
+    POLICY_DENIED = "policy_denied"
+    SCOPE_MISSING = "scope_missing"
+    JTI_MISMATCH = "jti_mismatch"
+    TYPE_MISMATCH = "type_mismatch"
+    DIGEST_MISMATCH = "digest_mismatch"
+    REVOKED = "revoked"
+    REPLAY = "replay"
+    SCHEMA_INVALID = "schema_invalid"
+    REPLAY_CACHE_FULL = "replay_cache_full"
+
+
+class EnvelopeError(Exception):
+    """An envelope failed a check; ``reason`` is machine-readable, ``detail`` is for people.
+
+    ``claims`` is set only when the signature had already been verified, so that what is
+    audited about a rejected message never repeats a forger's words as fact.
+    """
+
+    def __init__(
+        self, reason: Reason, detail: str, *, claims: EnvelopeClaims | None = None
+    ) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.claims = claims
+
+    @property
+    def transient(self) -> bool:
+        """True when the same message may succeed later (it is requeued, not dead-lettered)."""
+        return self.reason is Reason.REPLAY_CACHE_FULL
+
+
+class TrustSource(Protocol):
+    """Where ``open`` finds public keys: a trust store that can reload itself."""
+
+    def lookup(self, kid: str, now: float | None = None) -> VerificationKey | None: ...
+
+    def refresh(self, *, force: bool = False) -> bool: ...
+
+
+class Revocations(Protocol):
+    """Revoked ``kid``s, ``jti``s and subjects, fed by ``sealflow.control`` (DESIGN §6)."""
+
+    def revoked(self, *, kid: str, jti: str, sub: str, now: float) -> str | None:
+        """The kind of revocation that applies ("kid", "jti", "sub"), or ``None``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Sealed:
+    """A sealed message, ready for the publisher: body, envelope token and AMQP properties."""
+
+    body: bytes
+    token: str
+    jti: str
+    typ: str
+    sub: str
+    aud: str
+    exp: int
+    job: str | None
+    trace: str | None
+
+    def headers(self) -> dict[str, str]:
+        """The AMQP headers that carry the envelope."""
+        return {ENVELOPE_HEADER: self.token}
+
+    def expiration(self, now: float | None = None) -> float:
+        """Seconds the message has left; the AMQP ``expiration`` so stale messages dead-letter."""
+        remaining = self.exp - (time.time() if now is None else now)
+        return max(remaining, 0.001)
+
+
+M = TypeVar("M", bound=WireModel)
+
+
+@dataclass(frozen=True, slots=True)
+class Opened(Generic[M]):
+    """A message whose envelope passed every check: the verified claims and the parsed body."""
+
+    claims: EnvelopeClaims
+    message: M
+    body: bytes
+    kid: str
+
+
+def body_digest(body: bytes) -> str:
+    """The ``dig`` claim: ``sha-256=`` and the base64url SHA-256 of the exact body bytes."""
+    return "sha-256=" + _b64(hashlib.sha256(body).digest())
+
+
+def extend_actor(act: Mapping[str, Any] | None, actor: str) -> dict[str, Any]:
+    """The RFC 8693 ``act`` claim for ``actor`` acting next, with the prior chain nested."""
+    return {"sub": actor} if act is None else {"sub": actor, "act": dict(act)}
+
+
+def _b64(data: bytes) -> str:
+    return binascii.b2a_base64(data, newline=False).decode("ascii").translate(_TO_URLSAFE).rstrip("=")
+
+
+_TO_URLSAFE = str.maketrans("+/", "-_")
+
+
+def _compact_json(value: object) -> bytes:
+    return _encode_json(value).encode("utf-8")
+
+
+class Sealer:
+    """Seals messages for one sending service with its active signing key."""
+
+    def __init__(
+        self,
+        key: SigningKey,
+        *,
+        policy: Policy | None = None,
+        lifetime: int = 300,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if lifetime <= 0:
+            raise ValueError("envelope lifetime must be positive")
+        self.lifetime = lifetime
+        self.policy = policy if policy is not None else Policy.default()
+        self._clock = clock
+        self.use(key)
+
+    @property
+    def service(self) -> str:
+        """The sending service: the ``iss`` of every envelope this sealer makes."""
+        return self._key.service
+
+    @property
+    def kid(self) -> str:
+        """The key id currently signing."""
+        return self._key.kid
+
+    def use(self, key: SigningKey) -> None:
+        """Switch to another signing key (after a rotation); its JOSE header is encoded once."""
+        if key.alg not in _ALGORITHMS:
+            raise ValueError(f"algorithm {key.alg} is not allowed for envelopes")
+        header = {"alg": key.alg, "kid": key.kid, "typ": ENVELOPE_TYP}
+        self._key = key
+        self._scopes: dict[tuple[str, str], str] = {}
+        self._algorithm = _ALGORITHMS[key.alg]
+        self._header_segment = _b64(_compact_json(header)) + "."
+
+    def seal(
+        self,
+        message: WireModel,
+        *,
+        typ: str,
+        aud: str,
+        sub: str,
+        scope: str | None = None,
+        job: str | None = None,
+        act: Mapping[str, Any] | None = None,
+        trace: str | None = None,
+        lifetime: int | None = None,
+    ) -> Sealed:
+        """Serialise ``message`` and sign an envelope binding it to ``aud``, ``sub`` and ``typ``.
+
+        ``scope`` defaults to what the policy requires for this sender, receiver and type.
+        """
+        body = message.model_dump_json(exclude_none=True).encode("utf-8")
+        return self.seal_body(
+            body, typ=typ, aud=aud, sub=sub, scope=scope, job=job, act=act, trace=trace,
+            lifetime=lifetime,
+        )
+
+    def seal_body(
+        self,
+        body: bytes,
+        *,
+        typ: str,
+        aud: str,
+        sub: str,
+        scope: str | None = None,
+        job: str | None = None,
+        act: Mapping[str, Any] | None = None,
+        trace: str | None = None,
+        lifetime: int | None = None,
+    ) -> Sealed:
+        """Seal bytes that are already the JSON of a schema model (replay of a dead letter)."""
+        now = int(self._clock())
+        exp = now + (self.lifetime if lifetime is None else lifetime)
+        jti = os.urandom(16).hex()
+        if scope is None:
+            scope = self._scopes.get((aud, typ))
+            if scope is None:
+                scope = self._scopes[(aud, typ)] = self.policy.scope_for(self.service, aud, typ)
+        claims: dict[str, Any] = {
+            "iss": self.service,
+            "sub": sub,
+            "aud": aud,
+            "scope": scope,
+            "iat": now,
+            "nbf": now,
+            "exp": exp,
+            "jti": jti,
+            "typ": typ,
+            "dig": body_digest(body),
+        }
+        if job is not None:
+            claims["job"] = job
+        if act is not None:
+            claims["act"] = act
+        if trace is not None:
+            claims["trace"] = trace
+        signing_input = self._header_segment + _b64(_compact_json(claims))
+        signature = self._algorithm.sign(signing_input.encode("ascii"), self._key.private_key)
+        return Sealed(
+            body=body,
+            token=signing_input + "." + _b64(signature),
+            jti=jti,
+            typ=typ,
+            sub=sub,
+            aud=aud,
+            exp=exp,
+            job=job,
+            trace=trace,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Header:
+    alg: str
+    kid: str
+
+
+def _decode_segment(segment: str, what: str) -> bytes:
+    """Strict base64url: alphabet only, no padding, and canonical (no stray trailing bits)."""
+    remainder = len(segment) % 4
+    if remainder == 1 or _SEGMENT.fullmatch(segment) is None:
+        raise EnvelopeError(Reason.MALFORMED_HEADER, f"{what} is not base64url")
+    # Two encodings that differ only in unused trailing bits decode alike; accept just one.
+    if remainder and segment[-1] not in _CANONICAL_LAST[remainder]:
+        raise EnvelopeError(Reason.MALFORMED_HEADER, f"{what} is not canonical base64url")
+    return binascii.a2b_base64(segment.translate(_TO_STANDARD) + _PADDING[remainder])
+
+
+def _parse_header(segment: str) -> _Header:
+    raw = _decode_segment(segment, "JOSE header")
+    try:
+        header = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise EnvelopeError(Reason.MALFORMED_HEADER, "JOSE header is not JSON") from exc
+    if not isinstance(header, dict):
+        raise EnvelopeError(Reason.MALFORMED_HEADER, "JOSE header is not a JSON object")
+    forbidden = _FORBIDDEN_HEADER_PARAMS.intersection(header)
+    if forbidden:
+        raise EnvelopeError(
+            Reason.FORBIDDEN_HEADER_PARAM,
+            f"JOSE header carries {', '.join(sorted(forbidden))}, which is never followed",
+        )
+    unknown = set(header) - _ALLOWED_HEADER_PARAMS
+    if unknown:
+        raise EnvelopeError(
+            Reason.MALFORMED_HEADER, f"JOSE header has unexpected members {sorted(unknown)}"
+        )
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in _ALGORITHMS:
+        raise EnvelopeError(Reason.ALG_NOT_ALLOWED, f"alg {alg!r} is not in the allow-list")
+    if header.get("typ") != ENVELOPE_TYP:
+        raise EnvelopeError(
+            Reason.WRONG_TYP, f"typ {header.get('typ')!r} is not {ENVELOPE_TYP!r}"
+        )
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise EnvelopeError(Reason.MISSING_KID, "JOSE header has no kid")
+    if len(kid) > 128:
+        raise EnvelopeError(Reason.MALFORMED_HEADER, "kid is longer than 128 characters")
+    return _Header(alg=alg, kid=kid)
+
+
+class Opener:
+    """Opens envelopes addressed to one receiving service; every check of DESIGN §4."""
+
+    def __init__(
+        self,
+        service: str,
+        trust: TrustSource,
+        *,
+        policy: Policy | None = None,
+        replay: ReplayCache | None = None,
+        revocations: Revocations | None = None,
+        leeway: int = 5,
+        max_lifetime: int = 900,
+        max_header_bytes: int = 4096,
+        max_body_bytes: int = 16 * 1024 * 1024,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.service = service
+        self.trust = trust
+        self.policy = policy if policy is not None else Policy.default()
+        self.replay = replay if replay is not None else ReplayCache()
+        self.revocations = revocations
+        self.leeway = leeway
+        self.max_lifetime = max_lifetime
+        self.max_header_bytes = max_header_bytes
+        self.max_body_bytes = max_body_bytes
+        self._clock = clock
+        self._headers: dict[str, _Header] = {}
+
+    def open(
+        self,
+        body: bytes,
+        headers: Mapping[str, object] | None,
+        *,
+        message_id: str | None,
+        message_type: str | None,
+        redelivered: bool = False,
+    ) -> Opened[WireModel]:
+        """Verify an AMQP message's envelope and body; raise :class:`EnvelopeError` if any fails.
+
+        On success the ``jti`` is held as pending in the replay cache: call
+        :meth:`complete` once the handler's effect is durable, or :meth:`release` to let a
+        retried copy through. ``redelivered`` is the broker's flag, which a publisher cannot
+        set: a redelivery of a message whose handling never completed is let through.
+        """
+        token = headers.get(ENVELOPE_HEADER) if headers is not None else None
+        if token is None:
+            raise EnvelopeError(Reason.MISSING_HEADER, f"no {ENVELOPE_HEADER} header")
+        if isinstance(token, bytes | bytearray):
+            if len(token) > self.max_header_bytes:
+                raise EnvelopeError(Reason.HEADER_TOO_LARGE, f"envelope is {len(token)} bytes")
+            try:
+                token = bytes(token).decode("ascii")
+            except UnicodeDecodeError as exc:
+                raise EnvelopeError(Reason.MALFORMED_HEADER, "envelope is not ASCII") from exc
+        if not isinstance(token, str):
+            raise EnvelopeError(Reason.MALFORMED_HEADER, "envelope header is not a string")
+        if len(token) > self.max_header_bytes:
+            raise EnvelopeError(
+                Reason.HEADER_TOO_LARGE,
+                f"envelope is {len(token)} bytes (limit {self.max_header_bytes})",
+            )
+        if len(body) > self.max_body_bytes:
+            raise EnvelopeError(
+                Reason.BODY_TOO_LARGE, f"body is {len(body)} bytes (limit {self.max_body_bytes})"
+            )
+        parts = token.split(".")
+        if len(parts) != 3:
+            raise EnvelopeError(Reason.MALFORMED_HEADER, "envelope is not a compact JWS")
+        header_segment, payload_segment, signature_segment = parts
+
+        header = self._headers.get(header_segment)
+        if header is None:
+            header = _parse_header(header_segment)
+            if len(self._headers) >= _HEADER_CACHE_SIZE:
+                self._headers.clear()
+            self._headers[header_segment] = header
+
+        now = self._clock()
+        key = self._key_for(header.kid, now)
+        if key.alg != header.alg:
+            raise EnvelopeError(
+                Reason.ALG_KEY_MISMATCH, f"alg {header.alg} does not match key {key.kid} ({key.alg})"
+            )
+        signature = _decode_segment(signature_segment, "signature")
+        signing_input = token[: len(header_segment) + 1 + len(payload_segment)].encode("ascii")
+        if not _ALGORITHMS[header.alg].verify(signing_input, key.key, signature):
+            raise EnvelopeError(Reason.BAD_SIGNATURE, f"signature does not verify with {key.kid}")
+
+        # The payload is authentic from here on; it is still validated before it is used.
+        try:
+            claims = EnvelopeClaims.model_validate_json(
+                _decode_segment(payload_segment, "claims")
+            )
+        except ValidationError as exc:
+            raise EnvelopeError(
+                Reason.MALFORMED_CLAIMS, _first_error(exc)
+            ) from exc
+        self._check_claims(claims, key, now)
+        if message_id != claims.jti:
+            raise EnvelopeError(
+                Reason.JTI_MISMATCH, "AMQP message_id differs from the envelope's jti", claims=claims
+            )
+        if message_type != claims.typ:
+            raise EnvelopeError(
+                Reason.TYPE_MISMATCH,
+                f"AMQP type {message_type!r} differs from the envelope's typ {claims.typ!r}",
+                claims=claims,
+            )
+        if body_digest(body) != claims.dig:
+            raise EnvelopeError(
+                Reason.DIGEST_MISMATCH, "body does not match the envelope's digest", claims=claims
+            )
+        if self.revocations is not None:
+            kind = self.revocations.revoked(kid=key.kid, jti=claims.jti, sub=claims.sub, now=now)
+            if kind is not None:
+                raise EnvelopeError(Reason.REVOKED, f"{kind} is revoked", claims=claims)
+        state = self.replay.state(claims.jti, now)
+        if state is ReplayState.DONE or (state is ReplayState.PENDING and not redelivered):
+            raise EnvelopeError(Reason.REPLAY, f"jti {claims.jti} was already seen", claims=claims)
+        try:
+            message = model_for(claims.typ).model_validate_json(body)
+        except (ValidationError, SchemaError) as exc:
+            detail = _first_error(exc) if isinstance(exc, ValidationError) else str(exc)
+            raise EnvelopeError(Reason.SCHEMA_INVALID, detail, claims=claims) from exc
+        try:
+            self.replay.claim(claims.jti, claims.exp + self.leeway, now)
+        except ReplayCacheFull as exc:
+            raise EnvelopeError(Reason.REPLAY_CACHE_FULL, str(exc), claims=claims) from exc
+        return Opened(claims=claims, message=message, body=body, kid=key.kid)
+
+    def complete(self, jti: str) -> None:
+        """The handler's effect is durable: this ``jti`` is spent."""
+        self.replay.complete(jti)
+
+    def release(self, jti: str) -> None:
+        """The handler failed transiently: let a retried copy of this envelope through."""
+        self.replay.release(jti)
+
+    def _key_for(self, kid: str, now: float) -> VerificationKey:
+        key = self.trust.lookup(kid, now)
+        # An unknown kid may be a freshly rotated key: reload the trust store (rate-limited).
+        if key is None and self.trust.refresh():
+            key = self.trust.lookup(kid, now)
+        if key is None:
+            raise EnvelopeError(Reason.UNKNOWN_KID, f"kid {kid!r} is not trusted")
+        return key
+
+    def _check_claims(self, claims: EnvelopeClaims, key: VerificationKey, now: float) -> None:
+        if key.service != claims.iss:
+            raise EnvelopeError(
+                Reason.KID_ISSUER_MISMATCH,
+                f"kid {key.kid} belongs to {key.service}, not to iss {claims.iss}",
+                claims=claims,
+            )
+        leeway = self.leeway
+        if now > claims.exp + leeway:
+            raise EnvelopeError(Reason.EXPIRED, f"expired at {claims.exp}", claims=claims)
+        if now + leeway < claims.nbf:
+            raise EnvelopeError(Reason.NOT_YET_VALID, f"not valid before {claims.nbf}", claims=claims)
+        if now + leeway < claims.iat:
+            raise EnvelopeError(Reason.ISSUED_IN_FUTURE, f"issued at {claims.iat}", claims=claims)
+        if claims.exp - claims.iat > self.max_lifetime:
+            raise EnvelopeError(
+                Reason.LIFETIME_TOO_LONG,
+                f"lifetime {claims.exp - claims.iat} s exceeds {self.max_lifetime} s",
+                claims=claims,
+            )
+        if claims.aud != self.service:
+            raise EnvelopeError(
+                Reason.WRONG_AUDIENCE, f"aud {claims.aud} is not {self.service}", claims=claims
+            )
+        required = self.policy.required_scopes(claims.iss, self.service, claims.typ)
+        if required is None:
+            raise EnvelopeError(
+                Reason.POLICY_DENIED,
+                f"{claims.iss} may not send {claims.typ} to {self.service}",
+                claims=claims,
+            )
+        missing = required - claims.scopes
+        if missing:
+            raise EnvelopeError(
+                Reason.SCOPE_MISSING, f"scope lacks {' '.join(sorted(missing))}", claims=claims
+            )
+
+
+def _first_error(exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False, include_input=False)
+    if not errors:
+        return "invalid"
+    first = errors[0]
+    location = ".".join(str(part) for part in first["loc"]) or "body"
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{location}: {first['msg']}{more}"[:300]

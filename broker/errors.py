@@ -1,0 +1,41 @@
+"""Errors of the broker layer other than envelope rejections (see ``envelope.EnvelopeError``)."""
+
+from __future__ import annotations
+
+__all__ = ["BrokerError", "BrokerUnavailable", "PermanentFailure", "PublishFailed", "RetryLater"]
+
+
+class BrokerError(Exception):
+    """Base of the broker layer's errors; ``reason`` is machine-readable."""
+
+    reason: str = "broker_error"
+
+    def __init__(self, detail: str, *, reason: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if reason is not None:
+            self.reason = reason
+
+
+class BrokerUnavailable(BrokerError):
+    """RabbitMQ does not answer (not running, wrong URL, credentials refused)."""
+
+    reason = "broker_unavailable"
+
+
+class PublishFailed(BrokerError):
+    """A publish was not confirmed: nacked, returned as unroutable, or the connection dropped."""
+
+    reason = "publish_failed"
+
+
+class RetryLater(BrokerError):
+    """Raised by a handler for a transient failure: the message is retried with backoff."""
+
+    reason = "retry_later"
+
+
+class PermanentFailure(BrokerError):
+    """Raised by a handler when the message can never succeed: it is dead-lettered at once."""
+
+    reason = "permanent_failure"

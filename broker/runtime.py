@@ -1,0 +1,226 @@
+"""What every daemon runs on: keys, envelopes, a robust connection, consumers, health and metrics.
+
+A daemon (worker, parser, audit) builds a :class:`ServiceRuntime`, registers its handlers with
+:meth:`ServiceRuntime.consume`, and calls :func:`run_daemon`, which handles SIGTERM/SIGINT:
+stop taking messages, let in-flight ones finish (bounded), close, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+
+import structlog
+from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from broker.auditing import AuditSink, BrokerAuditSink
+from broker.connection import connect, open_channel
+from broker.consumer import Consumer, Handler
+from broker.envelope import Opener, Sealer
+from broker.policy import Policy
+from broker.publisher import Publisher
+from broker.replay import ReplayCache
+from broker.settings import BrokerSettings
+from broker.topology import Topology
+from keys import KeyRing, TrustStoreFile, VerificationKey
+
+__all__ = ["ServiceRuntime", "run_daemon"]
+
+_log = structlog.get_logger("sealflow.runtime")
+
+
+class _TrustLookup:
+    """Adapts the self-reloading trust file to the envelope's ``TrustSource``."""
+
+    def __init__(self, trust_file: TrustStoreFile) -> None:
+        self.trust_file = trust_file
+
+    def lookup(self, kid: str, now: float | None = None) -> VerificationKey | None:
+        return self.trust_file.current.lookup(kid, now)
+
+    def refresh(self, *, force: bool = False) -> bool:
+        return self.trust_file.refresh(force=force)
+
+
+class ServiceRuntime:
+    """The broker-side plumbing of one service process."""
+
+    def __init__(self, service: str, settings: BrokerSettings | None = None) -> None:
+        self.service = service
+        self.settings = settings if settings is not None else BrokerSettings()
+        self.topology = Topology(self.settings.namespace)
+        keys_dir = self.settings.keys_dir
+        self._ring_file = keys_dir / service / "ring.json"
+        self._ring_stamp = _stamp(self._ring_file)
+        ring = KeyRing.load(keys_dir, service)
+        self.policy = (
+            Policy.load(self.settings.policy_file)
+            if self.settings.policy_file is not None
+            else Policy.default()
+        )
+        self.sealer = Sealer(
+            ring.signing_key(), policy=self.policy, lifetime=self.settings.envelope_lifetime
+        )
+        self.trust = TrustStoreFile(keys_dir / "trust.json", min_interval=1.0)
+        self.opener = Opener(
+            service,
+            _TrustLookup(self.trust),
+            policy=self.policy,
+            replay=ReplayCache(self.settings.replay_cache_entries),
+            leeway=self.settings.leeway,
+            max_body_bytes=self.settings.max_body_bytes,
+        )
+        self.connection: AbstractRobustConnection | None = None
+        self.consume_channel: AbstractRobustChannel | None = None
+        self.publish_channel: AbstractRobustChannel | None = None
+        self.publisher: Publisher | None = None
+        self.audit: AuditSink | None = None
+        self.consumers: list[Consumer] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        """Connect, declare the topology, and open the publishing and consuming channels."""
+        self.connection = await connect(
+            self.settings.amqp_url, timeout=self.settings.connect_timeout, name=self.service
+        )
+        self.publish_channel = await open_channel(self.connection)
+        self.consume_channel = await open_channel(self.connection, prefetch=self.settings.prefetch)
+        await self.topology.declare(self.publish_channel)
+        self.publisher = Publisher(self.publish_channel, self.topology, self.sealer)
+        self.audit = BrokerAuditSink(self.publisher)
+        self._tasks.append(asyncio.create_task(self._watch_keys(), name="watch-keys"))
+        _log.info("runtime.started", namespace=self.settings.namespace, kid=self.sealer.kid)
+
+    def consume(
+        self, queue: str, handlers: Mapping[str, Handler], *, audit: AuditSink | None = None
+    ) -> Consumer:
+        """Register a consumer of ``queue``; it starts with :meth:`run`."""
+        if self.consume_channel is None or self.publisher is None or self.audit is None:
+            raise RuntimeError("ServiceRuntime.start() must run before consume()")
+        consumer = Consumer(
+            queue=queue,
+            channel=self.consume_channel,
+            topology=self.topology,
+            opener=self.opener,
+            publisher=self.publisher,
+            audit=audit if audit is not None else self.audit,
+            handlers=handlers,
+            settings=self.settings,
+        )
+        self.consumers.append(consumer)
+        return consumer
+
+    @property
+    def ready(self) -> bool:
+        """Connected, and every registered consumer is taking messages."""
+        return (
+            self.connection is not None
+            and not self.connection.is_closed
+            and all(consumer.consuming for consumer in self.consumers)
+        )
+
+    async def start_consumers(self) -> None:
+        """Start taking messages on every registered consumer."""
+        for consumer in self.consumers:
+            await consumer.start()
+
+    async def stop(self) -> None:
+        """Stop consumers (bounded wait for in-flight work), then close the connection."""
+        for consumer in self.consumers:
+            await consumer.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self.connection is not None:
+            await self.connection.close()
+        _log.info("runtime.stopped")
+
+    async def _watch_keys(self) -> None:
+        """Switch signing to a newly promoted key and reload trust, without a restart."""
+        while True:
+            await asyncio.sleep(1.0)
+            self.trust.refresh()
+            stamp = _stamp(self._ring_file)
+            if stamp == self._ring_stamp:
+                continue
+            self._ring_stamp = stamp
+            try:
+                key = KeyRing.load(self.settings.keys_dir, self.service).signing_key()
+            except Exception as exc:  # noqa: BLE001 - keep signing with the old key, say why
+                _log.error("keys.reload_failed", error=str(exc))
+                continue
+            if key.kid != self.sealer.kid:
+                self.sealer.use(key)
+                _log.info("keys.signing_key_switched", kid=key.kid)
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+async def _serve_health(runtime: ServiceRuntime, port: int) -> web.AppRunner:
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "service": runtime.service})
+
+    async def readyz(_: web.Request) -> web.Response:
+        ready = runtime.ready
+        return web.json_response(
+            {"status": "ready" if ready else "not_ready", "service": runtime.service},
+            status=200 if ready else 503,
+        )
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    _log.info("health.listening", port=port)
+    return runner
+
+
+async def run_daemon(
+    runtime: ServiceRuntime,
+    setup: Callable[[ServiceRuntime], Awaitable[None]],
+    *,
+    health_port: int | None,
+    stop: asyncio.Event | None = None,
+    cleanup: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Run a daemon until SIGTERM/SIGINT (or ``stop``), then shut it down cleanly."""
+    stop = stop if stop is not None else asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, stop.set)
+    health = await _serve_health(runtime, health_port) if health_port else None
+    try:
+        await runtime.start()
+        await setup(runtime)
+        await runtime.start_consumers()
+        _log.info("daemon.ready")
+        await stop.wait()
+        _log.info("daemon.stopping")
+    finally:
+        await runtime.stop()
+        if cleanup is not None:
+            await cleanup()
+        if health is not None:
+            await health.cleanup()

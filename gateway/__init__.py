@@ -1,0 +1,3 @@
+"""gateway."""
+
+from __future__ import annotations

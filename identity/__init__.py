@@ -1,0 +1,3 @@
+"""identity."""
+
+from __future__ import annotations

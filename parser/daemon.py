@@ -1,0 +1,187 @@
+"""``sealflow parser``: consumes ``parser.requests``, parses each blob in a sandboxed process,
+and answers ``parse.completed`` or ``parse.failed`` sealed for the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import structlog
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from broker import (
+    BrokerSettings,
+    Delivery,
+    Opened,
+    RetryLater,
+    ServiceRuntime,
+    configure_logging,
+    extend_actor,
+    make_audit_event,
+    run_daemon,
+)
+from parser import DocumentParser, ParseError, ParseLimits
+from schemas import Chunk, ParseCompleted, ParseFailed, ParseRequested
+from store import BlobStore, StoreError
+
+__all__ = ["ParserHandlers", "ParserSettings", "run_daemon_forever", "serve"]
+
+_log = structlog.get_logger("sealflow.parser")
+
+
+class ParserSettings(BaseSettings):
+    """The parser's limits (``SEALFLOW_PARSER_*``): every document is bounded by them."""
+
+    model_config = SettingsConfigDict(env_prefix="SEALFLOW_PARSER_", extra="ignore")
+
+    health_port: int = Field(default=9102, ge=0, le=65535)
+    max_input_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
+    max_pages: int = Field(default=500, ge=1)
+    max_output_chars: int = Field(default=4_000_000, ge=1, le=4_000_000)
+    timeout_seconds: float = Field(default=20.0, gt=0)
+    memory_bytes: int = Field(default=512 * 1024 * 1024, ge=64 * 1024 * 1024)
+    processes: int = Field(default=1, ge=1, le=32)
+
+    def limits(self) -> ParseLimits:
+        """The limits handed to the sandboxed parser process."""
+        return ParseLimits(
+            max_input_bytes=self.max_input_bytes,
+            max_pages=self.max_pages,
+            max_output_chars=self.max_output_chars,
+            timeout_seconds=self.timeout_seconds,
+            memory_bytes=self.memory_bytes,
+        )
+
+
+class ParserHandlers:
+    """The ``parse.requested`` handler, bound to the blob store and the sandboxed parser."""
+
+    def __init__(
+        self,
+        runtime: ServiceRuntime,
+        blobs: BlobStore,
+        parser: DocumentParser,
+        settings: ParserSettings,
+    ) -> None:
+        self.runtime = runtime
+        self.blobs = blobs
+        self.parser = parser
+        self.settings = settings
+
+    def routes(self) -> dict[str, Any]:
+        """Message type → handler, for the consumer of ``parser.requests``."""
+        return {"parse.requested": self.on_parse_requested}
+
+    async def on_parse_requested(self, opened: Opened[ParseRequested], delivery: Delivery) -> None:
+        """Read the blob (digest re-checked), parse it within limits, answer the worker."""
+        request = opened.message
+        started = time.perf_counter()
+        try:
+            data = await asyncio.to_thread(
+                self.blobs.read, request.blob_sha256, max_bytes=self.settings.max_input_bytes
+            )
+            document = await self.parser.parse(data, request.content_type, request.filename)
+        except StoreError as error:
+            await self._fail(opened, error.reason, str(error), permanent=True)
+            return
+        except ParseError as error:
+            last_try = delivery.attempt >= self.runtime.settings.max_attempts
+            if not error.permanent and not last_try:
+                raise RetryLater(f"{error.reason}: {error.detail}") from error
+            await self._fail(opened, error.reason, error.detail, permanent=True)
+            return
+        reply = ParseCompleted(
+            job_id=request.job_id,
+            blob_sha256=request.blob_sha256,
+            text=document.text,
+            metadata=dict(document.metadata),
+            chunks=[
+                Chunk(index=c.index, start=c.start, end=c.end, page=c.page) for c in document.chunks
+            ],
+            pages=document.pages,
+            parser=document.parser,
+            duration_ms=int((time.perf_counter() - started) * 1000),
+        )
+        await self._reply(opened, reply, "parse.completed")
+        await self._audit(opened, "document.parsed", "success", None)
+
+    async def _fail(
+        self, opened: Opened[ParseRequested], reason: str, detail: str, *, permanent: bool
+    ) -> None:
+        request = opened.message
+        _log.warning("document.parse_failed", reason=reason, detail=detail)
+        reply = ParseFailed(
+            job_id=request.job_id,
+            blob_sha256=request.blob_sha256,
+            reason=reason,  # type: ignore[arg-type]
+            detail=detail[:1000],
+            permanent=permanent,
+        )
+        await self._reply(opened, reply, "parse.failed")
+        await self._audit(opened, "document.parse_failed", "failure", reason)
+
+    async def _reply(self, opened: Opened[ParseRequested], reply: Any, typ: str) -> None:
+        publisher = self.runtime.publisher
+        assert publisher is not None
+        claims = opened.claims
+        await publisher.send(
+            reply,
+            typ=typ,
+            aud="worker",
+            sub=claims.sub,
+            job=claims.job,
+            act=extend_actor(
+                claims.act.model_dump(exclude_none=True) if claims.act else None, "parser"
+            ),
+            trace=claims.trace,
+        )
+
+    async def _audit(
+        self, opened: Opened[ParseRequested], type_: str, outcome: str, reason: str | None
+    ) -> None:
+        audit = self.runtime.audit
+        assert audit is not None
+        claims = opened.claims
+        await audit.emit(
+            make_audit_event(
+                source="parser",
+                type=type_,
+                action="parse",
+                outcome=outcome,
+                actor="parser",
+                subject=claims.sub,
+                reason=reason,
+                job=claims.job,
+                trace=claims.trace,
+                jti=claims.jti,
+            )
+        )
+
+
+async def serve(
+    settings: BrokerSettings | None = None,
+    parser_settings: ParserSettings | None = None,
+    *,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run the parser until ``stop`` is set or SIGTERM/SIGINT arrives."""
+    settings = settings if settings is not None else BrokerSettings()
+    parser_settings = parser_settings if parser_settings is not None else ParserSettings()
+    runtime = ServiceRuntime("parser", settings)
+    blobs = BlobStore(settings.data_dir / "blobs")
+    parser = DocumentParser(parser_settings.limits(), processes=parser_settings.processes)
+
+    async def setup(rt: ServiceRuntime) -> None:
+        rt.consume("parser.requests", ParserHandlers(rt, blobs, parser, parser_settings).routes())
+
+    await run_daemon(
+        runtime, setup, health_port=parser_settings.health_port, stop=stop, cleanup=parser.aclose
+    )
+
+
+def run_daemon_forever() -> None:
+    """Entry point of ``sealflow parser``."""
+    configure_logging("parser")
+    asyncio.run(serve())

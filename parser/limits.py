@@ -1,0 +1,33 @@
+"""The bounds a parse runs within: input size, pages, output size, chunking, time and memory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["ParseLimits"]
+
+
+@dataclass(frozen=True, slots=True)
+class ParseLimits:
+    """Every bound applied to one parse; the defaults suit a 25 MiB upload limit."""
+
+    max_input_bytes: int = 25 * 1024 * 1024
+    max_pages: int = 500
+    max_output_chars: int = 4_000_000
+    max_chunks: int = 10_000
+    chunk_chars: int = 1_000
+    timeout_seconds: float = 20.0
+    """Wall time of one parse in the isolated process (``DocumentParser`` only)."""
+    memory_bytes: int = 512 * 1024 * 1024
+    """Address-space limit of the isolated process (``DocumentParser`` only)."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_input_bytes", "max_pages", "max_output_chars", "max_chunks"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"ParseLimits.{name} must not be negative")
+        if self.chunk_chars < 1:
+            raise ValueError("ParseLimits.chunk_chars must be at least 1")
+        if not self.timeout_seconds > 0:
+            raise ValueError("ParseLimits.timeout_seconds must be positive")
+        if self.memory_bytes < 64 * 1024 * 1024:
+            raise ValueError("ParseLimits.memory_bytes must be at least 64 MiB to start Python")

@@ -1,0 +1,171 @@
+"""Messages between ``DocumentParser`` and its worker process, as bounded JSON.
+
+The parent never unpickles anything from the worker: the worker handles hostile documents,
+so its answers are plain JSON, size-capped and checked field by field.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Final
+
+from parser.document import ChunkSpan, MetadataValue, ParsedDocument
+from parser.errors import PARSE_ERROR_REASONS, ParseError, ParseErrorReason
+from parser.limits import ParseLimits
+
+__all__ = [
+    "MAX_REQUEST_HEADER_BYTES",
+    "READY",
+    "ParseRequest",
+    "WorkerFailure",
+    "decode_request",
+    "decode_response",
+    "encode_document",
+    "encode_failure",
+    "encode_request",
+    "max_response_bytes",
+]
+
+READY: Final = b"ready"
+"""The worker's first message, once its limits are in place and its imports done."""
+
+MAX_REQUEST_HEADER_BYTES: Final = 8192
+_MAX_CONTENT_TYPE_CHARS = 255
+_MAX_FILENAME_CHARS = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ParseRequest:
+    """What the worker needs besides the document bytes."""
+
+    content_type: str
+    filename: str
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerFailure:
+    """The worker's ``ParseError``; ``exiting`` when the worker quits after answering."""
+
+    error: ParseError
+    exiting: bool
+
+
+def encode_request(content_type: str, filename: str) -> bytes:
+    """The request header (the document bytes follow as a separate message)."""
+    # The file name's tail is kept: only its extension matters to format detection.
+    header = {
+        "content_type": content_type[:_MAX_CONTENT_TYPE_CHARS],
+        "filename": filename[-_MAX_FILENAME_CHARS:],
+    }
+    return json.dumps(header).encode("ascii")
+
+
+def decode_request(header: bytes) -> ParseRequest:
+    """Read a request header written by ``encode_request``."""
+    fields = json.loads(header)
+    return ParseRequest(content_type=str(fields["content_type"]), filename=str(fields["filename"]))
+
+
+def encode_document(document: ParsedDocument) -> bytes:
+    """A successful answer."""
+    body = {
+        "document": {
+            "text": document.text,
+            "metadata": document.metadata,
+            "chunks": [[c.index, c.start, c.end, c.page] for c in document.chunks],
+            "pages": document.pages,
+            "parser": document.parser,
+        }
+    }
+    return json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def encode_failure(error: ParseError, *, exiting: bool) -> bytes:
+    """A failed answer."""
+    body = {"error": {"reason": error.reason, "detail": error.detail}, "exiting": exiting}
+    return json.dumps(body).encode("utf-8")
+
+
+def max_response_bytes(limits: ParseLimits) -> int:
+    """The largest answer a worker within ``limits`` can give (JSON escapes take 6 bytes)."""
+    return 6 * limits.max_output_chars + 64 * limits.max_chunks + 1024 * 1024
+
+
+def decode_response(payload: bytes) -> ParsedDocument | WorkerFailure:
+    """Check and read a worker's answer; anything unexpected is ``ParseError("internal")``."""
+    try:
+        body = json.loads(payload)
+    except (ValueError, RecursionError) as exc:
+        raise _bad("answer is not JSON") from exc
+    if not isinstance(body, dict):
+        raise _bad("answer is not an object")
+    if "error" in body:
+        return _failure(body)
+    document = body.get("document")
+    if not isinstance(document, dict):
+        raise _bad("answer has neither a document nor an error")
+    text = document.get("text")
+    parser = document.get("parser")
+    pages = document.get("pages")
+    if not isinstance(text, str) or not isinstance(parser, str):
+        raise _bad("document text or parser is not a string")
+    if pages is not None and not _is_int(pages):
+        raise _bad("document pages is not an integer")
+    return ParsedDocument(
+        text=text,
+        metadata=_metadata(document.get("metadata")),
+        chunks=_chunks(document.get("chunks"), len(text)),
+        pages=pages,
+        parser=parser,
+    )
+
+
+def _failure(body: dict[str, Any]) -> WorkerFailure:
+    error = body["error"]
+    if not isinstance(error, dict):
+        raise _bad("error is not an object")
+    reason, detail = error.get("reason"), error.get("detail")
+    if reason not in PARSE_ERROR_REASONS or not isinstance(detail, str):
+        raise _bad("error has an unknown reason or no detail")
+    reason_code: ParseErrorReason = reason
+    return WorkerFailure(ParseError(reason_code, detail), exiting=body.get("exiting") is True)
+
+
+def _metadata(raw: object) -> dict[str, MetadataValue]:
+    if not isinstance(raw, dict):
+        raise _bad("metadata is not an object")
+    metadata: dict[str, MetadataValue] = {}
+    for key, value in raw.items():
+        if not isinstance(value, str | int | float | bool) and value is not None:
+            raise _bad(f"metadata {key!r} is not a scalar")
+        metadata[key] = value
+    return metadata
+
+
+def _chunks(raw: object, length: int) -> tuple[ChunkSpan, ...]:
+    if not isinstance(raw, list):
+        raise _bad("chunks is not a list")
+    chunks: list[ChunkSpan] = []
+    previous_end = 0
+    for position, item in enumerate(raw):
+        if not isinstance(item, list) or len(item) != 4:
+            raise _bad(f"chunk {position} is not [index, start, end, page]")
+        index, start, end, page = item
+        if not (_is_int(index) and _is_int(start) and _is_int(end)):
+            raise _bad(f"chunk {position} has non-integer offsets")
+        if page is not None and not _is_int(page):
+            raise _bad(f"chunk {position} has a non-integer page")
+        if index != position or not previous_end <= start < end <= length:
+            raise _bad(f"chunk {position} is out of order or outside the text")
+        previous_end = end
+        chunks.append(ChunkSpan(index, start, end, page))
+    return tuple(chunks)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _bad(what: str) -> ParseError:
+    return ParseError("internal", f"parser process gave a malformed answer: {what}")

@@ -1,0 +1,114 @@
+"""Shared fixtures: a real RabbitMQ for integration tests, a namespace per test, fresh keys."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+_LOCAL_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def _port_open(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _docker_engine_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        result = subprocess.run(
+            ["docker", "info", "--format", "{{.ServerVersion}}"],
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0
+
+
+def _ensure_local_broker(url: str) -> str:
+    """Make sure the broker at ``url`` answers, starting a local RabbitMQ if it is down."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 5672
+    if _port_open(host, port):
+        return url
+    if host not in {"127.0.0.1", "localhost", "::1"} or shutil.which("rabbitmq-server") is None:
+        pytest.fail(
+            f"RabbitMQ does not answer at {host}:{port} and cannot be started here; "
+            "install rabbitmq-server, run a Docker engine, or set SEALFLOW_TEST_AMQP_URL",
+            pytrace=False,
+        )
+    subprocess.run(["rabbitmq-server", "-detached"], check=False, timeout=60)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if _port_open(host, port):
+            subprocess.run(["rabbitmqctl", "await_startup"], check=False, timeout=90)
+            return url
+        time.sleep(0.5)
+    pytest.fail(f"started rabbitmq-server but {host}:{port} did not open within 90 s", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> Iterator[str]:
+    """A real broker: SEALFLOW_TEST_AMQP_URL → a testcontainers RabbitMQ → the local one."""
+    explicit = os.environ.get("SEALFLOW_TEST_AMQP_URL")
+    if explicit:
+        yield _ensure_local_broker(explicit)
+        return
+    if _docker_engine_answers():
+        from testcontainers.community.rabbitmq import RabbitMqContainer
+
+        with RabbitMqContainer("rabbitmq:3.13-management") as container:
+            host = container.get_container_host_ip()
+            port = container.get_exposed_port(container.port)
+            vhost = container.vhost.lstrip("/") or "%2F"
+            yield f"amqp://{container.username}:{container.password}@{host}:{port}/{vhost}"
+        return
+    yield _ensure_local_broker(_LOCAL_AMQP_URL)
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A fresh SEALFLOW_NAMESPACE, so tests sharing one broker never see each other's messages."""
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def keys_dir(tmp_path: Path) -> Path:
+    """Key rings for every service plus the trust store, made in a temporary directory."""
+    from keys import KeyRing, write_trust_store
+    from schemas import SERVICES
+
+    directory = tmp_path / "keys"
+    for service in SERVICES:
+        KeyRing.create(directory, service)
+    write_trust_store(directory)
+    return directory
+
+
+@pytest.fixture
+async def cleanup_namespace(amqp_url: str, namespace: str) -> AsyncIterator[None]:
+    """Delete the namespace's queues and exchanges after the test."""
+    yield
+    from broker import Topology, connect
+
+    connection = await connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        await Topology(namespace).delete(channel)
+    finally:
+        await connection.close()

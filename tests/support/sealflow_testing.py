@@ -1,0 +1,85 @@
+"""Helpers for envelope tests: key rings in a temporary directory, a sealer per service."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from broker import Opener, ReplayCache, Sealer
+from keys import KeyRing, SigningKey, TrustStore, VerificationKey
+from schemas import SERVICES, JobSubmitted
+
+NOW = 1_800_000_000.0
+
+
+@dataclass
+class Clock:
+    """A settable clock so expiry checks are tested without sleeping."""
+
+    now: float = NOW
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class StaticTrust:
+    """A trust store that never reloads (the envelope's ``TrustSource``)."""
+
+    store: TrustStore
+    refreshes: int = field(default=0)
+
+    def lookup(self, kid: str, now: float | None = None) -> VerificationKey | None:
+        return self.store.lookup(kid, now)
+
+    def refresh(self, *, force: bool = False) -> bool:
+        self.refreshes += 1
+        return False
+
+
+@dataclass
+class Env:
+    """Everything a test needs to seal and open envelopes."""
+
+    keys_dir: Path
+    clock: Clock
+    signing: dict[str, SigningKey]
+    trust: StaticTrust
+
+    def sealer(self, service: str, **kwargs: object) -> Sealer:
+        return Sealer(self.signing[service], clock=self.clock, **kwargs)  # type: ignore[arg-type]
+
+    def opener(self, service: str = "worker", **kwargs: object) -> Opener:
+        kwargs.setdefault("replay", ReplayCache(1000))
+        return Opener(service, self.trust, clock=self.clock, **kwargs)  # type: ignore[arg-type]
+
+
+def make_env(tmp_path: Path) -> Env:
+    """Rings for every service (the parser's is RS256, the identity's EdDSA, the rest ES256)."""
+    keys_dir = tmp_path / "keys"
+    algs = {"parser": "RS256", "identity": "EdDSA"}
+    signing = {}
+    for service in SERVICES:
+        ring = KeyRing.create(keys_dir, service, algs.get(service, "ES256"))  # type: ignore[arg-type]
+        signing[service] = ring.signing_key()
+    return Env(
+        keys_dir=keys_dir,
+        clock=Clock(),
+        signing=signing,
+        trust=StaticTrust(TrustStore.from_rings(keys_dir)),
+    )
+
+
+def job_message(owner: str = "alice") -> JobSubmitted:
+    """A valid ``job.submitted`` body."""
+    return JobSubmitted(
+        job_id=secrets.token_hex(16),
+        owner=owner,
+        filename="report.pdf",
+        content_type="application/pdf",
+        size=1234,
+        blob_sha256="a" * 64,
+        submitted_at=datetime.now(UTC),
+    )

@@ -1,0 +1,40 @@
+"""``sealflow worker``: consumes ``worker.jobs`` and drives each job to ``done`` or ``failed``."""
+
+from __future__ import annotations
+
+import asyncio
+
+from broker import BrokerSettings, ServiceRuntime, configure_logging, run_daemon
+from store import JobStore
+from workers.handlers import WorkerHandlers
+from workers.settings import WorkerSettings
+
+__all__ = ["run_daemon_forever", "serve"]
+
+
+async def serve(
+    settings: BrokerSettings | None = None,
+    worker_settings: WorkerSettings | None = None,
+    *,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run the worker until ``stop`` is set or SIGTERM/SIGINT arrives."""
+    settings = settings if settings is not None else BrokerSettings()
+    worker_settings = worker_settings if worker_settings is not None else WorkerSettings()
+    runtime = ServiceRuntime("worker", settings)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = await JobStore.open(settings.data_dir / "jobs.db")
+
+    async def setup(rt: ServiceRuntime) -> None:
+        assert rt.publisher is not None and rt.audit is not None
+        rt.consume("worker.jobs", WorkerHandlers(store, rt.publisher, rt.audit).routes())
+
+    await run_daemon(
+        runtime, setup, health_port=worker_settings.health_port, stop=stop, cleanup=store.close
+    )
+
+
+def run_daemon_forever() -> None:
+    """Entry point of ``sealflow worker``."""
+    configure_logging("worker")
+    asyncio.run(serve())

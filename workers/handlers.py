@@ -1,0 +1,231 @@
+"""The worker's message handlers: ``job.submitted`` → ``parse.requested``; parse results → job events.
+
+Every handler is idempotent: states move through the store's atomic transitions and each
+outgoing event is recorded in the store's ledger, so a redelivered message produces no second
+result and no second event.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from broker import AuditSink, Delivery, Opened, Publisher, extend_actor, make_audit_event
+from schemas import (
+    JobCompleted,
+    JobFailed,
+    JobProgress,
+    JobSubmitted,
+    ParseCompleted,
+    ParseFailed,
+    ParseRequested,
+)
+from store import InvalidTransition, JobStore, NewJob, NewResult, ResultChunk
+
+__all__ = ["WorkerHandlers"]
+
+_log = structlog.get_logger("sealflow.worker")
+
+
+class WorkerHandlers:
+    """Handlers bound to the worker's store, publisher and audit sink."""
+
+    def __init__(self, store: JobStore, publisher: Publisher, audit: AuditSink) -> None:
+        self.store = store
+        self.publisher = publisher
+        self.audit = audit
+
+    def routes(self) -> dict[str, Any]:
+        """Message type → handler, for the consumer of ``worker.jobs``."""
+        return {
+            "job.submitted": self.on_job_submitted,
+            "parse.completed": self.on_parse_completed,
+            "parse.failed": self.on_parse_failed,
+        }
+
+    async def on_job_submitted(self, opened: Opened[JobSubmitted], delivery: Delivery) -> None:
+        """Record the job as processing and ask the parser for it, acting for the same user."""
+        job, claims = opened.message, opened.claims
+        if claims.job is not None and claims.job != job.job_id:
+            raise ValueError("envelope job claim differs from the body's job_id")
+        if job.owner != claims.sub:
+            raise ValueError("job owner differs from the envelope's subject")
+        if await self.store.get(job.job_id) is None:
+            await self.store.create(
+                NewJob(
+                    job_id=job.job_id,
+                    owner=job.owner,
+                    filename=job.filename,
+                    content_type=job.content_type,
+                    size=job.size,
+                    blob_sha256=job.blob_sha256,
+                    trace=claims.trace,
+                )
+            )
+        try:
+            started = await self.store.transition(job.job_id, "processing")
+        except InvalidTransition:
+            _log.info("job.already_finished")
+            return
+        if started:
+            await self._send_once(
+                f"progress.processing:{job.job_id}",
+                JobProgress(job_id=job.job_id, owner=job.owner, state="processing", at=_now()),
+                typ="job.progress",
+                aud="gateway",
+                opened=opened,
+            )
+        await self._send_once(
+            f"parse.requested:{job.job_id}",
+            ParseRequested(
+                job_id=job.job_id,
+                blob_sha256=job.blob_sha256,
+                filename=job.filename,
+                content_type=job.content_type,
+                size=job.size,
+                requested_at=_now(),
+            ),
+            typ="parse.requested",
+            aud="parser",
+            opened=opened,
+        )
+        if started:
+            await self._audit(opened, "job.started", "process", "success")
+
+    async def on_parse_completed(self, opened: Opened[ParseCompleted], delivery: Delivery) -> None:
+        """Store the result (once), mark the job done, tell the gateway."""
+        result = opened.message
+        job = await self._job_for(opened, result.job_id)
+        if job is None:
+            return
+        await self.store.store_result(
+            result.job_id,
+            NewResult(
+                text=result.text,
+                metadata=dict(result.metadata),
+                chunks=tuple(
+                    ResultChunk(index=c.index, start=c.start, end=c.end, page=c.page)
+                    for c in result.chunks
+                ),
+                pages=result.pages,
+                parser=result.parser,
+            ),
+        )
+        try:
+            await self.store.transition(result.job_id, "done")
+        except InvalidTransition:
+            _log.warning("job.result_after_final_state", state=job.state)
+            return
+        await self._send_once(
+            f"job.completed:{result.job_id}",
+            JobCompleted(
+                job_id=result.job_id,
+                owner=job.owner,
+                finished_at=_now(),
+                chars=len(result.text),
+                chunks=len(result.chunks),
+                pages=result.pages,
+                parser=result.parser,
+            ),
+            typ="job.completed",
+            aud="gateway",
+            opened=opened,
+            audit=("job.completed", "complete", "success", None),
+        )
+
+    async def on_parse_failed(self, opened: Opened[ParseFailed], delivery: Delivery) -> None:
+        """Mark the job failed with the parser's reason, tell the gateway."""
+        failure = opened.message
+        job = await self._job_for(opened, failure.job_id)
+        if job is None:
+            return
+        try:
+            await self.store.transition(
+                failure.job_id, "failed", detail=failure.detail, error_reason=failure.reason
+            )
+        except InvalidTransition:
+            _log.warning("job.failure_after_final_state", state=job.state)
+            return
+        await self._send_once(
+            f"job.failed:{failure.job_id}",
+            JobFailed(
+                job_id=failure.job_id,
+                owner=job.owner,
+                reason=failure.reason,
+                detail=failure.detail,
+                finished_at=_now(),
+            ),
+            typ="job.failed",
+            aud="gateway",
+            opened=opened,
+            audit=("job.failed", "complete", "failure", failure.reason),
+        )
+
+    async def _job_for(self, opened: Opened[Any], job_id: str) -> Any:
+        if opened.claims.job is not None and opened.claims.job != job_id:
+            raise ValueError("envelope job claim differs from the body's job_id")
+        job = await self.store.get(job_id)
+        if job is None:
+            _log.warning("job.unknown", job_id=job_id)
+        elif job.owner != opened.claims.sub:
+            raise ValueError("parse result's subject is not the job's owner")
+        return job
+
+    async def _send_once(
+        self,
+        key: str,
+        message: Any,
+        *,
+        typ: str,
+        aud: str,
+        opened: Opened[Any],
+        audit: tuple[str, str, str, str | None] | None = None,
+    ) -> None:
+        """Publish an event unless the ledger says it went out; record it once confirmed.
+
+        A crash between the confirm and the ledger write sends the event again on redelivery:
+        events are at-least-once and their receivers are idempotent.
+        """
+        if await self.store.was_processed(key):
+            return
+        claims = opened.claims
+        await self.publisher.send(
+            message,
+            typ=typ,
+            aud=aud,
+            sub=claims.sub,
+            job=claims.job or getattr(message, "job_id", None),
+            act=extend_actor(
+                claims.act.model_dump(exclude_none=True) if claims.act else None,
+                self.publisher.sealer.service,
+            ),
+            trace=claims.trace,
+        )
+        if audit is not None:
+            await self._audit(opened, *audit)
+        await self.store.mark_processed(key)
+
+    async def _audit(
+        self, opened: Opened[Any], type_: str, action: str, outcome: str, reason: str | None = None
+    ) -> None:
+        claims = opened.claims
+        await self.audit.emit(
+            make_audit_event(
+                source="worker",
+                type=type_,
+                action=action,
+                outcome=outcome,
+                actor="worker",
+                subject=claims.sub,
+                reason=reason,
+                job=claims.job,
+                trace=claims.trace,
+                jti=claims.jti,
+            )
+        )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
