@@ -489,6 +489,16 @@ class JobStore:
 
     # -- idempotency ------------------------------------------------------------------------
 
+    async def was_processed(self, key: str) -> bool:
+        """True if :meth:`mark_processed` has recorded ``key`` (an event already sent)."""
+        if not key or len(key) > MAX_KEY_CHARS:
+            raise ValueError(f"key must be 1 to {MAX_KEY_CHARS} characters")
+        async with (
+            self._read() as db,
+            db.execute("SELECT 1 FROM processed_keys WHERE key = ?", (key,)) as cur,
+        ):
+            return await cur.fetchone() is not None
+
     async def mark_processed(self, key: str) -> bool:
         """Remember a consumer's idempotency key; True the first time it is seen."""
         if not key or len(key) > MAX_KEY_CHARS:

@@ -204,3 +204,10 @@ async def test_mark_processed_rejects_empty_or_huge_keys(store: JobStore) -> Non
         await store.mark_processed("")
     with pytest.raises(ValueError, match="key"):
         await store.mark_processed("k" * 513)
+
+
+async def test_was_processed_reads_the_ledger_without_writing(store: JobStore) -> None:
+    assert await store.was_processed("event-1") is False
+    assert await store.was_processed("event-1") is False
+    assert await store.mark_processed("event-1") is True
+    assert await store.was_processed("event-1") is True
