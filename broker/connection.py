@@ -54,4 +54,4 @@ async def open_channel(
     channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
     if prefetch is not None:
         await channel.set_qos(prefetch_count=prefetch)
-    return channel  # type: ignore[return-value]
+    return channel

@@ -1,0 +1,236 @@
+"""The broker layer against a real RabbitMQ: topology, confirms, retries, dead letters, expiry."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import pytest
+from sealflow_testing import job_message
+
+from broker import (
+    ATTEMPT_HEADER,
+    REJECT_REASON_HEADER,
+    BrokerSettings,
+    Consumer,
+    Delivery,
+    Opened,
+    Opener,
+    PermanentFailure,
+    Publisher,
+    PublishFailed,
+    ReplayCache,
+    Sealer,
+    Topology,
+    connect,
+    open_channel,
+)
+from keys import KeyRing, TrustStoreFile, VerificationKey
+from schemas import AuditEvent
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+
+class _Trust:
+    def __init__(self, keys_dir: Path) -> None:
+        self.file = TrustStoreFile(keys_dir / "trust.json", min_interval=0)
+
+    def lookup(self, kid: str, now: float | None = None) -> VerificationKey | None:
+        return self.file.current.lookup(kid, now)
+
+    def refresh(self, *, force: bool = False) -> bool:
+        return self.file.refresh(force=force)
+
+
+class _Audit:
+    def __init__(self) -> None:
+        self.events: list[AuditEvent] = []
+
+    async def emit(self, event: AuditEvent) -> None:
+        self.events.append(event)
+
+
+@dataclass
+class Rig:
+    channel: Any
+    topology: Topology
+    publisher: Publisher
+    opener: Opener
+    audit: _Audit
+    settings: BrokerSettings
+
+    def consumer(self, handler: Any) -> Consumer:
+        return Consumer(
+            queue="worker.jobs", channel=self.channel, topology=self.topology, opener=self.opener,
+            publisher=self.publisher, audit=self.audit, handlers={"job.submitted": handler},
+            settings=self.settings,
+        )
+
+    async def dead_letter(self, timeout: float = 20) -> Any:
+        dlq = await self.channel.get_queue(self.topology.queue("worker.jobs.dlq"), ensure=False)
+        async with asyncio.timeout(timeout):
+            while (message := await dlq.get(fail=False, no_ack=True)) is None:
+                await asyncio.sleep(0.05)
+        return message
+
+
+@pytest.fixture
+async def rig(amqp_url: str, namespace: str, keys_dir: Path, cleanup_namespace: None) -> AsyncIterator[Rig]:
+    settings = BrokerSettings(amqp_url=amqp_url, namespace=namespace, keys_dir=keys_dir,
+                              max_attempts=3, retry_base_delay=0.05, retry_max_delay=0.2, shutdown_grace=5)
+    connection = await connect(amqp_url)
+    channel = await open_channel(connection, prefetch=8)
+    topology = Topology(namespace)
+    await topology.declare(channel)
+    sealer = Sealer(KeyRing.load(keys_dir, "gateway").signing_key())
+    opener = Opener("worker", _Trust(keys_dir), replay=ReplayCache(1000))
+    try:
+        yield Rig(channel, topology, Publisher(channel, topology, sealer), opener, _Audit(), settings)
+    finally:
+        await connection.close()
+
+
+async def _send(rig: Rig) -> str:
+    message = job_message()
+    sealed = await rig.publisher.send(message, typ="job.submitted", aud="worker", sub="alice", job=message.job_id)
+    return sealed.jti
+
+
+async def test_topology_declares_namespaced_quorum_queues_with_dlqs(rig: Rig) -> None:
+    for name in rig.topology.all_queue_names():
+        assert name.startswith(rig.topology.namespace + ".")
+        declared = await rig.channel.declare_queue(name, passive=True)
+        assert declared.declaration_result.message_count == 0
+
+
+async def test_handled_message_is_acked_once(rig: Rig) -> None:
+    seen: list[str] = []
+    done = asyncio.Event()
+
+    async def handler(opened: Opened[Any], delivery: Delivery) -> None:
+        seen.append(opened.claims.jti)
+        done.set()
+
+    consumer = rig.consumer(handler)
+    await consumer.start()
+    jti = await _send(rig)
+    await asyncio.wait_for(done.wait(), 10)
+    await consumer.stop()
+    assert seen == [jti]
+    declared = await rig.channel.declare_queue(rig.topology.queue("worker.jobs"), passive=True)
+    assert declared.declaration_result.message_count == 0
+
+
+async def test_transient_failure_is_retried_with_backoff_then_succeeds(rig: Rig) -> None:
+    attempts: list[int] = []
+    done = asyncio.Event()
+
+    async def handler(opened: Opened[Any], delivery: Delivery) -> None:
+        attempts.append(delivery.attempt)
+        if delivery.attempt < 3:
+            raise ConnectionError("database briefly away")
+        done.set()
+
+    consumer = rig.consumer(handler)
+    await consumer.start()
+    await _send(rig)
+    await asyncio.wait_for(done.wait(), 15)
+    await consumer.stop()
+    assert attempts == [1, 2, 3]
+
+
+async def test_exhausted_retries_are_dead_lettered_with_the_reason(rig: Rig) -> None:
+    async def handler(opened: Opened[Any], delivery: Delivery) -> None:
+        raise ConnectionError("always down")
+
+    consumer = rig.consumer(handler)
+    await consumer.start()
+    jti = await _send(rig)
+    dead = await rig.dead_letter()
+    await consumer.stop()
+    assert dead.message_id == jti
+    assert dead.headers[REJECT_REASON_HEADER] == "retries_exhausted"
+    assert dead.headers[ATTEMPT_HEADER] == 3
+    assert [e.type for e in rig.audit.events] == ["message.dead_lettered"]
+
+
+async def test_permanent_failure_is_dead_lettered_at_once(rig: Rig) -> None:
+    calls = 0
+
+    async def handler(opened: Opened[Any], delivery: Delivery) -> None:
+        nonlocal calls
+        calls += 1
+        raise PermanentFailure("cannot ever work")
+
+    consumer = rig.consumer(handler)
+    await consumer.start()
+    await _send(rig)
+    dead = await rig.dead_letter()
+    await consumer.stop()
+    assert calls == 1
+    assert dead.headers[REJECT_REASON_HEADER] == "permanent_failure"
+
+
+async def test_rejected_envelope_is_dead_lettered_audited_and_never_handled(rig: Rig) -> None:
+    calls = 0
+
+    async def handler(opened: Opened[Any], delivery: Delivery) -> None:
+        nonlocal calls
+        calls += 1
+
+    consumer = rig.consumer(handler)
+    await consumer.start()
+    message = job_message()
+    sealed = rig.publisher.sealer.seal(message, typ="job.submitted", aud="worker", sub="alice")
+    amqp = rig.publisher.message_for(sealed)
+    amqp.message_id = "0" * 32
+    await rig.publisher.publish_raw(amqp, routing_key=rig.topology.queue("worker.jobs"))
+    dead = await rig.dead_letter()
+    await consumer.stop()
+    assert calls == 0
+    assert dead.headers[REJECT_REASON_HEADER] == "jti_mismatch"
+    [event] = rig.audit.events
+    assert (event.type, event.outcome, event.reason) == ("envelope.rejected", "rejected", "jti_mismatch")
+
+
+async def test_message_that_waits_past_its_expiration_is_dead_lettered_by_the_broker(rig: Rig) -> None:
+    message = job_message()
+    sealed = rig.publisher.sealer.seal(message, typ="job.submitted", aud="worker", sub="alice", lifetime=1)
+    await rig.publisher.publish(sealed)
+    dead = await rig.dead_letter(timeout=30)
+    assert dead.message_id == sealed.jti
+    assert dead.headers["x-death"][0]["reason"] == "expired"
+
+
+async def test_unroutable_publish_fails_loudly(rig: Rig) -> None:
+    stray = aio_pika.Message(body=b"{}", message_id="x")
+    with pytest.raises(PublishFailed):
+        await rig.publisher.publish_raw(stray, routing_key=rig.topology.queue("no.such.queue"))
+
+
+async def test_stop_waits_for_the_in_flight_handler(rig: Rig) -> None:
+    started, release, finished = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def handler(opened: Opened[Any], delivery: Delivery) -> None:
+        started.set()
+        await release.wait()
+        finished.set()
+
+    consumer = rig.consumer(handler)
+    await consumer.start()
+    await _send(rig)
+    await asyncio.wait_for(started.wait(), 10)
+    stopping = asyncio.create_task(consumer.stop(grace=10))
+    await asyncio.sleep(0)
+    assert not stopping.done()
+    release.set()
+    await asyncio.wait_for(stopping, 10)
+    assert finished.is_set()
+    declared = await rig.channel.declare_queue(rig.topology.queue("worker.jobs"), passive=True)
+    assert declared.declaration_result.message_count == 0
+    assert datetime.now(UTC)
