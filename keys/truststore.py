@@ -255,14 +255,16 @@ class TrustStoreFile:
         return True
 
 
-def write_trust_store(keys_dir: Path, services: Iterable[str] = SERVICES) -> Path:
-    """Build the trust store from the rings and save it as ``<keys_dir>/trust.json``.
+def write_trust_store(
+    keys_dir: Path, services: Iterable[str] = SERVICES, *, now: float | None = None
+) -> Path:
+    """Build the trust store from the rings (keys accepted at ``now``); save ``trust.json``.
 
     The file is left untouched when its content would not change, so that receivers do not
     reload for nothing.
     """
     path = keys_dir / TRUST_FILE
-    data = _json_bytes(TrustStore.from_rings(keys_dir, services).document())
+    data = _json_bytes(TrustStore.from_rings(keys_dir, services, now=now).document())
     try:
         current, _ = read_bounded(path, limit=_MAX_TRUST_BYTES)
     except KeyFileError:

@@ -190,7 +190,7 @@ def init(alg: Algorithm, keys_dir: Path) -> None:
             created += 1
         active = ring.signing_key()
         table.add_row(Text(service), Text(status), Text(_short(active.kid)), Text(active.alg))
-    path = write_trust_store(keys_dir)
+    path = write_trust_store(keys_dir, now=now)
     console.print(table)
     if created == 0 and before.in_sync:
         _say(console, f"nothing to do: every service has a key ring and {path} is up to date")
@@ -277,7 +277,7 @@ def rotate(service: str, step: str, grace: float | None, keys_dir: Path) -> None
         )
     for kid in pruned:
         _say(console, f"pruned expired key {kid}")
-    path = write_trust_store(keys_dir)
+    path = write_trust_store(keys_dir, now=now)
     _say(console, f"trust store: {path}")
 
 
@@ -312,7 +312,8 @@ def _resolve_kid(records: Iterable[KeyRecord], service: str, given: str) -> str:
 def retire(service: str, kid: str, grace: float, keys_dir: Path) -> None:
     """Retire SERVICE's key KID (a full kid or a unique prefix), e.g. after a compromise.
 
-    Retiring the active key needs a next key, which then signs in its place.
+    Retiring the active key needs a next key, which then signs in its place. Put `--` before
+    SERVICE when KID starts with "-".
     """
     now = _clock()
     console = _console()
@@ -325,7 +326,7 @@ def retire(service: str, kid: str, grace: float, keys_dir: Path) -> None:
     _say(console, f"retired {record.kid} of {service}: {until}", "green")
     if ring.signing_key().kid != signer:
         _say(console, f"{service} now signs with {ring.signing_key().kid} (its next key)")
-    path = write_trust_store(keys_dir)
+    path = write_trust_store(keys_dir, now=now)
     _say(console, f"trust store: {path}")
 
 

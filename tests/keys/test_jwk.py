@@ -155,7 +155,9 @@ def test_load_public_jwk_rejects_wrong_curve() -> None:
 
 
 def test_load_public_jwk_rejects_p384_key() -> None:
-    p384 = json.loads(JWK.from_pyca(ec.generate_private_key(ec.SECP384R1()).public_key()).export_public())
+    p384 = json.loads(
+        JWK.from_pyca(ec.generate_private_key(ec.SECP384R1()).public_key()).export_public()
+    )
     p384.update(alg="ES256", kid="x")
     _rejects(p384, "wrong_curve")
 
@@ -260,7 +262,9 @@ def test_thumbprint_is_sha256_of_required_members_in_order() -> None:
 
 _json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
     max_leaves=10,
 )
 
@@ -269,13 +273,19 @@ _json_values = st.recursive(
 @given(
     jwk=st.dictionaries(
         st.sampled_from(["kty", "crv", "x", "y", "n", "e", "alg", "use", "kid", "key_ops", "z"]),
-        st.sampled_from(["EC", "OKP", "RSA", "P-256", "Ed25519", "ES256", "EdDSA", "RS256", "sig", "AQAB"])
+        st.sampled_from(
+            ["EC", "OKP", "RSA", "P-256", "Ed25519", "ES256", "EdDSA", "RS256", "sig", "AQAB"]
+        )
         | _json_values,
     )
 )
 def test_load_public_jwk_raises_only_jwk_errors(jwk: dict[str, Any]) -> None:
     try:
-        load_public_jwk(jwk)
+        loaded = load_public_jwk(jwk)
     except JWKError as error:
-        assert error.reason
-        assert "\n" not in str(error)
+        reason, message = error.reason, str(error)
+    else:  # only a real public key gets through, and then its kid is its thumbprint
+        reason, message = "accepted", loaded.kid
+        assert thumbprint(loaded.key) == loaded.kid
+    assert reason
+    assert "\n" not in message
