@@ -19,7 +19,7 @@ from audit.checkpoint import (
 )
 from audit.errors import AuditLogError
 from audit.record import GENESIS_HASH, MAX_RECORD_BYTES, AuditRecord, decode_record
-from audit.segments import CHECKPOINTS_FILE, Line, list_segments, read_lines
+from audit.segments import CHECKPOINTS_FILE, Line, list_segments, read_lines, segment_path
 from keys import TrustStore
 
 __all__ = ["ChainFailure", "ChainScan", "TornLine", "scan_chain"]
@@ -69,7 +69,9 @@ class _RecordLine:
 
 def _record_lines(directory: Path, scan: ChainScan) -> Iterator[_RecordLine]:
     segments = list_segments(directory)
-    for index, (number, path) in enumerate(segments):
+    index = 0
+    while index < len(segments):
+        number, path = segments[index]
         scan.last_segment, scan.last_segment_records = number, 0
         is_last = index == len(segments) - 1
         for line in read_lines(path, limit=MAX_RECORD_BYTES):
@@ -78,6 +80,12 @@ def _record_lines(directory: Path, scan: ChainScan) -> Iterator[_RecordLine]:
                 scan.torn_record = TornLine(path, line.offset, len(line.data), location)
                 return
             yield _RecordLine(line, location)
+        index += 1
+        # A writer may have rolled over while we read: its checkpoints can refer to records
+        # in a segment that did not exist when the directory was listed.
+        following = segment_path(directory, number + 1)
+        if index == len(segments) and following.is_file():
+            segments.append((number + 1, following))
 
 
 class _Checkpoints:
@@ -199,7 +207,6 @@ def scan_chain(
                 on_record(record)
             pending = checkpoints.pending
             if pending is not None and pending.checkpoint.seq == record.seq:
-                location = checkpoints.location
                 if trust is not None:
                     verify_checkpoint(pending, trust)
                 if pending.checkpoint.hash != record.hash:
@@ -214,7 +221,6 @@ def scan_chain(
                 checkpoints.advance()
         pending = checkpoints.pending
         if pending is not None:
-            location = checkpoints.location
             if trust is not None:
                 verify_checkpoint(pending, trust)
             raise AuditLogError(
@@ -223,10 +229,18 @@ def scan_chain(
                 reason="checkpoint_beyond_log",
                 seq=scan.last_seq + 1,
             )
+    except OSError as exc:
+        scan.failure = ChainFailure(
+            reason="read_error",
+            seq=scan.last_seq + 1,
+            detail=f"cannot read the log: {exc}",
+            location=location,
+        )
     except AuditLogError as exc:
-        failing_location = exc.location or location
-        if exc.reason.startswith("checkpoint") or exc.reason == "malformed_checkpoint":
-            failing_location = exc.location or checkpoints.location
+        about_checkpoint = (
+            exc.reason.startswith("checkpoint") or exc.reason == "malformed_checkpoint"
+        )
+        failing_location = exc.location or (checkpoints.location if about_checkpoint else location)
         scan.failure = ChainFailure(
             reason=exc.reason,
             seq=exc.seq if exc.seq is not None else scan.last_seq + 1,

@@ -114,8 +114,8 @@ def decode_checkpoint(line: bytes) -> DecodedCheckpoint:
     if len(line) > MAX_CHECKPOINT_BYTES:
         raise _malformed(f"checkpoint line is longer than {MAX_CHECKPOINT_BYTES} bytes")
     try:
-        raw = json.loads(line, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
+        raw = json.loads(line.decode(), parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise _malformed(f"checkpoint is not valid JSON: {exc}") from exc
     if not isinstance(raw, dict) or raw.keys() != _CHECKPOINT_KEYS:
         raise _malformed("checkpoint must be an object with exactly seq, hash, ts, kid, alg, sig")

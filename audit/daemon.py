@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any
 
 import structlog
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from audit.errors import AuditLogError
 from audit.log import AuditLog
+from audit.settings import AuditSettings
 from broker import BrokerSettings, Delivery, Opened, ServiceRuntime, configure_logging
 from broker import run_daemon as run_service
 from keys import KeyRing
@@ -29,19 +30,22 @@ _log = structlog.get_logger("sealflow.audit")
 
 
 class AuditDaemonSettings(BaseSettings):
-    """The audit daemon's knobs (``SEALFLOW_AUDIT_*``)."""
+    """The audit daemon's own knobs (``SEALFLOW_AUDIT_*``); the log's are in ``AuditSettings``."""
 
     model_config = SettingsConfigDict(env_prefix="SEALFLOW_AUDIT_", extra="ignore")
 
     health_port: int = Field(default=9103, ge=0, le=65535)
-    checkpoint_every: int = Field(default=1000, ge=1)
-    checkpoint_interval: float = Field(default=60.0, gt=0)
     batch_max: int = Field(default=256, ge=1)
     batch_wait: float = Field(default=0.005, ge=0)
 
 
 class AuditWriter:
-    """Batches events from concurrent handlers into one append + fsync, off the event loop."""
+    """Batches events from concurrent handlers into one append + fsync, off the event loop.
+
+    If the disk refuses a write the log refuses every later append; the writer then sets
+    ``failed`` so the daemon stops (unacknowledged events go back to the queue) and a restart
+    reopens the log, which trims a torn last line.
+    """
 
     def __init__(
         self, log: AuditLog, *, batch_max: int, batch_wait: float, checkpoint_interval: float
@@ -50,9 +54,10 @@ class AuditWriter:
         self.batch_max = batch_max
         self.batch_wait = batch_wait
         self.checkpoint_interval = checkpoint_interval
+        self.failed = asyncio.Event()
+        self.error: BaseException | None = None
         self._queue: asyncio.Queue[tuple[AuditEvent, asyncio.Future[None]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
-        self._lock = asyncio.Lock()
 
     async def start(self) -> None:
         """Start the writing loop."""
@@ -60,6 +65,8 @@ class AuditWriter:
 
     async def emit(self, event: AuditEvent) -> None:
         """Append ``event``; returns once it is on disk (an :class:`AuditSink`)."""
+        if self.error is not None:
+            raise AuditLogError("the audit log stopped accepting writes", reason="write_failed")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         await self._queue.put((event, future))
         await future
@@ -73,13 +80,11 @@ class AuditWriter:
         await asyncio.to_thread(self.log.close)
 
     async def _run(self) -> None:
-        last_checkpoint = time.monotonic()
         while True:
             try:
                 first = await asyncio.wait_for(self._queue.get(), timeout=self.checkpoint_interval)
             except TimeoutError:
-                await asyncio.to_thread(self.log.checkpoint)
-                last_checkpoint = time.monotonic()
+                await asyncio.to_thread(self.log.checkpoint_if_due)
                 continue
             batch = [first]
             deadline = time.monotonic() + self.batch_wait
@@ -93,44 +98,51 @@ class AuditWriter:
                     break
             try:
                 await asyncio.to_thread(self.log.append, [event for event, _ in batch])
-            except Exception as exc:  # noqa: BLE001 - every waiting handler gets the error
+                await asyncio.to_thread(self.log.checkpoint_if_due)
+            except (AuditLogError, OSError) as exc:
+                _log.error("audit.write_failed", error=str(exc))
+                self.error = exc
+                self.failed.set()
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
-                continue
+                return
             for _, future in batch:
                 if not future.done():
                     future.set_result(None)
-            if time.monotonic() - last_checkpoint >= self.checkpoint_interval:
-                await asyncio.to_thread(self.log.checkpoint)
-                last_checkpoint = time.monotonic()
 
 
 async def serve(
     settings: BrokerSettings | None = None,
     audit_settings: AuditDaemonSettings | None = None,
+    log_settings: AuditSettings | None = None,
     *,
     stop: asyncio.Event | None = None,
 ) -> None:
     """Run the audit service until ``stop`` is set or SIGTERM/SIGINT arrives."""
     settings = settings if settings is not None else BrokerSettings()
     audit_settings = audit_settings if audit_settings is not None else AuditDaemonSettings()
+    log_settings = log_settings if log_settings is not None else AuditSettings()
+    stop = stop if stop is not None else asyncio.Event()
     runtime = ServiceRuntime("audit", settings)
     signer = KeyRing.load(settings.keys_dir, "audit").signing_key()
     log = await asyncio.to_thread(
         AuditLog.open,
         settings.data_dir / "audit",
         signer=signer,
-        checkpoint_every=audit_settings.checkpoint_every,
-        checkpoint_interval=audit_settings.checkpoint_interval,
+        checkpoint_every=log_settings.checkpoint_every,
+        checkpoint_interval=log_settings.checkpoint_interval,
+        segment_max_records=log_settings.segment_max_records,
+        dedup_window=log_settings.dedup_window,
     )
     writer = AuditWriter(
         log,
         batch_max=audit_settings.batch_max,
         batch_wait=audit_settings.batch_wait,
-        checkpoint_interval=audit_settings.checkpoint_interval,
+        checkpoint_interval=log_settings.checkpoint_interval,
     )
     await writer.start()
+    stop_on_failure = asyncio.create_task(_stop_when(writer.failed, stop))
 
     async def on_event(opened: Opened[AuditEvent], delivery: Delivery) -> None:
         event = opened.message
@@ -143,9 +155,19 @@ async def serve(
     async def setup(rt: ServiceRuntime) -> None:
         rt.consume("audit.events", {"audit.*": on_event}, audit=writer)
 
-    await run_service(
-        runtime, setup, health_port=audit_settings.health_port, stop=stop, cleanup=writer.close
-    )
+    try:
+        await run_service(
+            runtime, setup, health_port=audit_settings.health_port, stop=stop, cleanup=writer.close
+        )
+    finally:
+        stop_on_failure.cancel()
+    if writer.error is not None:
+        raise writer.error
+
+
+async def _stop_when(failed: asyncio.Event, stop: asyncio.Event) -> None:
+    await failed.wait()
+    stop.set()
 
 
 def run_daemon() -> None:

@@ -159,6 +159,9 @@ class AuditLog:
         last ``dedup_window`` records; a torn final line is truncated with a warning. Any other
         inconsistency raises :class:`AuditLogError` whose ``reason`` and ``seq`` say what and
         where. Without a ``signer`` no checkpoints are written.
+
+        Deduplication is bounded: an event whose id was last seen more than ``dedup_window``
+        records ago is appended again. Opening reads the whole log (roughly 60k records/s).
         """
         if checkpoint_every < 1 or checkpoint_interval <= 0 or segment_max_records < 1:
             raise AuditLogError(
@@ -173,8 +176,13 @@ class AuditLog:
                 f"{signer.service!r} one",
                 reason="wrong_signer",
             )
-        directory.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
-        lock_fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            directory.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
+            lock_fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise AuditLogError(
+                f"cannot open the audit log directory {directory}: {exc}", reason="open_failed"
+            ) from exc
         try:
             try:
                 fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -197,10 +205,15 @@ class AuditLog:
                     seq=failure.seq,
                     location=failure.location,
                 )
-            if scan.torn_record is not None:
-                _truncate_torn(scan.torn_record, "record")
-            if scan.torn_checkpoint is not None:
-                _truncate_torn(scan.torn_checkpoint, "checkpoint")
+            try:
+                if scan.torn_record is not None:
+                    _truncate_torn(scan.torn_record, "record")
+                if scan.torn_checkpoint is not None:
+                    _truncate_torn(scan.torn_checkpoint, "checkpoint")
+            except OSError as exc:
+                raise AuditLogError(
+                    f"cannot truncate a torn final line: {exc}", reason="open_failed"
+                ) from exc
         except BaseException:
             os.close(lock_fd)
             raise

@@ -33,6 +33,10 @@ class AuditFilter:
     job: str | None = None
     since: datetime | None = None
 
+    def __post_init__(self) -> None:
+        if self.since is not None and self.since.tzinfo is None:
+            raise ValueError("AuditFilter.since must be timezone-aware")
+
     def matches(self, record: AuditRecord) -> bool:
         """Whether ``record`` passes the filter."""
         event = record.event

@@ -44,6 +44,19 @@ _HEX64: Final = re.compile(r"[0-9a-f]{64}")
 _RECORD_KEYS: Final = frozenset({"seq", "ts", "event", "prev", "hash"})
 _MAX_TS_CHARS: Final = 64
 
+# json.dumps/json.loads with non-default options build a new encoder/decoder on every call.
+_CANONICAL: Final = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+_STRING: Final = json.JSONEncoder(ensure_ascii=False)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
+
 
 @dataclass(frozen=True, slots=True)
 class AuditRecord:
@@ -66,9 +79,7 @@ class DecodedRecord:
 
 def canonical_json(obj: object) -> bytes:
     """The canonical JSON the hashes and signatures are computed over (sorted keys, compact)."""
-    return json.dumps(
-        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
+    return _CANONICAL.encode(obj).encode()
 
 
 def format_ts(ts: datetime) -> str:
@@ -101,11 +112,11 @@ def _hash_input(seq: int, ts: str, event_json: bytes, prev: str) -> bytes:
             b'{"event":',
             event_json,
             b',"prev":',
-            json.dumps(prev).encode(),
+            _STRING.encode(prev).encode(),
             b',"seq":',
             str(seq).encode(),
             b',"ts":',
-            json.dumps(ts, ensure_ascii=False).encode(),
+            _STRING.encode(ts).encode(),
             b"}",
         )
     )
@@ -133,7 +144,7 @@ def encode_record(
             b'{"seq":',
             str(seq).encode(),
             b',"ts":',
-            json.dumps(ts_text).encode(),
+            _STRING.encode(ts_text).encode(),
             b',"event":',
             event_json,
             b',"prev":"',
@@ -152,10 +163,6 @@ def encode_record(
     return record, line
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _malformed(message: str) -> AuditLogError:
     return AuditLogError(message, reason="malformed_record")
 
@@ -169,8 +176,8 @@ def decode_record(line: bytes) -> DecodedRecord:
     if len(line) > MAX_RECORD_BYTES:
         raise _malformed(f"record line is longer than {MAX_RECORD_BYTES} bytes")
     try:
-        raw = json.loads(line, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
+        raw = _DECODER.decode(line.decode())
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise _malformed(f"record is not valid JSON: {exc}") from exc
     if not isinstance(raw, dict) or raw.keys() != _RECORD_KEYS:
         raise _malformed("record must be an object with exactly seq, ts, event, prev, hash")

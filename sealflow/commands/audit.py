@@ -154,7 +154,7 @@ class _Printer:
 
 
 def _fail(error: AuditLogError) -> click.ClickException:
-    where = f" ({error.location})" if error.location else ""
+    where = f" ({error.location})" if error.location and error.location not in error.message else ""
     return click.ClickException(f"{error.message}{where} [{error.reason}]")
 
 
@@ -188,8 +188,14 @@ def audit(ctx: click.Context, data_dir: Path | None, keys_dir: Path | None) -> N
     for name, path in overrides.items():
         os.environ[f"SEALFLOW_{name.upper()}"] = str(path)
     from audit.daemon import run_daemon
+    from broker import BrokerUnavailable
 
-    run_daemon()
+    try:
+        run_daemon()
+    except AuditLogError as exc:
+        raise _fail(exc) from exc
+    except (BrokerUnavailable, KeyMaterialError) as exc:
+        raise click.ClickException(f"{exc} [{exc.reason}]") from exc
 
 
 @audit.command()
@@ -225,6 +231,10 @@ def tail(
         asyncio.run(_follow(directory, flt, lines, printer))
     except AuditLogError as exc:
         raise _fail(exc) from exc
+    except BrokenPipeError:
+        raise  # click exits quietly when the reader (e.g. `head`) goes away
+    except OSError as exc:
+        raise click.ClickException(f"cannot read the audit log: {exc}") from exc
     except KeyboardInterrupt:
         return
 
@@ -299,3 +309,7 @@ def query(
             printer.print(islice(records, limit))
     except AuditLogError as exc:
         raise _fail(exc) from exc
+    except BrokenPipeError:
+        raise  # click exits quietly when the reader (e.g. `head`) goes away
+    except OSError as exc:
+        raise click.ClickException(f"cannot read the audit log: {exc}") from exc

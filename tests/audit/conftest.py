@@ -91,7 +91,9 @@ class LogFiles:
         return [json.loads(line) for line in self.segment(number).read_text().splitlines()]
 
     def write_records(self, records: list[dict[str, Any]], number: int = 1) -> None:
-        text = "".join(json.dumps(r, separators=(",", ":"), ensure_ascii=False) + "\n" for r in records)
+        text = "".join(
+            json.dumps(r, separators=(",", ":"), ensure_ascii=False) + "\n" for r in records
+        )
         self.segment(number).write_text(text)
 
     def checkpoints(self) -> list[dict[str, Any]]:

@@ -132,7 +132,13 @@ def test_checkpoint_every_n_records_with_valid_signatures(log_dir, make_event, s
         assert (cp.kid, cp.alg) == (signer.kid, signer.alg)
         signature = base64.urlsafe_b64decode(cp.sig + "=" * (-len(cp.sig) % 4))
         expected_input = canonical_json(
-            {"seq": cp.seq, "hash": cp.hash, "ts": json.loads(line)["ts"], "kid": cp.kid, "alg": cp.alg}
+            {
+                "seq": cp.seq,
+                "hash": cp.hash,
+                "ts": json.loads(line)["ts"],
+                "kid": cp.kid,
+                "alg": cp.alg,
+            }
         )
         assert decoded.signing_input == expected_input
         assert keys.verify(key, expected_input, signature)
@@ -189,7 +195,9 @@ def test_segments_roll_over_and_reopen_fills_the_last_one(log_dir, make_event, t
         log.append([make_event() for _ in range(3)])
     counts = [len(path.read_text().splitlines()) for _, path in list_segments(log_dir)]
     assert counts == [3, 3, 3, 1]
-    first_seqs = [json.loads(path.read_text().splitlines()[0])["seq"] for _, path in list_segments(log_dir)]
+    first_seqs = [
+        json.loads(path.read_text().splitlines()[0])["seq"] for _, path in list_segments(log_dir)
+    ]
     assert first_seqs == [1, 4, 7, 10]
     assert verify_log(log_dir, trust).records == 10
 

@@ -1,0 +1,239 @@
+"""``sealflow audit tail|verify|query`` through click's CliRunner."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+import sealflow.commands.audit as audit_cli
+from audit import AuditLog
+
+JOB = "c" * 32
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+@pytest.fixture
+def populated(log_dir, make_event, signer):
+    with AuditLog.open(log_dir, signer=signer, checkpoint_every=10) as log:
+        for index in range(25):
+            log.append([make_event(actor=f"user{index % 3}")])
+        log.append(
+            [
+                make_event(type="envelope.rejected", outcome="rejected", actor="worker"),
+                make_event(type="job.failed", outcome="failure", job=JOB),
+                make_event(type="job.submitted", outcome="denied", actor="eve"),
+            ]
+        )
+    return log_dir
+
+
+def _run(runner, data_dir, keys_dir, *args):
+    return runner.invoke(
+        audit_cli.audit, ["--data-dir", str(data_dir), "--keys-dir", str(keys_dir), *args]
+    )
+
+
+def test_tail_json_prints_the_last_records_as_json_lines(runner, populated, data_dir, keys_dir):
+    result = _run(runner, data_dir, keys_dir, "tail", "--json")
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert [line["seq"] for line in lines] == list(range(9, 29))  # default: the last 20
+    assert set(lines[0]) == {"seq", "ts", "event", "prev", "hash"}
+    assert lines[-1]["event"]["actor"] == "eve"
+    assert "\x1b[" not in result.output
+
+
+def test_tail_lines_and_filters(runner, populated, data_dir, keys_dir):
+    result = _run(runner, data_dir, keys_dir, "tail", "-n", "2", "--actor", "user0", "--json")
+    assert result.exit_code == 0, result.output
+    seqs = [json.loads(line)["seq"] for line in result.output.splitlines()]
+    assert seqs == [22, 25]
+    result = _run(
+        runner,
+        data_dir,
+        keys_dir,
+        "tail",
+        "--type",
+        "job.failed",
+        "--type",
+        "envelope.rejected",
+        "--json",
+    )
+    assert [json.loads(line)["seq"] for line in result.output.splitlines()] == [26, 27]
+    result = _run(runner, data_dir, keys_dir, "tail", "--job", JOB, "--json")
+    assert [json.loads(line)["seq"] for line in result.output.splitlines()] == [27]
+
+
+def test_tail_human_output_names_the_outcome_without_colour(runner, populated, data_dir, keys_dir):
+    result = _run(runner, data_dir, keys_dir, "tail", "-n", "3")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert len(lines) == 3
+    assert "REJECTED" in lines[0]
+    assert "envelope.rejected" in lines[0]
+    assert "actor=worker" in lines[0]
+    assert "FAILURE" in lines[1]
+    assert f"job={JOB}" in lines[1]
+    assert "DENIED" in lines[2]
+    assert "actor=eve" in lines[2]
+    assert lines[2].split()[0] == "28"
+    assert "\x1b[" not in result.output
+
+
+def test_tail_human_output_is_coloured_by_outcome_on_a_terminal(monkeypatch, populated, log_dir):
+    from io import StringIO
+
+    from rich.console import Console
+
+    from audit import iter_records
+
+    buffer = StringIO()
+    console = Console(
+        file=buffer, force_terminal=True, color_system="standard", highlight=False, soft_wrap=True
+    )
+    for record in iter_records(log_dir, last=4):
+        console.print(audit_cli._record_text(record))
+    lines = buffer.getvalue().splitlines()
+    assert "\x1b[1;32m" in lines[0]  # success: bold green
+    assert "\x1b[1;31m" in lines[1]  # rejected: bold red
+    assert "\x1b[1;31m" in lines[2]  # failure: bold red
+    assert "\x1b[1;33m" in lines[3]  # denied: bold yellow
+
+
+def test_tail_since(runner, populated, data_dir, keys_dir):
+    result = _run(runner, data_dir, keys_dir, "tail", "-n", "100", "--since", "1h", "--json")
+    assert len(result.output.splitlines()) == 28
+    result = _run(runner, data_dir, keys_dir, "tail", "--since", "2999-01-01T00:00:00", "--json")
+    assert result.exit_code == 0
+    assert result.output == ""
+
+
+def test_a_bad_since_is_a_usage_error(runner, populated, data_dir, keys_dir):
+    result = _run(runner, data_dir, keys_dir, "tail", "--since", "yesterday-ish")
+    assert result.exit_code == 2
+    assert "relative time" in result.output
+
+
+def test_tail_follow_exits_quietly_on_ctrl_c(runner, populated, data_dir, keys_dir, monkeypatch):
+    calls = []
+
+    async def interrupted(directory, flt, *, last):
+        calls.append(last)
+        for record in audit_cli.iter_records(directory, flt, last=last):
+            yield record
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(audit_cli, "follow_records", interrupted)
+    result = _run(runner, data_dir, keys_dir, "tail", "-f", "-n", "2", "--json")
+    assert result.exit_code == 0
+    assert calls == [2]
+    assert [json.loads(line)["seq"] for line in result.output.splitlines()] == [27, 28]
+    assert "Aborted" not in result.output
+
+
+def test_verify_ok_exits_0(runner, populated, data_dir, keys_dir):
+    result = _run(runner, data_dir, keys_dir, "verify")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("audit log intact: 28 records, 3 checkpoints, last seq 28")
+
+
+def test_verify_broken_exits_1_and_names_the_seq(runner, populated, data_dir, keys_dir, files):
+    records = files.records()
+    records[2]["event"]["actor"] = "mallory"
+    files.write_records(records)
+    result = _run(runner, data_dir, keys_dir, "verify")
+    assert result.exit_code == 1
+    assert result.output.startswith(
+        "audit log BROKEN at seq 3 (segment-000001.jsonl:3): hash_mismatch — "
+    )
+    assert "Traceback" not in result.output
+
+
+def test_verify_json(runner, populated, data_dir, keys_dir, files):
+    files.write_records(files.records()[:15])
+    result = _run(runner, data_dir, keys_dir, "verify", "--json")
+    assert result.exit_code == 1
+    report = json.loads(result.output)
+    assert report["ok"] is False
+    assert (report["reason"], report["first_bad_seq"]) == ("checkpoint_beyond_log", 16)
+
+
+def test_verify_missing_log_is_intact_and_says_empty(runner, tmp_path, keys_dir, ring):
+    result = _run(runner, tmp_path / "empty", keys_dir, "verify")
+    assert result.exit_code == 0
+    assert "intact: 0 records" in result.output
+    assert "empty" in result.output
+
+
+def test_verify_without_audit_keys_is_a_one_line_error(runner, populated, data_dir, tmp_path):
+    result = _run(runner, data_dir, tmp_path / "no-keys", "verify")
+    assert result.exit_code == 1
+    assert len(result.output.strip().splitlines()) == 1
+    assert "cannot load the audit keys" in result.output
+
+
+def test_query_filters_and_limit(runner, populated, data_dir, keys_dir):
+    result = _run(runner, data_dir, keys_dir, "query", "--actor", "user1", "--limit", "3", "--json")
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["seq"] for line in result.output.splitlines()] == [2, 5, 8]
+    result = _run(runner, data_dir, keys_dir, "query", "--type", "job.failed")
+    assert result.exit_code == 0
+    assert len(result.output.splitlines()) == 1
+    assert "FAILURE" in result.output
+
+
+def test_a_damaged_log_is_a_one_line_error_for_readers(
+    runner, populated, data_dir, keys_dir, files
+):
+    lines = files.segment().read_text().splitlines()
+    lines[0] = "garbage"
+    files.segment().write_text("\n".join(lines) + "\n")
+    result = _run(runner, data_dir, keys_dir, "query")
+    assert result.exit_code == 1
+    assert len(result.output.strip().splitlines()) == 1
+    assert "segment-000001.jsonl:1" in result.output
+    assert "malformed_record" in result.output
+
+
+def test_data_dir_defaults_to_the_environment(runner, populated, data_dir, keys_dir, monkeypatch):
+    monkeypatch.setenv("SEALFLOW_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("SEALFLOW_KEYS_DIR", str(keys_dir))
+    result = runner.invoke(audit_cli.audit, ["verify"])
+    assert result.exit_code == 0, result.output
+    assert "28 records" in result.output
+
+
+def test_group_without_a_subcommand_runs_the_daemon(runner, monkeypatch, tmp_path):
+    import audit.daemon
+
+    started = []
+    monkeypatch.setattr(
+        audit.daemon, "run_daemon", lambda: started.append(os.environ["SEALFLOW_DATA_DIR"])
+    )
+    monkeypatch.setenv("SEALFLOW_DATA_DIR", "elsewhere")  # restored after the test
+    result = runner.invoke(audit_cli.audit, ["--data-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert started == [str(tmp_path)]  # the option reaches the daemon's own settings
+
+
+def test_a_daemon_that_cannot_open_its_log_fails_in_one_line(runner, monkeypatch, tmp_path):
+    import audit.daemon
+    from audit import AuditLogError
+
+    def broken() -> None:
+        raise AuditLogError("refusing to open a broken audit log at seq 3", reason="hash_mismatch")
+
+    monkeypatch.setattr(audit.daemon, "run_daemon", broken)
+    monkeypatch.setenv("SEALFLOW_DATA_DIR", str(tmp_path))
+    result = runner.invoke(audit_cli.audit, [])
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "Error: refusing to open a broken audit log at seq 3 [hash_mismatch]"
+    )
