@@ -89,14 +89,23 @@ def main() -> None:
             submitted_at=datetime.now(UTC),
         )
         print(f"envelope benchmark: {args.rounds} rounds × {args.n} ops, median per op (µs)")
-        print(f"{'alg':<6} {'bare sign':>10} {'seal':>8} {'ratio':>6}   {'bare verify':>11} {'open':>8} {'ratio':>6}  target  result")
+        print(
+            f"{'alg':<6} {'bare sign':>10} {'seal':>8} {'ratio':>6}   {'bare verify':>11} {'open':>8} {'ratio':>6}  target  result"
+        )
         all_ok = True
         for alg, service in SERVICE_FOR_ALG.items():
             ring = KeyRing.load(keys_dir, service)
             key = ring.signing_key()
             sealer = Sealer(key)
             if service == "gateway":
-                seal_kwargs = {"typ": "job.submitted", "aud": "worker", "sub": "alice@example.com", "job": message.job_id, "act": {"sub": "gateway"}, "trace": "4bf92f3577b34da6a3ce929d0e0e4736"}
+                seal_kwargs = {
+                    "typ": "job.submitted",
+                    "aud": "worker",
+                    "sub": "alice@example.com",
+                    "job": message.job_id,
+                    "act": {"sub": "gateway"},
+                    "trace": "4bf92f3577b34da6a3ce929d0e0e4736",
+                }
                 receiver = "worker"
             else:
                 # identity and parser may not send job.submitted; give them a permissive policy.
@@ -106,7 +115,14 @@ def main() -> None:
                     f'[[rule]]\nsender = "{service}"\nreceiver = "worker"\ntypes = ["job.submitted"]\nscopes = ["jobs:process"]\n'
                 )
                 sealer = Sealer(key, policy=policy)
-                seal_kwargs = {"typ": "job.submitted", "aud": "worker", "sub": "alice@example.com", "job": message.job_id, "act": {"sub": service}, "trace": "4bf92f3577b34da6a3ce929d0e0e4736"}
+                seal_kwargs = {
+                    "typ": "job.submitted",
+                    "aud": "worker",
+                    "sub": "alice@example.com",
+                    "job": message.job_id,
+                    "act": {"sub": service},
+                    "trace": "4bf92f3577b34da6a3ce929d0e0e4736",
+                }
                 receiver = "worker"
             policy_for_open = sealer.policy
             bare_sign, bare_verify = _bare(key.private_key)
@@ -119,12 +135,16 @@ def main() -> None:
                 sign_t.append(_per_op(lambda: bare_sign(signing_input), args.n))
                 seal_t.append(_per_op(lambda: sealer.seal(message, **seal_kwargs), args.n))  # type: ignore[arg-type]
                 sealed = [sealer.seal(message, **seal_kwargs) for _ in range(args.n)]  # type: ignore[arg-type]
-                opener = Opener(receiver, trust, policy=policy_for_open, replay=ReplayCache(args.n * 2))
+                opener = Opener(
+                    receiver, trust, policy=policy_for_open, replay=ReplayCache(args.n * 2)
+                )
                 it = iter(sealed)
 
                 def open_one() -> object:
                     s = next(it)
-                    return opener.open(s.body, {ENVELOPE_HEADER: s.token}, message_id=s.jti, message_type=s.typ)
+                    return opener.open(
+                        s.body, {ENVELOPE_HEADER: s.token}, message_id=s.jti, message_type=s.typ
+                    )
 
                 verify_t.append(_per_op(lambda: bare_verify(bare_sig, signing_input), args.n))
                 open_t.append(_per_op(open_one, args.n))

@@ -20,7 +20,13 @@ from broker.envelope import (
     body_digest,
     extend_actor,
 )
-from broker.errors import BrokerError, BrokerUnavailable, PermanentFailure, PublishFailed, RetryLater
+from broker.errors import (
+    BrokerError,
+    BrokerUnavailable,
+    PermanentFailure,
+    PublishFailed,
+    RetryLater,
+)
 from broker.logging import configure_logging
 from broker.policy import Policy, PolicyError, PolicyRule
 from broker.publisher import Publisher, exchange_for

@@ -21,7 +21,7 @@ class AuditSink(Protocol):
 def make_audit_event(
     *,
     source: str,
-    type: str,  # noqa: A002 - the field's name in DESIGN §7
+    type: str,
     action: str,
     outcome: str,
     actor: str | None = None,

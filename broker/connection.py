@@ -26,7 +26,9 @@ def redact_url(url: str) -> str:
     return f"{scheme}://{user}:***@{host}"
 
 
-async def connect(url: str, *, timeout: float = 10.0, name: str = "sealflow") -> AbstractRobustConnection:
+async def connect(
+    url: str, *, timeout: float = 10.0, name: str = "sealflow"
+) -> AbstractRobustConnection:
     """Open a robust connection, or raise :class:`BrokerUnavailable` with how to fix it."""
     try:
         connection = await asyncio.wait_for(

@@ -143,7 +143,9 @@ class Consumer:
         handler = self._handler_for(claims.typ)
         if handler is None:
             self.opener.complete(claims.jti)
-            await self._dead_letter(message, "no_handler", f"{self.service} has no handler for {claims.typ}")
+            await self._dead_letter(
+                message, "no_handler", f"{self.service} has no handler for {claims.typ}"
+            )
             return
         delivery = Delivery(
             queue=self.queue,
@@ -174,6 +176,11 @@ class Consumer:
         self.opener.complete(claims.jti)
         await self._ack(message)
         MESSAGES_HANDLED.labels(self.service, claims.typ, "ok").inc()
+        _log.info(
+            "message.handled",
+            type=claims.typ,
+            ms=round((time.perf_counter() - started) * 1000, 2),
+        )
 
     def _handler_for(self, message_type: str) -> Handler | None:
         handler = self.handlers.get(message_type)
@@ -186,7 +193,9 @@ class Consumer:
     async def _on_rejected(self, message: AbstractIncomingMessage, error: EnvelopeError) -> None:
         claims = error.claims
         if claims is not None:
-            structlog.contextvars.bind_contextvars(job=claims.job, jti=claims.jti, trace=claims.trace)
+            structlog.contextvars.bind_contextvars(
+                job=claims.job, jti=claims.jti, trace=claims.trace
+            )
         if error.transient:
             _log.warning("envelope.deferred", reason=str(error.reason), detail=error.detail)
             await asyncio.sleep(1.0)

@@ -188,7 +188,9 @@ def extend_actor(act: Mapping[str, Any] | None, actor: str) -> dict[str, Any]:
 
 
 def _b64(data: bytes) -> str:
-    return binascii.b2a_base64(data, newline=False).decode("ascii").translate(_TO_URLSAFE).rstrip("=")
+    return (
+        binascii.b2a_base64(data, newline=False).decode("ascii").translate(_TO_URLSAFE).rstrip("=")
+    )
 
 
 _TO_URLSAFE = str.maketrans("+/", "-_")
@@ -255,7 +257,14 @@ class Sealer:
         """
         body = message.model_dump_json(exclude_none=True).encode("utf-8")
         return self.seal_body(
-            body, typ=typ, aud=aud, sub=sub, scope=scope, job=job, act=act, trace=trace,
+            body,
+            typ=typ,
+            aud=aud,
+            sub=sub,
+            scope=scope,
+            job=job,
+            act=act,
+            trace=trace,
             lifetime=lifetime,
         )
 
@@ -353,9 +362,7 @@ def _parse_header(segment: str) -> _Header:
     if not isinstance(alg, str) or alg not in _ALGORITHMS:
         raise EnvelopeError(Reason.ALG_NOT_ALLOWED, f"alg {alg!r} is not in the allow-list")
     if header.get("typ") != ENVELOPE_TYP:
-        raise EnvelopeError(
-            Reason.WRONG_TYP, f"typ {header.get('typ')!r} is not {ENVELOPE_TYP!r}"
-        )
+        raise EnvelopeError(Reason.WRONG_TYP, f"typ {header.get('typ')!r} is not {ENVELOPE_TYP!r}")
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
         raise EnvelopeError(Reason.MISSING_KID, "JOSE header has no kid")
@@ -446,7 +453,8 @@ class Opener:
         key = self._key_for(header.kid, now)
         if key.alg != header.alg:
             raise EnvelopeError(
-                Reason.ALG_KEY_MISMATCH, f"alg {header.alg} does not match key {key.kid} ({key.alg})"
+                Reason.ALG_KEY_MISMATCH,
+                f"alg {header.alg} does not match key {key.kid} ({key.alg})",
             )
         signature = _decode_segment(signature_segment, "signature")
         signing_input = token[: len(header_segment) + 1 + len(payload_segment)].encode("ascii")
@@ -455,17 +463,15 @@ class Opener:
 
         # The payload is authentic from here on; it is still validated before it is used.
         try:
-            claims = EnvelopeClaims.model_validate_json(
-                _decode_segment(payload_segment, "claims")
-            )
+            claims = EnvelopeClaims.model_validate_json(_decode_segment(payload_segment, "claims"))
         except ValidationError as exc:
-            raise EnvelopeError(
-                Reason.MALFORMED_CLAIMS, _first_error(exc)
-            ) from exc
+            raise EnvelopeError(Reason.MALFORMED_CLAIMS, _first_error(exc)) from exc
         self._check_claims(claims, key, now)
         if message_id != claims.jti:
             raise EnvelopeError(
-                Reason.JTI_MISMATCH, "AMQP message_id differs from the envelope's jti", claims=claims
+                Reason.JTI_MISMATCH,
+                "AMQP message_id differs from the envelope's jti",
+                claims=claims,
             )
         if message_type != claims.typ:
             raise EnvelopeError(
@@ -523,7 +529,9 @@ class Opener:
         if now > claims.exp + leeway:
             raise EnvelopeError(Reason.EXPIRED, f"expired at {claims.exp}", claims=claims)
         if now + leeway < claims.nbf:
-            raise EnvelopeError(Reason.NOT_YET_VALID, f"not valid before {claims.nbf}", claims=claims)
+            raise EnvelopeError(
+                Reason.NOT_YET_VALID, f"not valid before {claims.nbf}", claims=claims
+            )
         if now + leeway < claims.iat:
             raise EnvelopeError(Reason.ISSUED_IN_FUTURE, f"issued at {claims.iat}", claims=claims)
         if claims.exp - claims.iat > self.max_lifetime:

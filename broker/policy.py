@@ -61,7 +61,9 @@ class Policy:
         try:
             size = path.stat().st_size
             if size > _MAX_POLICY_BYTES:
-                raise PolicyError(f"{path}: policy file is {size} bytes (limit {_MAX_POLICY_BYTES})")
+                raise PolicyError(
+                    f"{path}: policy file is {size} bytes (limit {_MAX_POLICY_BYTES})"
+                )
             text = path.read_text("utf-8")
         except OSError as exc:
             raise PolicyError(f"{path}: cannot read policy file: {exc.strerror}") from exc
@@ -87,7 +89,9 @@ class Policy:
             rules.extend(_parse_rule(raw, f"{source}: rule {number}"))
         return cls(rules)
 
-    def required_scopes(self, sender: str, receiver: str, message_type: str) -> frozenset[str] | None:
+    def required_scopes(
+        self, sender: str, receiver: str, message_type: str
+    ) -> frozenset[str] | None:
         """The scopes a message needs, or ``None`` when the policy does not allow it at all."""
         scopes = self._exact.get((sender, receiver, message_type))
         if scopes is not None:
@@ -122,12 +126,16 @@ def _parse_rule(raw: object, where: str) -> list[PolicyRule]:
     unknown = set(raw) - {"sender", "receiver", "types", "scopes"}
     missing = {"sender", "receiver", "types", "scopes"} - set(raw)
     if unknown or missing:
-        raise PolicyError(f"{where}: unknown keys {sorted(unknown)}, missing keys {sorted(missing)}")
+        raise PolicyError(
+            f"{where}: unknown keys {sorted(unknown)}, missing keys {sorted(missing)}"
+        )
     senders = _names(raw["sender"], "sender", where)
     receivers = _names(raw["receiver"], "receiver", where)
     for service in (*senders, *receivers):
         if service not in SERVICES:
-            raise PolicyError(f"{where}: unknown service {service!r} (known: {', '.join(SERVICES)})")
+            raise PolicyError(
+                f"{where}: unknown service {service!r} (known: {', '.join(SERVICES)})"
+            )
     types = _names(raw["types"], "types", where)
     for message_type in types:
         body = message_type[:-2] if message_type.endswith(".*") else message_type

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -107,7 +106,7 @@ class Publisher:
             )
         except (DeliveryError, PublishError) as exc:
             raise PublishFailed(f"broker refused {routing_key}: {exc}") from exc
-        except (AMQPError, ConnectionError, RuntimeError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, AMQPError, ConnectionError, RuntimeError) as exc:
             raise PublishFailed(
                 f"publish of {routing_key} not confirmed: {type(exc).__name__}: {exc}"
             ) from exc

@@ -27,24 +27,11 @@ from broker.publisher import Publisher
 from broker.replay import ReplayCache
 from broker.settings import BrokerSettings
 from broker.topology import Topology
-from keys import KeyRing, TrustStoreFile, VerificationKey
+from keys import KeyRing, TrustStoreFile
 
 __all__ = ["ServiceRuntime", "run_daemon"]
 
 _log = structlog.get_logger("sealflow.runtime")
-
-
-class _TrustLookup:
-    """Adapts the self-reloading trust file to the envelope's ``TrustSource``."""
-
-    def __init__(self, trust_file: TrustStoreFile) -> None:
-        self.trust_file = trust_file
-
-    def lookup(self, kid: str, now: float | None = None) -> VerificationKey | None:
-        return self.trust_file.current.lookup(kid, now)
-
-    def refresh(self, *, force: bool = False) -> bool:
-        return self.trust_file.refresh(force=force)
 
 
 class ServiceRuntime:
@@ -69,7 +56,7 @@ class ServiceRuntime:
         self.trust = TrustStoreFile(keys_dir / "trust.json", min_interval=1.0)
         self.opener = Opener(
             service,
-            _TrustLookup(self.trust),
+            self.trust,
             policy=self.policy,
             replay=ReplayCache(self.settings.replay_cache_entries),
             leeway=self.settings.leeway,

@@ -1,4 +1,4 @@
-"""Settings shared by every daemon that talks to the broker (DESIGN §9), read from ``SEALFLOW_*``."""
+"""Settings shared by every daemon that talks to the broker (DESIGN §9): ``SEALFLOW_*``."""
 
 from __future__ import annotations
 

@@ -90,9 +90,7 @@ class Topology:
         """
         exchanges: dict[ExchangeKey, AbstractExchange] = {}
         for key, (_base, kind) in _EXCHANGES.items():
-            exchanges[key] = await channel.declare_exchange(
-                self.exchange(key), kind, durable=True
-            )
+            exchanges[key] = await channel.declare_exchange(self.exchange(key), kind, durable=True)
         declared: dict[str, AbstractQueue] = {}
         for base in queues if queues is not None else tuple(QUEUE_BINDINGS):
             exchange_key, routing_keys = QUEUE_BINDINGS[base]
@@ -130,7 +128,7 @@ class Topology:
         return DeclaredTopology(exchanges=exchanges, queues=declared)
 
     async def delete(self, channel: AbstractChannel) -> None:
-        """Delete every queue and exchange of this namespace (test clean-up; never in production)."""
+        """Delete every queue and exchange of this namespace (test clean-up; never un-prefixed)."""
         if not self.namespace:
             raise ValueError("refusing to delete the un-namespaced production topology")
         for name in self.all_queue_names():

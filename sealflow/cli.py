@@ -1,4 +1,4 @@
-"""Entry point of the ``sealflow`` command: a click group whose sub-commands live in ``commands/``."""
+"""The ``sealflow`` command: a click group whose sub-commands live in ``commands/``."""
 
 from __future__ import annotations
 

@@ -26,7 +26,8 @@ async def serve(
     store = await JobStore.open(settings.data_dir / "jobs.db")
 
     async def setup(rt: ServiceRuntime) -> None:
-        assert rt.publisher is not None and rt.audit is not None
+        assert rt.publisher is not None
+        assert rt.audit is not None
         rt.consume("worker.jobs", WorkerHandlers(store, rt.publisher, rt.audit).routes())
 
     await run_daemon(

@@ -1,4 +1,4 @@
-"""The worker's message handlers: ``job.submitted`` → ``parse.requested``; parse results → job events.
+"""The worker's handlers: ``job.submitted`` → ``parse.requested``; parse results → job events.
 
 Every handler is idempotent: states move through the store's atomic transitions and each
 outgoing event is recorded in the store's ledger, so a redelivered message produces no second

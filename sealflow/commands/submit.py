@@ -35,7 +35,12 @@ from store import BlobStore, JobStore, NewJob
 __all__ = ["submit"]
 
 _FINAL = {"done", "failed"}
-_TYPES = {".md": "text/markdown", ".markdown": "text/markdown", ".csv": "text/csv", ".json": "application/json"}
+_TYPES = {
+    ".md": "text/markdown",
+    ".markdown": "text/markdown",
+    ".csv": "text/csv",
+    ".json": "application/json",
+}
 
 
 def _content_type(path: Path) -> str:
@@ -48,12 +53,17 @@ async def _submit(paths: list[Path], owner: str, wait: float | None, console: Co
     blobs = BlobStore(settings.data_dir / "blobs")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = await JobStore.open(settings.data_dir / "jobs.db")
-    connection = await connect(settings.amqp_url, timeout=settings.connect_timeout, name="sealflow-submit")
+    connection = await connect(
+        settings.amqp_url, timeout=settings.connect_timeout, name="sealflow-submit"
+    )
     try:
         channel = await open_channel(connection)
         topology = Topology(settings.namespace)
         await topology.declare(channel)
-        sealer = Sealer(KeyRing.load(settings.keys_dir, "gateway").signing_key(), lifetime=settings.envelope_lifetime)
+        sealer = Sealer(
+            KeyRing.load(settings.keys_dir, "gateway").signing_key(),
+            lifetime=settings.envelope_lifetime,
+        )
         publisher = Publisher(channel, topology, sealer)
         audit = BrokerAuditSink(publisher)
         from schemas import JobSubmitted
@@ -74,22 +84,39 @@ async def _submit(paths: list[Path], owner: str, wait: float | None, console: Co
             )
             await store.create(
                 NewJob(
-                    job_id=job_id, owner=owner, filename=path.name,
-                    content_type=message.content_type, size=len(data), blob_sha256=sha, trace=trace,
+                    job_id=job_id,
+                    owner=owner,
+                    filename=path.name,
+                    content_type=message.content_type,
+                    size=len(data),
+                    blob_sha256=sha,
+                    trace=trace,
                 )
             )
             try:
                 sealed = await publisher.send(
-                    message, typ="job.submitted", aud="worker", sub=owner, job=job_id,
-                    act={"sub": "gateway"}, trace=trace,
+                    message,
+                    typ="job.submitted",
+                    aud="worker",
+                    sub=owner,
+                    job=job_id,
+                    act={"sub": "gateway"},
+                    trace=trace,
                 )
             except BrokerError:
                 await store.delete(job_id)
                 raise
             await audit.emit(
                 make_audit_event(
-                    source="gateway", type="job.submitted", action="submit", outcome="success",
-                    actor=owner, subject=owner, job=job_id, trace=trace, jti=sealed.jti,
+                    source="gateway",
+                    type="job.submitted",
+                    action="submit",
+                    outcome="success",
+                    actor=owner,
+                    subject=owner,
+                    job=job_id,
+                    trace=trace,
+                    jti=sealed.jti,
                     detail=f"{path.name} ({len(data)} bytes) via sealflow submit",
                 )
             )
@@ -121,9 +148,26 @@ async def _submit(paths: list[Path], owner: str, wait: float | None, console: Co
 
 
 @click.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path))
-@click.option("--owner", default="operator", show_default=True, help="The user the jobs belong to (envelope `sub`).")
-@click.option("--wait", "wait", type=float, default=None, metavar="SECONDS", help="Wait up to SECONDS for every job to finish; exit 1 unless all are done.")
+@click.argument(
+    "files",
+    nargs=-1,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path),
+)
+@click.option(
+    "--owner",
+    default="operator",
+    show_default=True,
+    help="The user the jobs belong to (envelope `sub`).",
+)
+@click.option(
+    "--wait",
+    "wait",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="Wait up to SECONDS for every job to finish; exit 1 unless all are done.",
+)
 def submit(files: tuple[Path, ...], owner: str, wait: float | None) -> None:
     """Submit FILES to the pipeline directly (operator tool until the gateway exists)."""
     console = Console()

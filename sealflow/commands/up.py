@@ -21,7 +21,13 @@ __all__ = ["up"]
 
 # Daemons that exist today, in start order; identity and gateway join when they are built.
 DAEMONS: tuple[str, ...] = ("audit", "parser", "worker")
-_COLOURS = {"audit": "magenta", "parser": "cyan", "worker": "green", "gateway": "blue", "identity": "yellow"}
+_COLOURS = {
+    "audit": "magenta",
+    "parser": "cyan",
+    "worker": "green",
+    "gateway": "blue",
+    "identity": "yellow",
+}
 _console = Console(stderr=True, highlight=False)
 
 
@@ -39,10 +45,11 @@ def _ensure_broker(url: str, start: bool) -> None:
         return
     host = urlsplit(url).hostname or ""
     local = host in {"localhost", "127.0.0.1", "::1"}
-    if start and local and shutil.which("rabbitmq-server"):
+    server, ctl = shutil.which("rabbitmq-server"), shutil.which("rabbitmqctl")
+    if start and local and server and ctl:
         _console.print("[yellow]RabbitMQ is down; starting it with `rabbitmq-server -detached`…[/]")
-        subprocess.run(["rabbitmq-server", "-detached"], check=False, timeout=60)
-        subprocess.run(["rabbitmqctl", "await_startup"], check=False, timeout=120)
+        subprocess.run([server, "-detached"], check=False, timeout=60)  # noqa: S603 - fixed argv
+        subprocess.run([ctl, "await_startup"], check=False, timeout=120)  # noqa: S603 - fixed argv
         if asyncio.run(_broker_answers(url)):
             return
     raise click.ClickException(
@@ -74,7 +81,10 @@ async def _run_all(daemons: tuple[str, ...], grace: float) -> int:
         loop.add_signal_handler(signum, stop.set)
     for name in daemons:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "sealflow", name,
+            sys.executable,
+            "-m",
+            "sealflow",
+            name,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )
@@ -89,7 +99,9 @@ async def _run_all(daemons: tuple[str, ...], grace: float) -> int:
     for task in done:
         if task in waiters:
             name = waiters[task]
-            _console.print(f"[red]{name} exited with status {task.result()}; stopping the others[/]")
+            _console.print(
+                f"[red]{name} exited with status {task.result()}; stopping the others[/]"
+            )
             exit_code = 1
     for process in processes.values():
         if process.returncode is None:
@@ -109,11 +121,16 @@ async def _run_all(daemons: tuple[str, ...], grace: float) -> int:
 
 @click.command()
 @click.option(
-    "--only", "only", multiple=True, type=click.Choice(DAEMONS),
+    "--only",
+    "only",
+    multiple=True,
+    type=click.Choice(DAEMONS),
     help="Run just these daemons (repeatable); default: all.",
 )
 @click.option(
-    "--start-broker/--no-start-broker", default=True, show_default=True,
+    "--start-broker/--no-start-broker",
+    default=True,
+    show_default=True,
     help="Start the local RabbitMQ service if it is installed and down.",
 )
 def up(only: tuple[str, ...], start_broker: bool) -> None:

@@ -66,8 +66,13 @@ class Rig:
 
     def consumer(self, handler: Any) -> Consumer:
         return Consumer(
-            queue="worker.jobs", channel=self.channel, topology=self.topology, opener=self.opener,
-            publisher=self.publisher, audit=self.audit, handlers={"job.submitted": handler},
+            queue="worker.jobs",
+            channel=self.channel,
+            topology=self.topology,
+            opener=self.opener,
+            publisher=self.publisher,
+            audit=self.audit,
+            handlers={"job.submitted": handler},
             settings=self.settings,
         )
 
@@ -80,9 +85,18 @@ class Rig:
 
 
 @pytest.fixture
-async def rig(amqp_url: str, namespace: str, keys_dir: Path, cleanup_namespace: None) -> AsyncIterator[Rig]:
-    settings = BrokerSettings(amqp_url=amqp_url, namespace=namespace, keys_dir=keys_dir,
-                              max_attempts=3, retry_base_delay=0.05, retry_max_delay=0.2, shutdown_grace=5)
+async def rig(
+    amqp_url: str, namespace: str, keys_dir: Path, cleanup_namespace: None
+) -> AsyncIterator[Rig]:
+    settings = BrokerSettings(
+        amqp_url=amqp_url,
+        namespace=namespace,
+        keys_dir=keys_dir,
+        max_attempts=3,
+        retry_base_delay=0.05,
+        retry_max_delay=0.2,
+        shutdown_grace=5,
+    )
     connection = await connect(amqp_url)
     channel = await open_channel(connection, prefetch=8)
     topology = Topology(namespace)
@@ -90,14 +104,18 @@ async def rig(amqp_url: str, namespace: str, keys_dir: Path, cleanup_namespace: 
     sealer = Sealer(KeyRing.load(keys_dir, "gateway").signing_key())
     opener = Opener("worker", _Trust(keys_dir), replay=ReplayCache(1000))
     try:
-        yield Rig(channel, topology, Publisher(channel, topology, sealer), opener, _Audit(), settings)
+        yield Rig(
+            channel, topology, Publisher(channel, topology, sealer), opener, _Audit(), settings
+        )
     finally:
         await connection.close()
 
 
 async def _send(rig: Rig) -> str:
     message = job_message()
-    sealed = await rig.publisher.send(message, typ="job.submitted", aud="worker", sub="alice", job=message.job_id)
+    sealed = await rig.publisher.send(
+        message, typ="job.submitted", aud="worker", sub="alice", job=message.job_id
+    )
     return sealed.jti
 
 
@@ -195,12 +213,20 @@ async def test_rejected_envelope_is_dead_lettered_audited_and_never_handled(rig:
     assert calls == 0
     assert dead.headers[REJECT_REASON_HEADER] == "jti_mismatch"
     [event] = rig.audit.events
-    assert (event.type, event.outcome, event.reason) == ("envelope.rejected", "rejected", "jti_mismatch")
+    assert (event.type, event.outcome, event.reason) == (
+        "envelope.rejected",
+        "rejected",
+        "jti_mismatch",
+    )
 
 
-async def test_message_that_waits_past_its_expiration_is_dead_lettered_by_the_broker(rig: Rig) -> None:
+async def test_message_that_waits_past_its_expiration_is_dead_lettered_by_the_broker(
+    rig: Rig,
+) -> None:
     message = job_message()
-    sealed = rig.publisher.sealer.seal(message, typ="job.submitted", aud="worker", sub="alice", lifetime=1)
+    sealed = rig.publisher.sealer.seal(
+        message, typ="job.submitted", aud="worker", sub="alice", lifetime=1
+    )
     await rig.publisher.publish(sealed)
     dead = await rig.dead_letter(timeout=30)
     assert dead.message_id == sealed.jti

@@ -16,7 +16,7 @@ import aio_pika
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from audit import AuditLog, iter_records, verify_log
+from audit import AuditLog, AuditSettings, iter_records, verify_log
 from audit.daemon import AuditDaemonSettings
 from audit.daemon import serve as serve_audit
 from broker import (
@@ -67,7 +67,10 @@ def _pdf(text: str) -> bytes:
 DOCUMENTS: dict[str, tuple[str, bytes]] = {
     "notes.txt": ("text/plain", b"plain words about the harbour\n"),
     "readme.md": ("text/markdown", b"# Title\n\nmarkdown words about lighthouses\n"),
-    "page.html": ("text/html", b"<html><head><title>T</title><script>evil()</script></head><body><p>html words about tides</p></body></html>"),
+    "page.html": (
+        "text/html",
+        b"<html><head><title>T</title><script>evil()</script></head><body><p>html words about tides</p></body></html>",
+    ),
     "data.json": ("application/json", b'{"topic": "json words about anchors", "n": 3}'),
     "table.csv": ("text/csv", b"name,words\nrow,csv words about sails\n"),
     "doc.pdf": ("application/pdf", _pdf("pdf words about compasses")),
@@ -84,20 +87,39 @@ class Pipeline:
     topology: Topology
     keys_dir: Path
 
-    async def submit(self, filename: str, content_type: str, data: bytes, owner: str = "alice") -> str:
+    async def submit(
+        self, filename: str, content_type: str, data: bytes, owner: str = "alice"
+    ) -> str:
         sha = self.blobs.put(data)
         job_id, trace = secrets.token_hex(16), secrets.token_hex(16)
         await self.store.create(
-            NewJob(job_id=job_id, owner=owner, filename=filename, content_type=content_type,
-                   size=len(data), blob_sha256=sha, trace=trace)
+            NewJob(
+                job_id=job_id,
+                owner=owner,
+                filename=filename,
+                content_type=content_type,
+                size=len(data),
+                blob_sha256=sha,
+                trace=trace,
+            )
         )
         message = JobSubmitted(
-            job_id=job_id, owner=owner, filename=filename, content_type=content_type,
-            size=len(data), blob_sha256=sha, submitted_at=datetime.now(UTC),
+            job_id=job_id,
+            owner=owner,
+            filename=filename,
+            content_type=content_type,
+            size=len(data),
+            blob_sha256=sha,
+            submitted_at=datetime.now(UTC),
         )
         await self.publisher.send(
-            message, typ="job.submitted", aud="worker", sub=owner, job=job_id,
-            act={"sub": "gateway"}, trace=trace,
+            message,
+            typ="job.submitted",
+            aud="worker",
+            sub=owner,
+            job=job_id,
+            act={"sub": "gateway"},
+            trace=trace,
         )
         return job_id
 
@@ -109,7 +131,9 @@ class Pipeline:
                     return job.state
                 await asyncio.sleep(0.05)
 
-    async def dead_letters(self, queue: str, expected: int, timeout: float = 30) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    async def dead_letters(
+        self, queue: str, expected: int, timeout: float = 30
+    ) -> list[aio_pika.abc.AbstractIncomingMessage]:
         dlq = await self.channel.get_queue(self.topology.queue(f"{queue}.dlq"), ensure=False)
         found: list[Any] = []
         async with asyncio.timeout(timeout):
@@ -133,17 +157,33 @@ class Pipeline:
 
 
 @pytest.fixture
-async def pipeline(amqp_url: str, namespace: str, keys_dir: Path, tmp_path: Path, cleanup_namespace: None) -> AsyncIterator[Pipeline]:
+async def pipeline(
+    amqp_url: str, namespace: str, keys_dir: Path, tmp_path: Path, cleanup_namespace: None
+) -> AsyncIterator[Pipeline]:
     settings = BrokerSettings(
-        amqp_url=amqp_url, namespace=namespace, data_dir=tmp_path / "data", keys_dir=keys_dir,
-        retry_base_delay=0.05, max_attempts=3, shutdown_grace=10,
+        amqp_url=amqp_url,
+        namespace=namespace,
+        data_dir=tmp_path / "data",
+        keys_dir=keys_dir,
+        retry_base_delay=0.05,
+        max_attempts=3,
+        shutdown_grace=10,
     )
     settings.data_dir.mkdir(parents=True)
     stop = asyncio.Event()
     store = await JobStore.open(settings.data_dir / "jobs.db")
     daemons = [
-        asyncio.create_task(serve_audit(settings, AuditDaemonSettings(health_port=0, batch_wait=0.001, checkpoint_every=5), stop=stop)),
-        asyncio.create_task(serve_parser(settings, ParserSettings(health_port=0, timeout_seconds=15), stop=stop)),
+        asyncio.create_task(
+            serve_audit(
+                settings,
+                AuditDaemonSettings(health_port=0, batch_wait=0.001),
+                AuditSettings(data_dir=settings.data_dir, keys_dir=keys_dir, checkpoint_every=5),
+                stop=stop,
+            )
+        ),
+        asyncio.create_task(
+            serve_parser(settings, ParserSettings(health_port=0, timeout_seconds=15), stop=stop)
+        ),
         asyncio.create_task(serve_worker(settings, WorkerSettings(health_port=0), stop=stop)),
     ]
     connection = await connect(amqp_url)
@@ -152,7 +192,15 @@ async def pipeline(amqp_url: str, namespace: str, keys_dir: Path, tmp_path: Path
     await topology.declare(channel)
     sealer = Sealer(KeyRing.load(keys_dir, "gateway").signing_key())
     try:
-        yield Pipeline(settings, store, BlobStore(settings.data_dir / "blobs"), Publisher(channel, topology, sealer), channel, topology, keys_dir)
+        yield Pipeline(
+            settings,
+            store,
+            BlobStore(settings.data_dir / "blobs"),
+            Publisher(channel, topology, sealer),
+            channel,
+            topology,
+            keys_dir,
+        )
     finally:
         stop.set()
         results = await asyncio.gather(*daemons, return_exceptions=True)
@@ -163,8 +211,12 @@ async def pipeline(amqp_url: str, namespace: str, keys_dir: Path, tmp_path: Path
                 raise result
 
 
-async def test_a_job_of_each_format_reaches_done_with_result_and_audit_trail(pipeline: Pipeline) -> None:
-    job_ids = {name: await pipeline.submit(name, ctype, data) for name, (ctype, data) in DOCUMENTS.items()}
+async def test_a_job_of_each_format_reaches_done_with_result_and_audit_trail(
+    pipeline: Pipeline,
+) -> None:
+    job_ids = {
+        name: await pipeline.submit(name, ctype, data) for name, (ctype, data) in DOCUMENTS.items()
+    }
     states = {name: await pipeline.wait_final(job_id) for name, job_id in job_ids.items()}
     assert states == dict.fromkeys(DOCUMENTS, "done")
     for name, job_id in job_ids.items():
@@ -176,19 +228,42 @@ async def test_a_job_of_each_format_reaches_done_with_result_and_audit_trail(pip
     assert [hit.job_id for hit in hits] == [job_ids["readme.md"]]
 
     pdf_job = job_ids["doc.pdf"]
-    trail = await pipeline.audit_records(lambda r: r.event.job == pdf_job and r.event.type == "job.completed")
+    trail = await pipeline.audit_records(
+        lambda r: r.event.job == pdf_job and r.event.type == "job.completed"
+    )
     assert trail
-    types = [r.event.type for r in iter_records(pipeline.settings.data_dir / "audit") if r.event.job == pdf_job]
+    types = [
+        r.event.type
+        for r in iter_records(pipeline.settings.data_dir / "audit")
+        if r.event.job == pdf_job
+    ]
     assert types == ["job.started", "document.parsed", "job.completed"]
 
 
-async def test_forged_message_in_worker_queue_is_dead_lettered_audited_and_not_handled(pipeline: Pipeline) -> None:
+async def test_forged_message_in_worker_queue_is_dead_lettered_audited_and_not_handled(
+    pipeline: Pipeline,
+) -> None:
     """Signed by a key nobody trusts, published straight into worker.jobs."""
-    rogue = SigningKey(service="gateway", kid="rogue-kid", alg="ES256", private_key=ec.generate_private_key(ec.SECP256R1()))
+    rogue = SigningKey(
+        service="gateway",
+        kid="rogue-kid",
+        alg="ES256",
+        private_key=ec.generate_private_key(ec.SECP256R1()),
+    )
     forged = Sealer(rogue).seal(
-        JobSubmitted(job_id="e" * 32, owner="mallory", filename="x.txt", content_type="text/plain",
-                     size=1, blob_sha256="0" * 64, submitted_at=datetime.now(UTC)),
-        typ="job.submitted", aud="worker", sub="mallory", job="e" * 32,
+        JobSubmitted(
+            job_id="e" * 32,
+            owner="mallory",
+            filename="x.txt",
+            content_type="text/plain",
+            size=1,
+            blob_sha256="0" * 64,
+            submitted_at=datetime.now(UTC),
+        ),
+        typ="job.submitted",
+        aud="worker",
+        sub="mallory",
+        job="e" * 32,
     )
     await pipeline.publisher.publish_raw(
         pipeline.publisher.message_for(forged), routing_key=pipeline.topology.queue("worker.jobs")
@@ -196,48 +271,84 @@ async def test_forged_message_in_worker_queue_is_dead_lettered_audited_and_not_h
     [dead] = await pipeline.dead_letters("worker.jobs", 1)
     assert dead.headers[REJECT_REASON_HEADER] == "unknown_kid"
     assert dead.message_id == forged.jti
-    records = await pipeline.audit_records(lambda r: r.event.type == "envelope.rejected" and r.event.reason == "unknown_kid")
+    records = await pipeline.audit_records(
+        lambda r: r.event.type == "envelope.rejected" and r.event.reason == "unknown_kid"
+    )
     assert records[0].event.source == "worker"
     assert records[0].event.jti is None  # never trust an unverified jti
     assert await pipeline.store.get("e" * 32) is None
 
 
-async def test_tampered_message_in_parser_queue_is_dead_lettered_and_audited(pipeline: Pipeline) -> None:
+async def test_tampered_message_in_parser_queue_is_dead_lettered_and_audited(
+    pipeline: Pipeline,
+) -> None:
     worker_sealer = Sealer(KeyRing.load(pipeline.keys_dir, "worker").signing_key())
-    request = ParseRequested(job_id="d" * 32, blob_sha256="1" * 64, filename="a.txt", content_type="text/plain", size=3, requested_at=datetime.now(UTC))
-    sealed = worker_sealer.seal(request, typ="parse.requested", aud="parser", sub="alice", job="d" * 32)
+    request = ParseRequested(
+        job_id="d" * 32,
+        blob_sha256="1" * 64,
+        filename="a.txt",
+        content_type="text/plain",
+        size=3,
+        requested_at=datetime.now(UTC),
+    )
+    sealed = worker_sealer.seal(
+        request, typ="parse.requested", aud="parser", sub="alice", job="d" * 32
+    )
     message = pipeline.publisher.message_for(sealed)
     message.body = sealed.body.replace(b"a.txt", b"b.txt")
-    await pipeline.publisher.publish_raw(message, routing_key=pipeline.topology.queue("parser.requests"))
+    await pipeline.publisher.publish_raw(
+        message, routing_key=pipeline.topology.queue("parser.requests")
+    )
     [dead] = await pipeline.dead_letters("parser.requests", 1)
     assert dead.headers[REJECT_REASON_HEADER] == "digest_mismatch"
-    records = await pipeline.audit_records(lambda r: r.event.type == "envelope.rejected" and r.event.source == "parser")
+    records = await pipeline.audit_records(
+        lambda r: r.event.type == "envelope.rejected" and r.event.source == "parser"
+    )
     assert records[0].event.reason == "digest_mismatch"
     assert records[0].event.jti == sealed.jti  # the signature held, so the jti is the signer's
 
 
-async def test_forged_audit_event_is_rejected_and_recorded_by_the_audit_service(pipeline: Pipeline) -> None:
+async def test_forged_audit_event_is_rejected_and_recorded_by_the_audit_service(
+    pipeline: Pipeline,
+) -> None:
     from broker import make_audit_event
 
-    event = make_audit_event(source="gateway", type="job.submitted", action="submit", outcome="success", actor="mallory")
+    event = make_audit_event(
+        source="gateway", type="job.submitted", action="submit", outcome="success", actor="mallory"
+    )
     forged = Sealer(KeyRing.load(pipeline.keys_dir, "worker").signing_key()).seal(
         event, typ="audit.job.submitted", aud="audit", sub="mallory", scope="audit:write"
     )
     message = pipeline.publisher.message_for(forged)
-    message.headers[ENVELOPE_HEADER] = forged.token[:-4] + ("AAAA" if not forged.token.endswith("AAAA") else "BBBB")
-    await pipeline.publisher.publish_raw(message, routing_key=pipeline.topology.queue("audit.events"))
-    records = await pipeline.audit_records(lambda r: r.event.type == "envelope.rejected" and r.event.source == "audit")
+    message.headers[ENVELOPE_HEADER] = forged.token[:-4] + (
+        "AAAA" if not forged.token.endswith("AAAA") else "BBBB"
+    )
+    await pipeline.publisher.publish_raw(
+        message, routing_key=pipeline.topology.queue("audit.events")
+    )
+    records = await pipeline.audit_records(
+        lambda r: r.event.type == "envelope.rejected" and r.event.source == "audit"
+    )
     assert records[0].event.reason in {"bad_signature", "malformed_header"}
-    assert not [r for r in iter_records(pipeline.settings.data_dir / "audit") if r.event.event_id == event.event_id]
+    assert not [
+        r
+        for r in iter_records(pipeline.settings.data_dir / "audit")
+        if r.event.event_id == event.event_id
+    ]
 
 
 async def test_poison_document_ends_failed_with_a_reason(pipeline: Pipeline) -> None:
-    job_id = await pipeline.submit("broken.pdf", "application/pdf", b"%PDF-1.7\n1 0 obj << /Type /Catalog >>\ntrailer garbage")
+    job_id = await pipeline.submit(
+        "broken.pdf", "application/pdf", b"%PDF-1.7\n1 0 obj << /Type /Catalog >>\ntrailer garbage"
+    )
     assert await pipeline.wait_final(job_id) == "failed"
     job = await pipeline.store.get(job_id)
-    assert job is not None and job.error_reason == "malformed"
+    assert job is not None
+    assert job.error_reason == "malformed"
     assert await pipeline.store.get_result(job_id) is None
-    unsupported = await pipeline.submit("image.pdf", "application/pdf", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+    unsupported = await pipeline.submit(
+        "image.pdf", "application/pdf", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+    )
     assert await pipeline.wait_final(unsupported) == "failed"
 
 
@@ -247,26 +358,50 @@ async def test_resubmitted_job_message_does_not_duplicate_work(pipeline: Pipelin
     assert await pipeline.wait_final(job_id) == "done"
     job = await pipeline.store.get(job_id)
     assert job is not None
-    again = JobSubmitted(job_id=job_id, owner="alice", filename="notes.txt", content_type="text/plain",
-                         size=job.size, blob_sha256=job.blob_sha256, submitted_at=datetime.now(UTC))
-    await pipeline.publisher.send(again, typ="job.submitted", aud="worker", sub="alice", job=job_id, act={"sub": "gateway"})
+    again = JobSubmitted(
+        job_id=job_id,
+        owner="alice",
+        filename="notes.txt",
+        content_type="text/plain",
+        size=job.size,
+        blob_sha256=job.blob_sha256,
+        submitted_at=datetime.now(UTC),
+    )
+    await pipeline.publisher.send(
+        again, typ="job.submitted", aud="worker", sub="alice", job=job_id, act={"sub": "gateway"}
+    )
     # Wait on an event, not a clock: a sentinel job submitted after the duplicate has gone the
     # whole way round (worker → parser → worker) by the time it is done.
     sentinel = await pipeline.submit("sentinel.txt", "text/plain", b"after the duplicate\n")
     assert await pipeline.wait_final(sentinel) == "done"
-    gateway_events = await pipeline.channel.get_queue(pipeline.topology.queue("gateway.events"), ensure=False)
+    gateway_events = await pipeline.channel.get_queue(
+        pipeline.topology.queue("gateway.events"), ensure=False
+    )
     completed = []
     while (message := await gateway_events.get(fail=False, no_ack=True)) is not None:
         if message.type == "job.completed" and json.loads(message.body)["job_id"] == job_id:
             completed.append(message)
     assert len(completed) == 1
-    assert len([r for r in iter_records(pipeline.settings.data_dir / "audit") if r.event.job == job_id and r.event.type == "job.completed"]) == 1
+    assert (
+        len(
+            [
+                r
+                for r in iter_records(pipeline.settings.data_dir / "audit")
+                if r.event.job == job_id and r.event.type == "job.completed"
+            ]
+        )
+        == 1
+    )
 
 
 async def test_audit_log_written_by_the_daemon_verifies(pipeline: Pipeline) -> None:
     job_id = await pipeline.submit("notes.txt", "text/plain", b"verify me\n")
     assert await pipeline.wait_final(job_id) == "done"
-    await pipeline.audit_records(lambda r: r.event.job == job_id and r.event.type == "job.completed")
-    report = verify_log(pipeline.settings.data_dir / "audit", TrustStore.from_rings(pipeline.keys_dir))
+    await pipeline.audit_records(
+        lambda r: r.event.job == job_id and r.event.type == "job.completed"
+    )
+    report = verify_log(
+        pipeline.settings.data_dir / "audit", TrustStore.from_rings(pipeline.keys_dir)
+    )
     assert report.ok, report
     assert isinstance(AuditLog, type)
