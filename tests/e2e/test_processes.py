@@ -128,6 +128,39 @@ def test_sealflow_up_runs_a_document_to_done_with_an_audit_trail(
     assert "intact" in verify.stdout
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_daemon_serves_health_readiness_and_metrics(sealflow_env: dict[str, str], daemons: list[Daemon]) -> None:
+    import urllib.request
+
+    port = _free_port()
+    env = {**sealflow_env, "SEALFLOW_PARSER_HEALTH_PORT": str(port)}
+    subprocess.run([sys.executable, "-m", "sealflow", "keys", "init"], env=env, cwd=REPO, check=True, capture_output=True)
+    parser = Daemon(env, "parser")
+    daemons.append(parser)
+    parser.wait_for("daemon.ready")
+
+    def get(path: str) -> tuple[int, str]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode()
+
+    assert get("/healthz") == (200, json.dumps({"status": "ok", "service": "parser"}))
+    status, body = get("/readyz")
+    assert status == 200
+    assert json.loads(body)["status"] == "ready"
+    status, metrics = get("/metrics")
+    assert status == 200
+    assert "sealflow_envelope_open_seconds" in metrics
+    assert "sealflow_messages_rejected_total" in metrics
+    assert parser.stop(signal.SIGTERM) == 0
+
+
 def test_sigterm_during_work_loses_nothing(
     sealflow_env: dict[str, str], daemons: list[Daemon], tmp_path: Path
 ) -> None:
@@ -155,6 +188,11 @@ def test_sigterm_during_work_loses_nothing(
     worker.wait_for("message.handled")  # SIGTERM lands while the rest of the jobs are queued
     assert worker.stop(signal.SIGTERM) == 0
     assert any("daemon.stopping" in line for line in worker.lines)
+    handled = [json.loads(line) for line in worker.lines if '"message.handled"' in line]
+    assert handled, "the worker logged no handled message"
+    for field in ("service", "job", "jti", "trace", "timestamp", "level"):
+        assert handled[0].get(field), (field, handled[0])
+    assert handled[0]["service"] == "worker"
 
     restarted = Daemon(sealflow_env, "worker")
     daemons.append(restarted)
