@@ -42,7 +42,7 @@ def extract_pdf(data: bytes, limits: ParseLimits, budget: OutputBudget) -> Extra
             f"cannot extract the text of page {number + 1}",
             partial(_page_text, reader, number),
         )
-        part = clean_text(text)
+        part = clean_text(text).rstrip()
         budget.charge(len(part) + (len(PAGE_SEPARATOR) if number else 0))
         parts.append(part)
     info = _pypdf("cannot read the document information", lambda: reader.metadata)
