@@ -78,6 +78,8 @@ class Consumer:
         self.settings = settings
         self.service = opener.service
         self._consumer_tag: str | None = None
+        self._verify_seconds = VERIFY_SECONDS.labels(self.service)
+        self._per_type: dict[str, tuple[Any, Any]] = {}
         self._in_flight: set[asyncio.Task[Any]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -134,10 +136,10 @@ class Consumer:
                 redelivered=bool(message.redelivered),
             )
         except EnvelopeError as error:
-            VERIFY_SECONDS.labels(self.service).observe(time.perf_counter() - started)
+            self._verify_seconds.observe(time.perf_counter() - started)
             await self._on_rejected(message, error)
             return
-        VERIFY_SECONDS.labels(self.service).observe(time.perf_counter() - started)
+        self._verify_seconds.observe(time.perf_counter() - started)
         claims = opened.claims
         structlog.contextvars.bind_contextvars(job=claims.job, jti=claims.jti, trace=claims.trace)
         handler = self._handler_for(claims.typ)
@@ -170,17 +172,27 @@ class Consumer:
             await self._retry_or_dead_letter(message, delivery, failure)
             return
         finally:
-            HANDLER_SECONDS.labels(self.service, claims.typ).observe(
-                time.perf_counter() - handler_started
-            )
+            handler_seconds, handled_ok = self._metrics_for(claims.typ)
+            handler_seconds.observe(time.perf_counter() - handler_started)
         self.opener.complete(claims.jti)
         await self._ack(message)
-        MESSAGES_HANDLED.labels(self.service, claims.typ, "ok").inc()
+        handled_ok.inc()
         _log.info(
             "message.handled",
             type=claims.typ,
             ms=round((time.perf_counter() - started) * 1000, 2),
         )
+
+    def _metrics_for(self, message_type: str) -> tuple[Any, Any]:
+        """The handler-time histogram and ``ok`` counter of a type, looked up once."""
+        metrics = self._per_type.get(message_type)
+        if metrics is None:
+            metrics = (
+                HANDLER_SECONDS.labels(self.service, message_type),
+                MESSAGES_HANDLED.labels(self.service, message_type, "ok"),
+            )
+            self._per_type[message_type] = metrics
+        return metrics
 
     def _handler_for(self, message_type: str) -> Handler | None:
         handler = self.handlers.get(message_type)
