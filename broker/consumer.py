@@ -17,7 +17,7 @@ from typing import Any
 
 import aio_pika
 import structlog
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from aio_pika.exceptions import AMQPError
 
 from broker.auditing import AuditSink, make_audit_event
@@ -78,6 +78,7 @@ class Consumer:
         self.settings = settings
         self.service = opener.service
         self._consumer_tag: str | None = None
+        self._queue: AbstractQueue | None = None
         self._verify_seconds = VERIFY_SECONDS.labels(self.service)
         self._per_type: dict[str, tuple[Any, Any]] = {}
         self._in_flight: set[asyncio.Task[Any]] = set()
@@ -91,8 +92,11 @@ class Consumer:
 
     async def start(self) -> None:
         """Start taking messages from the queue."""
-        queue = await self.channel.get_queue(self.topology.queue(self.queue), ensure=False)
-        self._consumer_tag = await queue.consume(self._on_message)
+        # Declared (not merely looked up) on this channel: a robust channel restores only the
+        # queues declared through it, and with them their consumers, after a reconnect.
+        declared = await self.topology.declare(self.channel, queues=(self.queue,))
+        self._queue = declared.queues[self.queue]
+        self._consumer_tag = await self._queue.consume(self._on_message)
         _log.info("consumer.started", queue=self.queue)
 
     async def stop(self, grace: float | None = None) -> None:
@@ -101,8 +105,8 @@ class Consumer:
         if self._consumer_tag is not None:
             tag, self._consumer_tag = self._consumer_tag, None
             try:
-                queue = await self.channel.get_queue(self.topology.queue(self.queue), ensure=False)
-                await queue.cancel(tag)
+                assert self._queue is not None
+                await self._queue.cancel(tag)
             except (AMQPError, ConnectionError, RuntimeError) as exc:
                 _log.warning("consumer.cancel_failed", queue=self.queue, error=str(exc))
         try:

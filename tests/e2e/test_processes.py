@@ -136,12 +136,20 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_daemon_serves_health_readiness_and_metrics(sealflow_env: dict[str, str], daemons: list[Daemon]) -> None:
+def test_daemon_serves_health_readiness_and_metrics(
+    sealflow_env: dict[str, str], daemons: list[Daemon]
+) -> None:
     import urllib.request
 
     port = _free_port()
     env = {**sealflow_env, "SEALFLOW_PARSER_HEALTH_PORT": str(port)}
-    subprocess.run([sys.executable, "-m", "sealflow", "keys", "init"], env=env, cwd=REPO, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "sealflow", "keys", "init"],
+        env=env,
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
     parser = Daemon(env, "parser")
     daemons.append(parser)
     parser.wait_for("daemon.ready")
