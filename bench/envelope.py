@@ -31,17 +31,6 @@ TARGETS = {"ES256": 1.5, "EdDSA": 2.0, "RS256": 2.0}
 SERVICE_FOR_ALG = {"ES256": "gateway", "EdDSA": "identity", "RS256": "parser"}
 
 
-class _Trust:
-    def __init__(self, store: TrustStore) -> None:
-        self.store = store
-
-    def lookup(self, kid: str, now: float | None = None):  # type: ignore[no-untyped-def]
-        return self.store.lookup(kid, now)
-
-    def refresh(self, *, force: bool = False) -> bool:
-        return False
-
-
 def _bare(private_key: object) -> tuple[Callable[[bytes], bytes], Callable[[bytes, bytes], None]]:
     if isinstance(private_key, ec.EllipticCurvePrivateKey):
         public = private_key.public_key()
@@ -80,7 +69,7 @@ def main() -> None:
             KeyRing.create(keys_dir, service, alg)  # type: ignore[arg-type]
         KeyRing.create(keys_dir, "worker")
         KeyRing.create(keys_dir, "audit")
-        trust = _Trust(TrustStore.from_rings(keys_dir))
+        trust = TrustStore.from_rings(keys_dir)
         message = JobSubmitted(
             job_id="0123456789abcdef0123456789abcdef",
             owner="alice@example.com",

@@ -49,17 +49,6 @@ CONCURRENCY = 64
 PREFETCH = 128
 
 
-class _Trust:
-    def __init__(self, keys_dir: Path) -> None:
-        self.file = TrustStoreFile(keys_dir / "trust.json")
-
-    def lookup(self, kid: str, now: float | None = None) -> Any:
-        return self.file.current.lookup(kid, now)
-
-    def refresh(self, *, force: bool = False) -> bool:
-        return self.file.refresh(force=force)
-
-
 class _NoAudit:
     async def emit(self, event: Any) -> None:
         raise AssertionError(f"unexpected audit event in the benchmark: {event}")
@@ -158,7 +147,7 @@ async def sealed_round(
         queue="worker.jobs",
         channel=consume_channel,
         topology=topology,
-        opener=Opener("worker", _Trust(keys_dir), replay=ReplayCache(n * 4)),
+        opener=Opener("worker", TrustStoreFile(keys_dir / "trust.json"), replay=ReplayCache(n * 4)),
         publisher=publisher,
         audit=_NoAudit(),
         handlers={"job.submitted": handler},
@@ -202,7 +191,9 @@ async def latency(
     publisher = Publisher(
         channel, topology, Sealer(KeyRing.load(keys_dir, "gateway").signing_key())
     )
-    opener = Opener("gateway", _Trust(keys_dir), replay=ReplayCache(jobs * 8))
+    opener = Opener(
+        "gateway", TrustStoreFile(keys_dir / "trust.json"), replay=ReplayCache(jobs * 8)
+    )
     store = await JobStore.open(data_dir / "jobs.db")
     blobs = BlobStore(data_dir / "blobs")
     sent: dict[str, float] = {}

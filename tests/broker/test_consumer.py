@@ -30,21 +30,10 @@ from broker import (
     connect,
     open_channel,
 )
-from keys import KeyRing, TrustStoreFile, VerificationKey
+from keys import KeyRing, TrustStoreFile
 from schemas import AuditEvent
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
-
-
-class _Trust:
-    def __init__(self, keys_dir: Path) -> None:
-        self.file = TrustStoreFile(keys_dir / "trust.json", min_interval=0)
-
-    def lookup(self, kid: str, now: float | None = None) -> VerificationKey | None:
-        return self.file.current.lookup(kid, now)
-
-    def refresh(self, *, force: bool = False) -> bool:
-        return self.file.refresh(force=force)
 
 
 class _Audit:
@@ -102,7 +91,9 @@ async def rig(
     topology = Topology(namespace)
     await topology.declare(channel)
     sealer = Sealer(KeyRing.load(keys_dir, "gateway").signing_key())
-    opener = Opener("worker", _Trust(keys_dir), replay=ReplayCache(1000))
+    opener = Opener(
+        "worker", TrustStoreFile(keys_dir / "trust.json", min_interval=0), replay=ReplayCache(1000)
+    )
     try:
         yield Rig(
             channel, topology, Publisher(channel, topology, sealer), opener, _Audit(), settings
