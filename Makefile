@@ -35,3 +35,4 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/envelope.py
+	$(BIN)/python bench/pipeline.py

@@ -22,7 +22,7 @@ from schemas import (
     ParseFailed,
     ParseRequested,
 )
-from store import InvalidTransition, JobStore, NewJob, NewResult, ResultChunk
+from store import InvalidTransition, Job, JobStore, NewJob, NewResult, ResultChunk
 
 __all__ = ["WorkerHandlers"]
 
@@ -163,7 +163,7 @@ class WorkerHandlers:
             audit=("job.failed", "complete", "failure", failure.reason),
         )
 
-    async def _job_for(self, opened: Opened[Any], job_id: str) -> Any:
+    async def _job_for(self, opened: Opened[Any], job_id: str) -> Job | None:
         if opened.claims.job is not None and opened.claims.job != job_id:
             raise ValueError("envelope job claim differs from the body's job_id")
         job = await self.store.get(job_id)

@@ -30,6 +30,7 @@ from broker import (
 )
 from broker.auditing import BrokerAuditSink
 from keys import KeyMaterialError, KeyRing
+from schemas import JobSubmitted
 from store import BlobStore, JobStore, NewJob
 
 __all__ = ["submit"]
@@ -66,8 +67,6 @@ async def _submit(paths: list[Path], owner: str, wait: float | None, console: Co
         )
         publisher = Publisher(channel, topology, sealer)
         audit = BrokerAuditSink(publisher)
-        from schemas import JobSubmitted
-
         job_ids: list[tuple[str, Path]] = []
         for path in paths:
             data = path.read_bytes()
