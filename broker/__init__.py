@@ -31,6 +31,7 @@ from broker.logging import configure_logging
 from broker.policy import Policy, PolicyError, PolicyRule
 from broker.publisher import Publisher, exchange_for
 from broker.replay import ReplayCache, ReplayCacheFull, ReplayState
+from broker.replay_journal import ReplayJournal
 from broker.runtime import ServiceRuntime, run_daemon
 from broker.settings import BrokerSettings
 from broker.topology import ATTEMPT_HEADER, QUEUE_BINDINGS, REJECT_REASON_HEADER, Topology
@@ -61,6 +62,7 @@ __all__ = [
     "Reason",
     "ReplayCache",
     "ReplayCacheFull",
+    "ReplayJournal",
     "ReplayState",
     "RetryLater",
     "Revocations",

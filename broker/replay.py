@@ -4,12 +4,17 @@ Memory is bounded: at most ``max_entries`` live entries (about 200 bytes each, s
 200,000 costs roughly 40 MB and covers ~660 messages/s sustained at a 300 s lifetime). When it is
 full of unexpired entries it refuses new ones (:class:`ReplayCacheFull`) rather than forget one,
 because forgetting would open a replay window; the consumer treats that as a transient failure.
+With a :class:`~broker.replay_journal.ReplayJournal`, spent ids survive a restart.
 """
 
 from __future__ import annotations
 
 import heapq
 from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from broker.replay_journal import ReplayJournal
 
 __all__ = ["ReplayCache", "ReplayCacheFull", "ReplayState"]
 
@@ -28,14 +33,42 @@ class ReplayState(Enum):
 class ReplayCache:
     """Bounded map of ``jti`` → (expiry, state), pruned in expiry order with a heap."""
 
-    __slots__ = ("_entries", "_heap", "max_entries")
+    __slots__ = ("_entries", "_heap", "journal", "max_entries")
 
-    def __init__(self, max_entries: int = 200_000) -> None:
+    def __init__(self, max_entries: int = 200_000, *, journal: ReplayJournal | None = None) -> None:
         if max_entries < 1:
             raise ValueError("max_entries must be positive")
         self.max_entries = max_entries
+        self.journal = journal
         self._entries: dict[str, tuple[float, ReplayState]] = {}
         self._heap: list[tuple[float, str]] = []
+
+    def restore(self, now: float) -> int:
+        """Load the journal's spent ``jti``s (a restart must not reopen a replay window)."""
+        if self.journal is None:
+            return 0
+        restored = 0
+        for jti, expires_at in self.journal.load(now):
+            if len(self._entries) >= self.max_entries:
+                break
+            self._entries[jti] = (expires_at, ReplayState.DONE)
+            heapq.heappush(self._heap, (expires_at, jti))
+            restored += 1
+        return restored
+
+    def flush(self, now: float) -> None:
+        """Make journaled entries durable; compact the journal when it has grown enough."""
+        if self.journal is None:
+            return
+        if self.journal.needs_compaction:
+            self.prune(now)
+            self.journal.compact(
+                (jti, expires_at)
+                for jti, (expires_at, state) in self._entries.items()
+                if state is ReplayState.DONE
+            )
+        else:
+            self.journal.flush()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -60,6 +93,8 @@ class ReplayCache:
         entry = self._entries.get(jti)
         if entry is not None:
             self._entries[jti] = (entry[0], ReplayState.DONE)
+            if self.journal is not None:
+                self.journal.append(jti, entry[0])
 
     def release(self, jti: str) -> None:
         """Forget ``jti`` so that a retried copy of the same envelope can be handled."""

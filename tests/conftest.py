@@ -59,7 +59,9 @@ def _ensure_local_broker(url: str) -> str:
             subprocess.run(["rabbitmqctl", "await_startup"], check=False, timeout=90)
             return url
         time.sleep(0.5)
-    pytest.fail(f"started rabbitmq-server but {host}:{port} did not open within 90 s", pytrace=False)
+    pytest.fail(
+        f"started rabbitmq-server but {host}:{port} did not open within 90 s", pytrace=False
+    )
 
 
 @pytest.fixture(scope="session")

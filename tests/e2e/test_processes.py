@@ -205,6 +205,8 @@ def test_sigterm_during_work_loses_nothing(
     restarted = Daemon(sealflow_env, "worker")
     daemons.append(restarted)
     restarted.wait_for("daemon.ready")
+    started = next(json.loads(line) for line in restarted.lines if '"runtime.started"' in line)
+    assert started["replay_restored"] >= 1  # spent jtis survive the restart
 
     async def final_states() -> list[str]:
         store = await JobStore.open(Path(sealflow_env["SEALFLOW_DATA_DIR"]) / "jobs.db")
