@@ -19,7 +19,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from audit.errors import AuditLogError
 from audit.log import AuditLog
 from audit.settings import AuditSettings
-from broker import BrokerSettings, Delivery, Opened, ServiceRuntime, configure_logging
+from broker import (
+    BrokerSettings,
+    Delivery,
+    Opened,
+    PermanentFailure,
+    ServiceRuntime,
+    configure_logging,
+)
 from broker import run_daemon as run_service
 from keys import KeyRing
 from schemas import AuditEvent
@@ -147,8 +154,9 @@ async def serve(
     async def on_event(opened: Opened[AuditEvent], delivery: Delivery) -> None:
         event = opened.message
         if event.source != opened.claims.iss:
-            raise ValueError(
-                f"event source {event.source} differs from envelope iss {opened.claims.iss}"
+            raise PermanentFailure(
+                f"event source {event.source} differs from envelope iss {opened.claims.iss}",
+                reason="source_mismatch",
             )
         await writer.emit(event)
 

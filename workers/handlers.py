@@ -12,7 +12,15 @@ from typing import Any
 
 import structlog
 
-from broker import AuditSink, Delivery, Opened, Publisher, extend_actor, make_audit_event
+from broker import (
+    AuditSink,
+    Delivery,
+    Opened,
+    PermanentFailure,
+    Publisher,
+    extend_actor,
+    make_audit_event,
+)
 from schemas import (
     JobCompleted,
     JobFailed,
@@ -49,9 +57,13 @@ class WorkerHandlers:
         """Record the job as processing and ask the parser for it, acting for the same user."""
         job, claims = opened.message, opened.claims
         if claims.job is not None and claims.job != job.job_id:
-            raise ValueError("envelope job claim differs from the body's job_id")
+            raise PermanentFailure(
+                "envelope job claim differs from the body's job_id", reason="job_mismatch"
+            )
         if job.owner != claims.sub:
-            raise ValueError("job owner differs from the envelope's subject")
+            raise PermanentFailure(
+                "job owner differs from the envelope's subject", reason="owner_mismatch"
+            )
         if await self.store.get(job.job_id) is None:
             await self.store.create(
                 NewJob(
@@ -165,12 +177,16 @@ class WorkerHandlers:
 
     async def _job_for(self, opened: Opened[Any], job_id: str) -> Job | None:
         if opened.claims.job is not None and opened.claims.job != job_id:
-            raise ValueError("envelope job claim differs from the body's job_id")
+            raise PermanentFailure(
+                "envelope job claim differs from the body's job_id", reason="job_mismatch"
+            )
         job = await self.store.get(job_id)
         if job is None:
             _log.warning("job.unknown", job_id=job_id)
         elif job.owner != opened.claims.sub:
-            raise ValueError("parse result's subject is not the job's owner")
+            raise PermanentFailure(
+                "parse result's subject is not the job's owner", reason="owner_mismatch"
+            )
         return job
 
     async def _send_once(

@@ -405,3 +405,26 @@ async def test_audit_log_written_by_the_daemon_verifies(pipeline: Pipeline) -> N
     )
     assert report.ok, report
     assert isinstance(AuditLog, type)
+
+
+async def test_audit_event_claiming_another_source_is_dead_lettered_and_recorded(
+    pipeline: Pipeline,
+) -> None:
+    """The worker's genuine key, but an event that says the gateway emitted it."""
+    from broker import make_audit_event
+
+    event = make_audit_event(
+        source="gateway", type="job.submitted", action="submit", outcome="success", actor="mallory"
+    )
+    spoofed = Sealer(KeyRing.load(pipeline.keys_dir, "worker").signing_key()).seal(
+        event, typ="audit.job.submitted", aud="audit", sub="mallory"
+    )
+    await pipeline.publisher.publish(spoofed)
+    [dead] = await pipeline.dead_letters("audit.events", 1)
+    assert dead.headers[REJECT_REASON_HEADER] == "source_mismatch"
+    records = await pipeline.audit_records(
+        lambda r: r.event.type == "message.dead_lettered" and r.event.reason == "source_mismatch"
+    )
+    assert records[0].event.jti == spoofed.jti
+    ids = [r.event.event_id for r in iter_records(pipeline.settings.data_dir / "audit")]
+    assert event.event_id not in ids
