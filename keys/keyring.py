@@ -33,12 +33,14 @@ from keys.errors import KeyFileError, KeyRingError
 from keys.files import atomic_write, fsync_directory, read_bounded
 from keys.jwk import thumbprint
 from keys.keyfile import read_private_key, write_private_key
-from keys.keyset import jwks_document
+from keys.keyset import jwks_document, parse_verification_jwk
 from keys.records import KeyRecord, KeyState, SigningKey, VerificationKey
 
 __all__ = ["JWKS_FILE", "MAX_KEYS_PER_RING", "RING_FILE", "KeyRing"]
 
 RING_FILE: Final = "ring.json"
+ARCHIVE_FILE: Final = "archive.json"
+_MAX_ARCHIVE_BYTES: Final = 4 * 1024 * 1024
 JWKS_FILE: Final = "jwks.json"
 _LOCK_FILE: Final = ".lock"
 MAX_KEYS_PER_RING: Final = 64
@@ -395,6 +397,9 @@ class KeyRing:
             ]
             if not expired:
                 return []
+            # Public halves are archived first: signatures they made (the audit log's
+            # checkpoints) must stay verifiable after the private halves are gone.
+            self._archive([key for key in self.verification_keys(now=0.0) if key.kid in expired])
             records = tuple(record for record in self._records if record.kid not in expired)
             remaining = {kid: key for kid, key in self._private_keys.items() if kid not in expired}
             # The ring forgets the keys before their files go: a crash in between leaves
@@ -410,6 +415,38 @@ class KeyRing:
                     ) from error
             fsync_directory(self.directory)
         return expired
+
+    def archived_keys(self) -> list[VerificationKey]:
+        """Public keys of pruned retired keys, for verifying what they signed long ago.
+
+        Never trust these for new messages: they carry the ``not_after`` they were retired
+        with, and :class:`TrustStore` refuses them past it.
+        """
+        path = self.directory / ARCHIVE_FILE
+        if not path.exists():
+            return []
+        data, _ = read_bounded(path, limit=_MAX_ARCHIVE_BYTES)
+        try:
+            document = json.loads(data)
+            jwks = document["keys"]
+            if not isinstance(jwks, list):
+                raise TypeError("keys is not a list")
+            return [parse_verification_jwk(self.service, jwk) for jwk in jwks]
+        except (ValueError, KeyError, TypeError) as error:
+            raise KeyRingError(
+                "malformed_archive", f"{path}: malformed key archive: {error}"
+            ) from error
+
+    def _archive(self, keys: list[VerificationKey]) -> None:
+        if not keys:
+            return
+        known = {key.kid: key for key in self.archived_keys()}
+        known.update((key.kid, key) for key in keys)
+        atomic_write(
+            self.directory / ARCHIVE_FILE,
+            _json_bytes(jwks_document(known.values())),
+            mode=0o644,
+        )
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:

@@ -251,7 +251,12 @@ def _audit_trust(keys_dir: Path) -> TrustStore:
     expired); ``verify_log`` judges each checkpoint's key at the checkpoint's own time.
     """
     if KeyRing.exists(keys_dir, AUDIT_SERVICE) or not (keys_dir / TRUST_FILE).is_file():
-        return TrustStore.from_rings(keys_dir, (AUDIT_SERVICE,), now=0.0)
+        ring = KeyRing.load(keys_dir, AUDIT_SERVICE)
+        # Every audit key that ever signed, pruned ones included; verify_log judges each
+        # key at the time of the checkpoint it signed.
+        return TrustStore(
+            [*ring.verification_keys(now=0.0), *ring.archived_keys()], services=[AUDIT_SERVICE]
+        )
     return TrustStore.load(keys_dir / TRUST_FILE)
 
 

@@ -237,3 +237,22 @@ def test_a_daemon_that_cannot_open_its_log_fails_in_one_line(runner, monkeypatch
     assert result.output.strip() == (
         "Error: refusing to open a broken audit log at seq 3 [hash_mismatch]"
     )
+
+
+def test_verify_still_passes_after_the_audit_key_is_rotated_and_pruned(
+    runner, log_dir, data_dir, keys_dir, ring, signer, make_event
+):
+    """Checkpoints signed by a pruned key verify against the ring's archive of public keys."""
+    with AuditLog.open(log_dir, signer=signer, checkpoint_every=5) as log:
+        for _ in range(10):
+            log.append([make_event()])
+    ring.add_next()
+    ring.promote_next(grace_seconds=0)
+    assert ring.prune() == [signer.kid]
+    assert not (keys_dir / "audit" / f"{signer.kid}.pem").exists()
+    with AuditLog.open(log_dir, signer=ring.signing_key(), checkpoint_every=5) as log:
+        for _ in range(5):
+            log.append([make_event()])
+    result = _run(runner, data_dir, keys_dir, "verify")
+    assert result.exit_code == 0, result.output
+    assert "15 records" in result.output

@@ -367,3 +367,17 @@ def test_prune_deletes_expired_retired_keys_and_their_files(tmp_path: Path) -> N
         ring.signing_key().kid
     ]
     assert ring.prune(now=1_000.0) == []
+
+
+def test_prune_archives_the_public_half_of_each_pruned_key(tmp_path: Path) -> None:
+    ring = KeyRing.create(tmp_path, "audit")
+    old = ring.signing_key()
+    ring.add_next()
+    ring.promote_next(grace_seconds=0)
+    assert ring.archived_keys() == []
+    assert ring.prune() == [old.kid]
+    [archived] = KeyRing.load(tmp_path, "audit").archived_keys()
+    assert archived.kid == old.kid
+    assert archived.state == "retired"
+    assert archived.not_after is not None
+    assert '"d"' not in (tmp_path / "audit" / "archive.json").read_text()
