@@ -6,6 +6,7 @@ from __future__ import annotations
 from broker.auditing import AuditSink, BrokerAuditSink, make_audit_event
 from broker.connection import connect, open_channel, redact_url
 from broker.consumer import Consumer, Delivery, Handler
+from broker.control import AUDIENCE_HEADER, ControlSubscriber, publish_control
 from broker.envelope import (
     ENVELOPE_HEADER,
     ENVELOPE_TYP,
@@ -32,12 +33,14 @@ from broker.policy import Policy, PolicyError, PolicyRule
 from broker.publisher import Publisher, exchange_for
 from broker.replay import ReplayCache, ReplayCacheFull, ReplayState
 from broker.replay_journal import ReplayJournal
+from broker.revocation import RevocationList
 from broker.runtime import ServiceRuntime, run_daemon
 from broker.settings import BrokerSettings
 from broker.topology import ATTEMPT_HEADER, QUEUE_BINDINGS, REJECT_REASON_HEADER, Topology
 
 __all__ = [
     "ATTEMPT_HEADER",
+    "AUDIENCE_HEADER",
     "ENVELOPE_HEADER",
     "ENVELOPE_TYP",
     "QUEUE_BINDINGS",
@@ -48,6 +51,7 @@ __all__ = [
     "BrokerSettings",
     "BrokerUnavailable",
     "Consumer",
+    "ControlSubscriber",
     "Delivery",
     "EnvelopeError",
     "Handler",
@@ -65,6 +69,7 @@ __all__ = [
     "ReplayJournal",
     "ReplayState",
     "RetryLater",
+    "RevocationList",
     "Revocations",
     "Sealed",
     "Sealer",
@@ -78,6 +83,7 @@ __all__ = [
     "extend_actor",
     "make_audit_event",
     "open_channel",
+    "publish_control",
     "redact_url",
     "run_daemon",
 ]

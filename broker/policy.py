@@ -105,6 +105,10 @@ class Policy:
                 return rule_scopes
         return None
 
+    def receivers_of(self, sender: str, message_type: str) -> list[str]:
+        """Every service ``sender`` may send ``message_type`` to (for fanout messages)."""
+        return [r for r in SERVICES if self.required_scopes(sender, r, message_type) is not None]
+
     def scope_for(self, sender: str, receiver: str, message_type: str) -> str:
         """The ``scope`` claim a sender puts in an envelope it is allowed to send."""
         scopes = self.required_scopes(sender, receiver, message_type)

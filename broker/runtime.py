@@ -22,11 +22,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from broker.auditing import AuditSink, BrokerAuditSink
 from broker.connection import connect, open_channel
 from broker.consumer import Consumer, Handler
+from broker.control import ControlSubscriber
 from broker.envelope import Opener, Sealer
 from broker.policy import Policy
 from broker.publisher import Publisher
 from broker.replay import ReplayCache
 from broker.replay_journal import ReplayJournal
+from broker.revocation import RevocationList
 from broker.settings import BrokerSettings
 from broker.topology import Topology
 from keys import KeyRing, TrustStoreFile
@@ -56,6 +58,8 @@ class ServiceRuntime:
             ring.signing_key(), policy=self.policy, lifetime=self.settings.envelope_lifetime
         )
         self.trust = TrustStoreFile(keys_dir / "trust.json", min_interval=1.0)
+        self.revocations = RevocationList()
+        self.control: ControlSubscriber | None = None
         self.replay = ReplayCache(
             self.settings.replay_cache_entries,
             journal=ReplayJournal(self.settings.data_dir / "replay" / f"{service}.jtis"),
@@ -65,6 +69,7 @@ class ServiceRuntime:
             self.trust,
             policy=self.policy,
             replay=self.replay,
+            revocations=self.revocations,
             leeway=self.settings.leeway,
             max_body_bytes=self.settings.max_body_bytes,
         )
@@ -86,6 +91,15 @@ class ServiceRuntime:
         await self.topology.declare(self.publish_channel)
         self.publisher = Publisher(self.publish_channel, self.topology, self.sealer)
         self.audit = BrokerAuditSink(self.publisher)
+        self.control = ControlSubscriber(
+            channel=self.consume_channel,
+            topology=self.topology,
+            opener=self.opener,
+            revocations=self.revocations,
+            trust=self.trust,
+            audit=self.audit,
+        )
+        await self.control.start()
         restored = self.replay.restore(time.time())
         self._tasks.append(asyncio.create_task(self._watch_keys(), name="watch-keys"))
         self._tasks.append(asyncio.create_task(self._flush_replay(), name="flush-replay"))
@@ -133,6 +147,8 @@ class ServiceRuntime:
         """Stop consumers (bounded wait for in-flight work), then close the connection."""
         for consumer in self.consumers:
             await consumer.stop()
+        if self.control is not None:
+            await self.control.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -11,7 +11,7 @@ from typing import Any
 
 import aio_pika
 import pytest
-from sealflow_testing import job_message
+from sealflow_testing import job_message, queue_counts
 
 from broker import (
     ATTEMPT_HEADER,
@@ -113,8 +113,8 @@ async def _send(rig: Rig) -> str:
 async def test_topology_declares_namespaced_quorum_queues_with_dlqs(rig: Rig) -> None:
     for name in rig.topology.all_queue_names():
         assert name.startswith(rig.topology.namespace + ".")
-        declared = await rig.channel.declare_queue(name, passive=True)
-        assert declared.declaration_result.message_count == 0
+        messages, _ = await queue_counts(rig.channel, name)
+        assert messages == 0
 
 
 async def test_handled_message_is_acked_once(rig: Rig) -> None:
@@ -131,8 +131,8 @@ async def test_handled_message_is_acked_once(rig: Rig) -> None:
     await asyncio.wait_for(done.wait(), 10)
     await consumer.stop()
     assert seen == [jti]
-    declared = await rig.channel.declare_queue(rig.topology.queue("worker.jobs"), passive=True)
-    assert declared.declaration_result.message_count == 0
+    messages, _ = await queue_counts(rig.channel, rig.topology.queue("worker.jobs"))
+    assert messages == 0
 
 
 async def test_transient_failure_is_retried_with_backoff_then_succeeds(rig: Rig) -> None:
@@ -248,6 +248,6 @@ async def test_stop_waits_for_the_in_flight_handler(rig: Rig) -> None:
     release.set()
     await asyncio.wait_for(stopping, 10)
     assert finished.is_set()
-    declared = await rig.channel.declare_queue(rig.topology.queue("worker.jobs"), passive=True)
-    assert declared.declaration_result.message_count == 0
+    messages, _ = await queue_counts(rig.channel, rig.topology.queue("worker.jobs"))
+    assert messages == 0
     assert datetime.now(UTC)

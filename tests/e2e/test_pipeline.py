@@ -15,6 +15,7 @@ from typing import Any
 import aio_pika
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from sealflow_testing import queue_counts
 
 from audit import AuditLog, AuditSettings, iter_records, verify_log
 from audit.daemon import AuditDaemonSettings
@@ -191,6 +192,11 @@ async def pipeline(
     topology = Topology(namespace)
     await topology.declare(channel)
     sealer = Sealer(KeyRing.load(keys_dir, "gateway").signing_key())
+    # Ready = every daemon consumes its queue (each subscribes to control before that).
+    async with asyncio.timeout(60):
+        for queue in ("worker.jobs", "parser.requests", "audit.events"):
+            while (await queue_counts(channel, topology.queue(queue)))[1] == 0:
+                await asyncio.sleep(0.05)
     try:
         yield Pipeline(
             settings,
@@ -428,3 +434,74 @@ async def test_audit_event_claiming_another_source_is_dead_lettered_and_recorded
     assert records[0].event.jti == spoofed.jti
     ids = [r.event.event_id for r in iter_records(pipeline.settings.data_dir / "audit")]
     assert event.event_id not in ids
+
+
+async def test_revoked_user_is_refused_by_every_daemon_and_it_is_audited(
+    pipeline: Pipeline,
+) -> None:
+    """A revocation of a subject on sealflow.control; mallory's next job is rejected, alice's is not."""
+    from broker import publish_control
+    from schemas import Revocation
+
+    identity = Publisher(
+        pipeline.channel,
+        pipeline.topology,
+        Sealer(KeyRing.load(pipeline.keys_dir, "identity").signing_key()),
+    )
+    revocation = Revocation(
+        revocation_id=secrets.token_hex(16),
+        kind="sub",
+        value="mallory",
+        reason="account compromised",
+        issued_at=datetime.now(UTC),
+    )
+    sent = await publish_control(identity, revocation, typ="control.revocation", sub="admin")
+    assert sorted(s.aud for s in sent) == ["audit", "gateway", "parser", "worker"]
+    for service in ("worker", "parser", "audit"):
+        await pipeline.audit_records(
+            lambda r, s=service: r.event.type == "revocation.applied" and r.event.source == s
+        )
+
+    refused = await pipeline.submit("m.txt", "text/plain", b"from mallory\n", owner="mallory")
+    [dead] = await pipeline.dead_letters("worker.jobs", 1)
+    assert dead.headers[REJECT_REASON_HEADER] == "revoked"
+    records = await pipeline.audit_records(
+        lambda r: r.event.type == "envelope.rejected" and r.event.reason == "revoked"
+    )
+    assert records[0].event.subject == "mallory"
+    job = await pipeline.store.get(refused)
+    assert job is not None
+    assert job.state == "queued"
+
+    allowed = await pipeline.submit("a.txt", "text/plain", b"from alice\n", owner="alice")
+    assert await pipeline.wait_final(allowed) == "done"
+
+
+async def test_control_message_from_a_service_the_policy_does_not_allow_is_rejected(
+    pipeline: Pipeline,
+) -> None:
+    from broker import AUDIENCE_HEADER
+    from schemas import Revocation
+
+    revocation = Revocation(
+        revocation_id=secrets.token_hex(16),
+        kind="sub",
+        value="alice",
+        reason="a parser trying to lock alice out",
+        issued_at=datetime.now(UTC),
+    )
+    sealer = Sealer(KeyRing.load(pipeline.keys_dir, "parser").signing_key())
+    sealed = sealer.seal(
+        revocation, typ="control.revocation", aud="worker", sub="admin", scope="control:write"
+    )
+    amqp = pipeline.publisher.message_for(sealed)
+    amqp.headers[AUDIENCE_HEADER] = "worker"
+    await pipeline.publisher.publish_raw(
+        amqp, routing_key="control.revocation", exchange=pipeline.topology.exchange("control")
+    )
+    records = await pipeline.audit_records(
+        lambda r: r.event.type == "control.rejected" and r.event.source == "worker"
+    )
+    assert records[0].event.reason == "policy_denied"
+    job = await pipeline.submit("a.txt", "text/plain", b"alice still works\n", owner="alice")
+    assert await pipeline.wait_final(job) == "done"

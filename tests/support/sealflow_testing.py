@@ -6,6 +6,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from broker import Opener, ReplayCache, Sealer
 from keys import KeyRing, SigningKey, TrustStore, VerificationKey
@@ -83,3 +84,14 @@ def job_message(owner: str = "alice") -> JobSubmitted:
         blob_sha256="a" * 64,
         submitted_at=datetime.now(UTC),
     )
+
+
+async def queue_counts(channel: Any, name: str) -> tuple[int, int]:
+    """(messages, consumers) of a queue, asked of the broker now.
+
+    A robust channel answers a passive ``declare_queue`` from its cache, with the counts of
+    the first declaration; the underlying channel asks the broker.
+    """
+    underlay = await channel.get_underlay_channel()
+    result = await underlay.queue_declare(name, passive=True)
+    return int(result.message_count or 0), int(result.consumer_count or 0)

@@ -1,0 +1,150 @@
+"""Signed control messages on ``sealflow.control``: revocations and key-set changes (DESIGN §6).
+
+The exchange is a fanout, and an envelope names one audience, so a sender seals one copy per
+receiving service that the policy allows, each with its own ``aud``. The copy also carries
+the audience in the cleartext header ``x-sealflow-audience``, so each daemon skips copies
+addressed to others without opening them. A forged header can only make a daemon skip a
+message; every copy a daemon keeps is opened and checked in full.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Protocol
+
+import structlog
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+from aio_pika.exceptions import AMQPError
+
+from broker.auditing import AuditSink, make_audit_event
+from broker.envelope import EnvelopeError, Opener, Sealed
+from broker.errors import PublishFailed
+from broker.publisher import Publisher
+from broker.revocation import RevocationList
+from broker.topology import Topology
+from schemas import KeySetChanged, Revocation, WireModel
+
+__all__ = ["AUDIENCE_HEADER", "ControlSubscriber", "publish_control"]
+
+AUDIENCE_HEADER = "x-sealflow-audience"
+_log = structlog.get_logger("sealflow.control")
+
+
+class _Refreshable(Protocol):
+    def refresh(self, *, force: bool = False) -> bool: ...
+
+
+async def publish_control(
+    publisher: Publisher, message: WireModel, *, typ: str, sub: str
+) -> list[Sealed]:
+    """Seal ``message`` once for every receiver the policy allows and publish each copy."""
+    sealer = publisher.sealer
+    receivers = sealer.policy.receivers_of(sealer.service, typ)
+    if not receivers:
+        raise PublishFailed(f"policy lets {sealer.service} send {typ} to no one")
+    sent = []
+    for receiver in receivers:
+        sealed = sealer.seal(message, typ=typ, aud=receiver, sub=sub)
+        amqp = publisher.message_for(sealed)
+        amqp.headers[AUDIENCE_HEADER] = receiver
+        await publisher.publish_raw(
+            amqp, routing_key=typ, exchange=publisher.topology.exchange("control")
+        )
+        sent.append(sealed)
+    return sent
+
+
+class ControlSubscriber:
+    """One daemon's subscription to the control fanout: applies revocations, reloads keys."""
+
+    def __init__(
+        self,
+        *,
+        channel: AbstractChannel,
+        topology: Topology,
+        opener: Opener,
+        revocations: RevocationList,
+        trust: _Refreshable,
+        audit: AuditSink,
+    ) -> None:
+        self.channel = channel
+        self.topology = topology
+        self.opener = opener
+        self.service = opener.service
+        self.revocations = revocations
+        self.trust = trust
+        self.audit = audit
+        self._queue: AbstractQueue | None = None
+        self._tag: str | None = None
+
+    async def start(self) -> None:
+        """Declare this process's exclusive queue on the control fanout and consume it."""
+        name = self.topology.name(f"control.{self.service}.{secrets.token_hex(6)}")
+        self._queue = await self.channel.declare_queue(
+            name, exclusive=True, auto_delete=True, durable=False
+        )
+        await self._queue.bind(self.topology.exchange("control"), routing_key="")
+        self._tag = await self._queue.consume(self._on_message)
+
+    async def stop(self) -> None:
+        """Stop consuming (the exclusive queue goes with the connection)."""
+        if self._queue is not None and self._tag is not None:
+            try:
+                await self._queue.cancel(self._tag)
+            except (AMQPError, ConnectionError, RuntimeError) as exc:
+                _log.warning("control.cancel_failed", error=str(exc))
+            self._tag = None
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        if (message.headers or {}).get(AUDIENCE_HEADER) != self.service:
+            await message.ack()
+            return
+        try:
+            opened = self.opener.open(
+                message.body,
+                message.headers,
+                message_id=message.message_id,
+                message_type=message.type,
+                redelivered=bool(message.redelivered),
+            )
+        except EnvelopeError as error:
+            _log.warning("control.rejected", reason=str(error.reason), detail=error.detail)
+            await self._emit("control.rejected", "rejected", str(error.reason), error.detail)
+            await message.ack()
+            return
+        content = opened.message
+        if isinstance(content, Revocation):
+            self.revocations.add(content)
+            _log.warning("revocation.applied", kind=content.kind, value=content.value)
+            await self._emit(
+                "revocation.applied",
+                "success",
+                None,
+                f"{content.kind} {content.value} revoked: {content.reason}",
+                jti=opened.claims.jti,
+            )
+        elif isinstance(content, KeySetChanged):
+            self.trust.refresh(force=True)
+            _log.info("keys.trust_reloaded", service=content.service)
+        self.opener.complete(opened.claims.jti)
+        await message.ack()
+
+    async def _emit(
+        self, type_: str, outcome: str, reason: str | None, detail: str, *, jti: str | None = None
+    ) -> None:
+        try:
+            await self.audit.emit(
+                make_audit_event(
+                    source=self.service,
+                    type=type_,
+                    action="control",
+                    outcome=outcome,
+                    actor=self.service,
+                    reason=reason,
+                    jti=jti,
+                    detail=f"{detail} (at {time.time():.3f})",
+                )
+            )
+        except PublishFailed as exc:
+            _log.error("audit.emit_failed", error=exc.detail)
