@@ -1,0 +1,596 @@
+"""The OpenID Connect provider as an aiohttp application (DESIGN §5)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import unquote_plus, urlencode
+
+from aiohttp import web
+from multidict import MultiMapping
+
+from identity.errors import (
+    IdentityError,
+    InvalidClient,
+    InvalidGrant,
+    InvalidRequest,
+    InvalidScope,
+    InvalidToken,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+)
+from identity.hashing import new_token
+from identity.keysource import KeySource
+from identity.pages import PAGE_HEADERS, error_page, login_page
+from identity.pkce import is_valid_challenge, verify_pkce
+from identity.roles import ROLE_SCOPES, grant_scopes, parse_scope
+from identity.settings import IdentitySettings
+from identity.store import Client, IdentityStore
+from identity.tokens import TokenSigner, verify_access_token
+
+__all__ = ["KEYS_KEY", "SETTINGS_KEY", "STORE_KEY", "create_app"]
+
+SETTINGS_KEY: Final = web.AppKey("identity_settings", IdentitySettings)
+STORE_KEY: Final = web.AppKey("identity_store", IdentityStore)
+KEYS_KEY: Final = web.AppKey("identity_keys", KeySource)
+SIGNER_KEY: Final = web.AppKey("identity_signer", TokenSigner)
+
+_CSRF_COOKIE: Final = "sealflow_login_csrf"
+_NO_STORE: Final[Mapping[str, str]] = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_AUTHORIZE_PARAMS: Final = (
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+)
+_MAX_PARAM_CHARS: Final = 2048
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _error_json(error: IdentityError, *, basic: bool = False) -> web.Response:
+    headers = dict(_NO_STORE)
+    if isinstance(error, InvalidClient) and basic:
+        headers["WWW-Authenticate"] = 'Basic realm="sealflow"'
+    if isinstance(error, InvalidToken) or error.reason == "insufficient_scope":
+        headers["WWW-Authenticate"] = f'Bearer error="{error.reason}"'
+    return web.json_response(
+        {"error": error.reason, "error_description": error.description},
+        status=error.status,
+        headers=headers,
+    )
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except IdentityError as error:
+        basic = request.headers.get("Authorization", "").startswith("Basic")
+        return _error_json(error, basic=basic)
+
+
+def _single(params: MultiMapping[Any], name: str, *, required: bool = False) -> str | None:
+    values = params.getall(name, [])
+    if len(values) > 1:
+        raise InvalidRequest(f"{name} given more than once")
+    if not values or values[0] == "":
+        if required:
+            raise InvalidRequest(f"{name} is required")
+        return None
+    value = values[0]
+    if not isinstance(value, str) or len(value) > _MAX_PARAM_CHARS:
+        raise InvalidRequest(f"{name} is malformed")
+    return value
+
+
+def _required(params: MultiMapping[Any], name: str) -> str:
+    value = _single(params, name, required=True)
+    if value is None:  # _single raised already; kept for the type checker
+        raise InvalidRequest(f"{name} is required")
+    return value
+
+
+# -- discovery and keys -------------------------------------------------------------------
+
+
+async def _discovery(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS_KEY]
+    issuer = settings.issuer_url
+    alg = request.app[KEYS_KEY].signing_key().alg
+    scopes = ["openid", "profile", "offline_access", *ROLE_SCOPES["admin"]]
+    return web.json_response(
+        {
+            "issuer": issuer,
+            "authorization_endpoint": f"{issuer}/authorize",
+            "token_endpoint": f"{issuer}/token",
+            "userinfo_endpoint": f"{issuer}/userinfo",
+            "revocation_endpoint": f"{issuer}/revoke",
+            "jwks_uri": f"{issuer}/jwks.json",
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": [alg],
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_basic",
+                "client_secret_post",
+                "none",
+            ],
+            "revocation_endpoint_auth_methods_supported": [
+                "client_secret_basic",
+                "client_secret_post",
+                "none",
+            ],
+            "code_challenge_methods_supported": ["S256"],
+            "scopes_supported": scopes,
+            "claims_supported": [
+                "sub",
+                "iss",
+                "aud",
+                "exp",
+                "iat",
+                "auth_time",
+                "nonce",
+                "preferred_username",
+                "roles",
+            ],
+            "authorization_response_iss_parameter_supported": True,
+        },
+        headers={"Cache-Control": "public, max-age=300"},
+    )
+
+
+async def _jwks(request: web.Request) -> web.Response:
+    return web.json_response(
+        request.app[KEYS_KEY].jwks(), headers={"Cache-Control": "public, max-age=60"}
+    )
+
+
+# -- authorize ----------------------------------------------------------------------------
+
+
+class _PageError(Exception):
+    def __init__(self, reason: str, description: str) -> None:
+        super().__init__(description)
+        self.reason = reason
+        self.description = description
+
+
+@dataclass(frozen=True, slots=True)
+class _AuthorizeRequest:
+    client: Client
+    redirect_uri: str
+    params: dict[str, str]
+
+    def get(self, name: str) -> str | None:
+        return self.params.get(name)
+
+
+def _redirect(uri: str, values: Mapping[str, str | None]) -> web.Response:
+    query = urlencode({key: value for key, value in values.items() if value is not None})
+    separator = "&" if "?" in uri else "?"
+    return web.Response(status=302, headers={"Location": f"{uri}{separator}{query}", **_NO_STORE})
+
+
+async def _authorize_request(request: web.Request, params: MultiMapping[Any]) -> _AuthorizeRequest:
+    """Check the client and redirect URI (errors shown as a page, never redirected)."""
+    try:
+        client_id = _required(params, "client_id")
+        redirect_uri = _required(params, "redirect_uri")
+    except InvalidRequest as error:
+        raise _PageError(error.reason, error.description) from error
+    client = await request.app[STORE_KEY].get_client(client_id)
+    if client is None:
+        raise _PageError("invalid_client", "unknown client")
+    if redirect_uri not in client.redirect_uris:
+        raise _PageError("invalid_request", "redirect_uri is not registered for this client")
+    values: dict[str, str] = {}
+    try:
+        for name in _AUTHORIZE_PARAMS:
+            value = _single(params, name)
+            if value is not None:
+                values[name] = value
+    except InvalidRequest as error:
+        raise _PageError(error.reason, error.description) from error
+    return _AuthorizeRequest(client=client, redirect_uri=redirect_uri, params=values)
+
+
+def _check_authorize(auth: _AuthorizeRequest, issuer: str) -> web.Response | None:
+    """An error redirect for a bad but redirectable request, or None when it is fine."""
+
+    def fail(reason: str, description: str) -> web.Response:
+        return _redirect(
+            auth.redirect_uri,
+            {
+                "error": reason,
+                "error_description": description,
+                "state": auth.get("state"),
+                "iss": issuer,
+            },
+        )
+
+    if auth.get("response_type") != "code":
+        return fail("unsupported_response_type", "only response_type=code is supported")
+    if not auth.client.allows("authorization_code"):
+        return fail("unauthorized_client", "client may not use the authorization code grant")
+    challenge, method = auth.get("code_challenge"), auth.get("code_challenge_method")
+    if challenge is None:
+        if auth.client.public:
+            return fail("invalid_request", "PKCE code_challenge is required for public clients")
+    elif method != "S256" or not is_valid_challenge(challenge):
+        return fail("invalid_request", "code_challenge must be S256")
+    try:
+        parse_scope(auth.get("scope"))
+    except ValueError:
+        return fail("invalid_scope", "scope is malformed")
+    return None
+
+
+def _login_response(
+    auth: _AuthorizeRequest, *, secure: bool, error: str | None = None, status: int = 200
+) -> web.Response:
+    csrf = new_token(24)
+    response = web.Response(
+        text=login_page(
+            client_id=auth.client.client_id, hidden=auth.params, csrf=csrf, error=error
+        ),
+        content_type="text/html",
+        status=status,
+        headers=PAGE_HEADERS,
+    )
+    response.set_cookie(
+        _CSRF_COOKIE, csrf, httponly=True, samesite="Strict", path="/authorize", secure=secure
+    )
+    return response
+
+
+def _page_error(error: _PageError) -> web.Response:
+    return web.Response(
+        text=error_page(error.reason, error.description),
+        content_type="text/html",
+        status=400,
+        headers=PAGE_HEADERS,
+    )
+
+
+async def _authorize_get(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS_KEY]
+    try:
+        auth = await _authorize_request(request, request.query)
+    except _PageError as error:
+        return _page_error(error)
+    failure = _check_authorize(auth, settings.issuer_url)
+    if failure is not None:
+        return failure
+    return _login_response(auth, secure=settings.issuer_url.startswith("https://"))
+
+
+async def _authorize_post(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS_KEY]
+    store = request.app[STORE_KEY]
+    form = await request.post()
+    try:
+        auth = await _authorize_request(request, form)
+    except _PageError as error:
+        return _page_error(error)
+    failure = _check_authorize(auth, settings.issuer_url)
+    if failure is not None:
+        return failure
+    cookie = request.cookies.get(_CSRF_COOKIE, "")
+    sent = form.get("csrf_token")
+    if not cookie or not isinstance(sent, str) or not hmac.compare_digest(cookie, sent):
+        return _page_error(_PageError("invalid_request", "the sign-in form expired; try again"))
+    username, password = form.get("username"), form.get("password")
+    secure = settings.issuer_url.startswith("https://")
+    if not isinstance(username, str) or not isinstance(password, str) or not username:
+        return _login_response(
+            auth, secure=secure, error="enter a username and password", status=400
+        )
+    try:
+        user = await store.authenticate_user(username, password)
+    except IdentityError:
+        return _login_response(
+            auth, secure=secure, error="invalid username or password", status=401
+        )
+    scope = grant_scopes(parse_scope(auth.get("scope")), user.role, oidc=True)
+    code = await store.issue_code(
+        client_id=auth.client.client_id,
+        redirect_uri=auth.redirect_uri,
+        username=user.username,
+        scope=scope,
+        code_challenge=auth.get("code_challenge"),
+        nonce=auth.get("nonce"),
+        auth_time=int(time.time()),
+        lifetime=settings.code_lifetime,
+    )
+    response = _redirect(
+        auth.redirect_uri, {"code": code, "state": auth.get("state"), "iss": settings.issuer_url}
+    )
+    response.del_cookie(_CSRF_COOKIE, path="/authorize")
+    return response
+
+
+# -- token --------------------------------------------------------------------------------
+
+
+async def _authenticate_client(request: web.Request, form: MultiMapping[Any]) -> Client:
+    store = request.app[STORE_KEY]
+    header = request.headers.get("Authorization")
+    if header is not None and header.startswith("Basic "):
+        if _single(form, "client_secret") is not None:
+            raise InvalidRequest("use one client authentication method")
+        try:
+            decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError) as error:
+            raise InvalidClient("malformed Basic credentials") from error
+        raw_id, colon, raw_secret = decoded.partition(":")
+        if not colon:
+            raise InvalidClient("malformed Basic credentials")
+        basic_id, secret = unquote_plus(raw_id), unquote_plus(raw_secret)
+        form_id = _single(form, "client_id")
+        if form_id is not None and form_id != basic_id:
+            raise InvalidRequest("client_id does not match the credentials")
+        return await store.authenticate_client(basic_id, secret)
+    client_id = _single(form, "client_id")
+    if client_id is None:
+        raise InvalidClient("client authentication required")
+    return await store.authenticate_client(client_id, _single(form, "client_secret"))
+
+
+def _token_response(body: Mapping[str, Any]) -> web.Response:
+    return web.json_response(dict(body), headers=_NO_STORE)
+
+
+async def _issue_user_tokens(
+    request: web.Request,
+    client: Client,
+    *,
+    username: str,
+    scope: tuple[str, ...],
+    auth_time: int,
+    family_id: str,
+    nonce: str | None,
+    refresh_token: str | None,
+) -> web.Response:
+    store = request.app[STORE_KEY]
+    settings = request.app[SETTINGS_KEY]
+    signer = request.app[SIGNER_KEY]
+    user = await store.get_user(username)
+    if user is None or user.disabled:
+        raise InvalidGrant("user no longer exists or is disabled")
+    allowed = grant_scopes(list(scope), user.role, oidc=True)
+    key = request.app[KEYS_KEY].signing_key()
+    access, claims = signer.access_token(
+        key,
+        subject=user.username,
+        client_id=client.client_id,
+        scope=allowed,
+        roles=[user.role],
+        sid=family_id,
+    )
+    body: dict[str, Any] = {
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": claims["exp"] - claims["iat"],
+        "scope": " ".join(allowed),
+    }
+    if refresh_token is None and client.allows("refresh_token"):
+        refresh_token = await store.issue_refresh_token(
+            family_id=family_id,
+            client_id=client.client_id,
+            username=user.username,
+            scope=allowed,
+            auth_time=auth_time,
+            lifetime=settings.refresh_token_lifetime,
+        )
+    if refresh_token is not None:
+        body["refresh_token"] = refresh_token
+    if "openid" in allowed:
+        body["id_token"] = signer.id_token(
+            key,
+            subject=user.username,
+            client_id=client.client_id,
+            nonce=nonce,
+            auth_time=auth_time,
+            lifetime=settings.id_token_lifetime,
+            extra={"preferred_username": user.username, "roles": [user.role]},
+        )
+    return _token_response(body)
+
+
+async def _grant_code(
+    request: web.Request, client: Client, form: MultiMapping[Any]
+) -> web.Response:
+    if not client.allows("authorization_code"):
+        raise UnauthorizedClient("client may not use the authorization code grant")
+    code = _required(form, "code")
+    redirect_uri = _required(form, "redirect_uri")
+    verifier = _single(form, "code_verifier")
+    grant = await request.app[STORE_KEY].redeem_code(code, client.client_id)
+    if grant.redirect_uri != redirect_uri:
+        raise InvalidGrant("redirect_uri does not match the authorization request")
+    if grant.code_challenge is not None:
+        if verifier is None or not verify_pkce(grant.code_challenge, verifier):
+            raise InvalidGrant("PKCE verification failed")
+    elif verifier is not None or client.public:
+        raise InvalidGrant("PKCE was not used in the authorization request")
+    return await _issue_user_tokens(
+        request,
+        client,
+        username=grant.username,
+        scope=grant.scope,
+        auth_time=grant.auth_time,
+        family_id=grant.family_id,
+        nonce=grant.nonce,
+        refresh_token=None,
+    )
+
+
+async def _grant_refresh(
+    request: web.Request, client: Client, form: MultiMapping[Any]
+) -> web.Response:
+    if not client.allows("refresh_token"):
+        raise UnauthorizedClient("client may not use refresh tokens")
+    token = _required(form, "refresh_token")
+    try:
+        narrowed = parse_scope(_single(form, "scope"))
+    except ValueError as error:
+        raise InvalidScope("scope is malformed") from error
+    grant = await request.app[STORE_KEY].rotate_refresh_token(
+        token, client.client_id, lifetime=request.app[SETTINGS_KEY].refresh_token_lifetime
+    )
+    if narrowed and not set(narrowed) <= set(grant.scope):
+        raise InvalidScope("scope exceeds the original grant")
+    return await _issue_user_tokens(
+        request,
+        client,
+        username=grant.username,
+        scope=tuple(narrowed) if narrowed else grant.scope,
+        auth_time=grant.auth_time,
+        family_id=grant.family_id,
+        nonce=None,
+        refresh_token=grant.new_token,
+    )
+
+
+async def _grant_client_credentials(
+    request: web.Request, client: Client, form: MultiMapping[Any]
+) -> web.Response:
+    if client.public or not client.allows("client_credentials") or client.role is None:
+        raise UnauthorizedClient("client may not use the client credentials grant")
+    try:
+        requested = parse_scope(_single(form, "scope"))
+    except ValueError as error:
+        raise InvalidScope("scope is malformed") from error
+    allowed = grant_scopes(requested, client.role, oidc=False)
+    if requested and not allowed:
+        raise InvalidScope("none of the requested scopes is allowed")
+    access, claims = request.app[SIGNER_KEY].access_token(
+        request.app[KEYS_KEY].signing_key(),
+        subject=client.client_id,
+        client_id=client.client_id,
+        scope=allowed,
+        roles=[client.role],
+    )
+    return _token_response(
+        {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": claims["exp"] - claims["iat"],
+            "scope": " ".join(allowed),
+        }
+    )
+
+
+_GRANTS: Final = {
+    "authorization_code": _grant_code,
+    "refresh_token": _grant_refresh,
+    "client_credentials": _grant_client_credentials,
+}
+
+
+async def _token(request: web.Request) -> web.Response:
+    form = await request.post()
+    grant_type = _required(form, "grant_type")
+    handler = _GRANTS.get(grant_type)
+    if handler is None:
+        raise UnsupportedGrantType(f"grant type {grant_type!r} is not supported")
+    client = await _authenticate_client(request, form)
+    return await handler(request, client, form)
+
+
+# -- userinfo and revocation --------------------------------------------------------------
+
+
+async def _userinfo(request: web.Request) -> web.Response:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise InvalidToken("bearer token required")
+    settings = request.app[SETTINGS_KEY]
+    store = request.app[STORE_KEY]
+    claims = verify_access_token(
+        token.strip(),
+        request.app[KEYS_KEY].verification_keys(),
+        issuer=settings.issuer_url,
+        audience=settings.api_audience,
+    )
+    if await store.is_jti_revoked(claims.jti) or (
+        claims.sid is not None and await store.is_family_revoked(claims.sid)
+    ):
+        raise InvalidToken("token revoked")
+    if not claims.has_scope("openid"):
+        error = IdentityError("the openid scope is required", reason="insufficient_scope")
+        error.status = 403
+        raise error
+    user = await store.get_user(claims.subject)
+    if user is None or user.disabled:
+        raise InvalidToken("user no longer exists or is disabled")
+    return web.json_response(
+        {"sub": user.username, "preferred_username": user.username, "roles": [user.role]},
+        headers=_NO_STORE,
+    )
+
+
+async def _revoke(request: web.Request) -> web.Response:
+    form = await request.post()
+    client = await _authenticate_client(request, form)
+    token = _required(form, "token")
+    store = request.app[STORE_KEY]
+    if not await store.revoke_refresh_token(token, client.client_id) and token.count(".") == 2:
+        settings = request.app[SETTINGS_KEY]
+        try:
+            claims = verify_access_token(
+                token,
+                request.app[KEYS_KEY].verification_keys(),
+                issuer=settings.issuer_url,
+                audience=settings.api_audience,
+            )
+        except InvalidToken:
+            claims = None
+        if claims is not None and claims.client_id == client.client_id:
+            await store.revoke_jti(claims.jti, claims.expires_at)
+    return web.Response(status=200, headers=_NO_STORE)
+
+
+# -- the application ------------------------------------------------------------------------
+
+
+def create_app(settings: IdentitySettings | None = None) -> web.Application:
+    """The identity provider; its store opens on startup and closes on cleanup."""
+    settings = settings or IdentitySettings()
+    app = web.Application(middlewares=[_errors], client_max_size=64 * 1024)
+    app[SETTINGS_KEY] = settings
+    app[KEYS_KEY] = KeySource(settings.keys_dir)
+    app[SIGNER_KEY] = TokenSigner(
+        settings.issuer_url, settings.api_audience, access_lifetime=settings.access_token_lifetime
+    )
+
+    async def store_context(app: web.Application) -> AsyncIterator[None]:
+        store = await IdentityStore.open(settings.database_path)
+        app[STORE_KEY] = store
+        try:
+            yield
+        finally:
+            await store.close()
+
+    app.cleanup_ctx.append(store_context)
+    app.router.add_get("/.well-known/openid-configuration", _discovery)
+    app.router.add_get("/jwks.json", _jwks)
+    app.router.add_get("/authorize", _authorize_get)
+    app.router.add_post("/authorize", _authorize_post)
+    app.router.add_post("/token", _token)
+    app.router.add_get("/userinfo", _userinfo)
+    app.router.add_post("/userinfo", _userinfo)
+    app.router.add_post("/revoke", _revoke)
+    return app

@@ -1,0 +1,91 @@
+"""The identity error hierarchy: each error carries an OAuth ``reason`` code and HTTP status."""
+
+from __future__ import annotations
+
+__all__ = [
+    "AccessDenied",
+    "IdentityError",
+    "InvalidClient",
+    "InvalidGrant",
+    "InvalidRequest",
+    "InvalidScope",
+    "InvalidToken",
+    "UnauthorizedClient",
+    "UnsupportedGrantType",
+]
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+class IdentityError(Exception):
+    """An identity failure; ``reason`` is the RFC 6749 / 6750 error code sent to the caller."""
+
+    reason: str = "server_error"
+    status: int = 500
+
+    def __init__(self, description: str, *, reason: str | None = None) -> None:
+        if reason is not None:
+            self.reason = reason
+        self.description = _one_line(description)
+        super().__init__(self.description)
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.description}"
+
+
+class InvalidRequest(IdentityError):
+    """A parameter is missing, repeated, malformed or unsupported."""
+
+    reason = "invalid_request"
+    status = 400
+
+
+class InvalidClient(IdentityError):
+    """Client authentication failed (unknown client, wrong or missing secret)."""
+
+    reason = "invalid_client"
+    status = 401
+
+
+class InvalidGrant(IdentityError):
+    """The code, refresh token or credentials are invalid, expired, spent or not the client's."""
+
+    reason = "invalid_grant"
+    status = 400
+
+
+class UnauthorizedClient(IdentityError):
+    """The client may not use this grant type."""
+
+    reason = "unauthorized_client"
+    status = 400
+
+
+class UnsupportedGrantType(IdentityError):
+    """The provider does not know the grant type."""
+
+    reason = "unsupported_grant_type"
+    status = 400
+
+
+class InvalidScope(IdentityError):
+    """The requested scope is unknown or exceeds what the subject may have."""
+
+    reason = "invalid_scope"
+    status = 400
+
+
+class AccessDenied(IdentityError):
+    """The resource owner or the provider refused the request."""
+
+    reason = "access_denied"
+    status = 403
+
+
+class InvalidToken(IdentityError):
+    """A bearer token is missing, malformed, expired, revoked or not for this audience."""
+
+    reason = "invalid_token"
+    status = 401

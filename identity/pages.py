@@ -1,0 +1,60 @@
+"""The login page of ``/authorize``: minimal HTML, every value escaped."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from html import escape
+from typing import Final
+
+__all__ = ["PAGE_HEADERS", "error_page", "login_page"]
+
+PAGE_HEADERS: Final[Mapping[str, str]] = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+_STYLE: Final = (
+    "body{font-family:sans-serif;max-width:24rem;margin:4rem auto}"
+    "label{display:block;margin:.5rem 0}input{width:100%}.error{color:#a00}"
+)
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(title)}</title><style>{_STYLE}</style></head>"
+        f"<body>{body}</body></html>"
+    )
+
+
+def login_page(
+    *, client_id: str, hidden: Mapping[str, str], csrf: str, error: str | None = None
+) -> str:
+    """The sign-in form posting ``hidden`` back to ``/authorize`` with the credentials."""
+    fields = "".join(
+        f'<input type="hidden" name="{escape(name)}" value="{escape(value)}">'
+        for name, value in hidden.items()
+    )
+    message = f'<p class="error" role="alert">{escape(error)}</p>' if error else ""
+    body = (
+        f"<h1>Sign in to Sealflow</h1><p>{escape(client_id)} asks you to sign in.</p>{message}"
+        '<form method="post" action="/authorize">'
+        f'{fields}<input type="hidden" name="csrf_token" value="{escape(csrf)}">'
+        '<label>Username <input name="username" autocomplete="username" required></label>'
+        '<label>Password <input name="password" type="password" '
+        'autocomplete="current-password" required></label>'
+        '<button type="submit">Sign in</button></form>'
+    )
+    return _page("Sign in", body)
+
+
+def error_page(reason: str, description: str) -> str:
+    """A page for errors that must not be redirected (bad client or redirect URI)."""
+    return _page(
+        "Sign-in error",
+        f"<h1>Sign-in error</h1><p><code>{escape(reason)}</code>: {escape(description)}</p>",
+    )

@@ -1,0 +1,110 @@
+"""The identity store: hashing at rest, single use under concurrency, family revocation."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from identity import AccessDenied, IdentityStore, InvalidClient, InvalidGrant, InvalidRequest
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[IdentityStore]:
+    opened = await IdentityStore.open(tmp_path / "identity.sqlite3")
+    yield opened
+    await opened.close()
+
+
+async def test_passwords_are_argon2id(store: IdentityStore, tmp_path: Path) -> None:
+    await store.add_user("alice", "s3cret pass", "viewer")
+    with sqlite3.connect(tmp_path / "identity.sqlite3") as db:
+        (stored,) = db.execute("SELECT password_hash FROM users").fetchone()
+    assert stored.startswith("$argon2id$")
+    assert (await store.authenticate_user("alice", "s3cret pass")).role == "viewer"
+    with pytest.raises(AccessDenied) as caught:
+        await store.authenticate_user("alice", "wrong")
+    assert caught.value.reason == "access_denied"
+    with pytest.raises(InvalidRequest):
+        await store.add_user("alice", "again", "user")
+
+
+async def test_disabled_user_cannot_sign_in(store: IdentityStore) -> None:
+    await store.add_user("bob", "pw pw pw", "user")
+    await store.set_user_disabled("bob", True)
+    with pytest.raises(AccessDenied):
+        await store.authenticate_user("bob", "pw pw pw")
+
+
+async def test_client_secrets(store: IdentityStore) -> None:
+    await store.add_client("svc", secret="abc", grant_types=["client_credentials"], role="user")
+    await store.add_client("web", redirect_uris=["https://a.example/cb"])
+    assert (await store.authenticate_client("svc", "abc")).client_id == "svc"
+    assert (await store.authenticate_client("web", None)).public
+    for client_id, secret in [("svc", "abd"), ("svc", None), ("web", "x"), ("nobody", "x")]:
+        with pytest.raises(InvalidClient):
+            await store.authenticate_client(client_id, secret)
+    with pytest.raises(InvalidRequest):
+        await store.add_client("pub", grant_types=["client_credentials"], role="user")
+    with pytest.raises(InvalidRequest):
+        await store.add_client("frag", redirect_uris=["https://a.example/cb#x"])
+
+
+async def _code(store: IdentityStore) -> str:
+    return await store.issue_code(
+        client_id="web",
+        redirect_uri="https://a.example/cb",
+        username="alice",
+        scope=["openid"],
+        code_challenge=None,
+        nonce=None,
+        auth_time=1,
+        lifetime=600,
+    )
+
+
+async def test_code_lifetime_capped_and_single_use_under_concurrency(
+    store: IdentityStore, tmp_path: Path
+) -> None:
+    code = await _code(store)
+    with sqlite3.connect(tmp_path / "identity.sqlite3") as db:
+        (stored, expires) = db.execute("SELECT code_hash, expires_at FROM codes").fetchone()
+    assert code not in stored
+    assert expires - time.time() <= 60.5
+    results = await asyncio.gather(
+        *(store.redeem_code(code, "web") for _ in range(5)), return_exceptions=True
+    )
+    assert sum(not isinstance(result, BaseException) for result in results) == 1
+    assert all(isinstance(r, InvalidGrant) for r in results if isinstance(r, BaseException))
+
+
+async def test_refresh_tokens_hashed_rotated_and_family_revoked(
+    store: IdentityStore, tmp_path: Path
+) -> None:
+    await store.add_user("alice", "pw pw pw", "user")
+    token = await store.issue_refresh_token(
+        family_id="fam",
+        client_id="web",
+        username="alice",
+        scope=["openid"],
+        auth_time=1,
+        lifetime=3600,
+    )
+    with sqlite3.connect(tmp_path / "identity.sqlite3") as db:
+        hashes = [row[0] for row in db.execute("SELECT token_hash FROM refresh_tokens")]
+    assert token not in hashes
+    assert len(hashes[0]) == 64
+    results = await asyncio.gather(
+        *(store.rotate_refresh_token(token, "web", lifetime=3600) for _ in range(3)),
+        return_exceptions=True,
+    )
+    winners = [r for r in results if not isinstance(r, BaseException)]
+    assert len(winners) == 1
+    # the losers counted as reuse: the family, including the winner's new token, is revoked
+    assert await store.is_family_revoked("fam")
+    with pytest.raises(InvalidGrant):
+        await store.rotate_refresh_token(winners[0].new_token, "web", lifetime=3600)
