@@ -23,7 +23,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
-from broker import ENVELOPE_HEADER, Opener, ReplayCache, Sealer
+from broker import ENVELOPE_HEADER, Opener, ReplayCache, RevocationList, Sealer
 from keys import KeyRing, TrustStore
 from schemas import JobSubmitted
 
@@ -127,7 +127,11 @@ def main() -> None:
                 seal_t.append(_per_op(lambda: sealer.seal(message, **seal_kwargs), args.n))  # type: ignore[arg-type]
                 sealed = [sealer.seal(message, **seal_kwargs) for _ in range(args.n)]  # type: ignore[arg-type]
                 opener = Opener(
-                    receiver, trust, policy=policy_for_open, replay=ReplayCache(args.n * 2)
+                    receiver,
+                    trust,
+                    policy=policy_for_open,
+                    replay=ReplayCache(args.n * 2),
+                    revocations=RevocationList(),  # as the daemons run it
                 )
                 it = iter(sealed)
 
