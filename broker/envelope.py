@@ -2,7 +2,8 @@
 
 An envelope is a compact JWS carried in the AMQP header ``x-sealflow-envelope``; it binds the
 sender, the user it acts for, the receiver, the permission, the message type, the exact body
-bytes and a single-use id. This module is the only place in Sealflow that uses PyJWT.
+bytes and a single-use id. Its JWS algorithm objects come from ``keys.jose``, the one module
+that imports PyJWT.
 
 It uses PyJWT's algorithm objects (sign/verify, raw↔DER signature conversion) directly
 instead of ``jwt.encode``/``jwt.decode``: the JOSE header of a
@@ -22,14 +23,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final, Generic, Protocol, TypeVar
 
-from jwt.algorithms import Algorithm as _JwtAlgorithm
-from jwt.algorithms import get_default_algorithms
 from pydantic import ValidationError
 from pydantic_core import to_json
 
 from broker.policy import Policy
 from broker.replay import ReplayCache, ReplayCacheFull, ReplayState
 from keys import SigningKey, VerificationKey
+from keys.jose import JWS_ALGORITHMS
 from schemas import EnvelopeClaims, SchemaError, WireModel, model_for
 
 __all__ = [
@@ -49,7 +49,6 @@ __all__ = [
 
 ENVELOPE_HEADER: Final = "x-sealflow-envelope"
 ENVELOPE_TYP: Final = "sealflow-envelope+jwt"
-ALLOWED_ALGORITHMS: Final = frozenset({"ES256", "EdDSA", "RS256"})
 _FORBIDDEN_HEADER_PARAMS: Final = frozenset({"jku", "x5u", "jwk", "x5c", "x5t", "x5t#S256", "crit"})
 _ALLOWED_HEADER_PARAMS: Final = frozenset({"alg", "kid", "typ"})
 _B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -63,11 +62,7 @@ _TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 _PADDING = (b"", b"", b"==", b"=")
 _HEADER_CACHE_SIZE: Final = 256
 
-_ALGORITHMS: Final[dict[str, _JwtAlgorithm]] = {
-    name: algorithm
-    for name, algorithm in get_default_algorithms().items()
-    if name in ALLOWED_ALGORITHMS
-}
+_ALGORITHMS: Final = JWS_ALGORITHMS
 
 
 class Reason(StrEnum):

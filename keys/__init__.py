@@ -14,12 +14,28 @@ from keys.algorithms import (
     algorithm_for_key,
     generate_private_key,
 )
-from keys.errors import JWKError, KeyFileError, KeyMaterialError, KeyRingError, TrustStoreError
+from keys.errors import (
+    JWKError,
+    KeyFileError,
+    KeyMaterialError,
+    KeyRingError,
+    TokenError,
+    TrustStoreError,
+)
 from keys.jwk import PublicJWK, load_public_jwk, public_jwk, thumbprint
 from keys.keyring import KeyRing
 from keys.records import KEY_STATES, KeyRecord, KeyState, SigningKey, VerificationKey
 from keys.settings import KeySettings
 from keys.signature import sign, verify
+from keys.tokens import (
+    ACCESS_TOKEN_TYP,
+    ID_TOKEN_TYP,
+    MAX_ACCESS_TOKEN_LIFETIME,
+    AccessClaims,
+    TokenSigner,
+    verify_access_token,
+    verify_id_token,
+)
 from keys.truststore import (
     DEFAULT_REFRESH_INTERVAL,
     TRUST_FILE,
@@ -29,11 +45,15 @@ from keys.truststore import (
 )
 
 __all__ = [
+    "ACCESS_TOKEN_TYP",
     "ALGORITHMS",
     "DEFAULT_ALGORITHM",
     "DEFAULT_REFRESH_INTERVAL",
+    "ID_TOKEN_TYP",
     "KEY_STATES",
+    "MAX_ACCESS_TOKEN_LIFETIME",
     "TRUST_FILE",
+    "AccessClaims",
     "Algorithm",
     "JWKError",
     "KeyFileError",
@@ -47,6 +67,8 @@ __all__ = [
     "PublicJWK",
     "PublicKey",
     "SigningKey",
+    "TokenError",
+    "TokenSigner",
     "TrustStore",
     "TrustStoreError",
     "TrustStoreFile",
@@ -58,5 +80,7 @@ __all__ = [
     "sign",
     "thumbprint",
     "verify",
+    "verify_access_token",
+    "verify_id_token",
     "write_trust_store",
 ]

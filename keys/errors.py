@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["JWKError", "KeyFileError", "KeyMaterialError", "KeyRingError", "TrustStoreError"]
+__all__ = [
+    "JWKError",
+    "KeyFileError",
+    "KeyMaterialError",
+    "KeyRingError",
+    "TokenError",
+    "TrustStoreError",
+]
 
 
 def _one_line(text: str) -> str:
@@ -42,3 +49,15 @@ class KeyRingError(KeyMaterialError):
 
 class TrustStoreError(KeyMaterialError):
     """A trust store (``trust.json``) is missing, malformed or inconsistent."""
+
+
+class TokenError(Exception):
+    """A token failed verification; ``reason`` is a snake_case code such as ``expired``."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        self.message = _one_line(message)
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message

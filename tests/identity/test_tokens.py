@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import time
 from pathlib import Path
 
@@ -126,20 +125,3 @@ def test_key_source_picks_up_rotation(tmp_path: Path) -> None:
     ring.promote_next(grace_seconds=60)
     assert source.signing_key().kid != first
     assert first in {key.kid for key in source.verification_keys()}
-
-
-def test_only_tokens_module_imports_jwt() -> None:
-    package = Path(__file__).resolve().parents[2] / "identity"
-    importers = []
-    for path in package.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = (
-                [alias.name for alias in node.names]
-                if isinstance(node, ast.Import)
-                else [node.module or ""]
-                if isinstance(node, ast.ImportFrom)
-                else []
-            )
-            if any(name == "jwt" or name.startswith("jwt.") for name in names):
-                importers.append(path.name)
-    assert importers == ["tokens.py"]

@@ -1,0 +1,181 @@
+"""OAuth and OIDC tokens: RFC 9068 access tokens and OIDC ID tokens, signed and verified.
+
+The identity provider signs them; the gateway (a relying party) and the identity provider
+verify them. The JOSE work itself is ``keys.jose``'s.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from keys.errors import TokenError
+from keys.jose import decode_token, encode_token
+from keys.records import SigningKey, VerificationKey
+
+__all__ = [
+    "ACCESS_TOKEN_TYP",
+    "ID_TOKEN_TYP",
+    "MAX_ACCESS_TOKEN_LIFETIME",
+    "AccessClaims",
+    "TokenSigner",
+    "verify_access_token",
+    "verify_id_token",
+]
+
+ACCESS_TOKEN_TYP: Final = "at+jwt"  # noqa: S105 - a media type, not a secret
+ID_TOKEN_TYP: Final = "JWT"  # noqa: S105 - a media type, not a secret
+MAX_ACCESS_TOKEN_LIFETIME: Final = 900
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    """The checked claims of an access token."""
+
+    issuer: str
+    subject: str
+    audience: tuple[str, ...]
+    client_id: str
+    scope: tuple[str, ...]
+    roles: tuple[str, ...]
+    issued_at: int
+    expires_at: int
+    jti: str
+    sid: str | None
+
+    def has_scope(self, scope: str) -> bool:
+        """True when the token grants ``scope``."""
+        return scope in self.scope
+
+
+class TokenSigner:
+    """Signs tokens for one issuer with the identity ring's active key."""
+
+    def __init__(self, issuer: str, audience: str, *, access_lifetime: int = 900) -> None:
+        if not 0 < access_lifetime <= MAX_ACCESS_TOKEN_LIFETIME:
+            raise ValueError(f"access token lifetime must be 1..{MAX_ACCESS_TOKEN_LIFETIME} s")
+        self.issuer = issuer
+        self.audience = audience
+        self.access_lifetime = access_lifetime
+
+    def access_token(
+        self,
+        key: SigningKey,
+        *,
+        subject: str,
+        client_id: str,
+        scope: Sequence[str],
+        roles: Sequence[str],
+        sid: str | None = None,
+        now: float | None = None,
+    ) -> tuple[str, dict[str, Any]]:
+        """A signed ``at+jwt`` and its claims."""
+        issued = int(time.time() if now is None else now)
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": subject,
+            "aud": self.audience,
+            "client_id": client_id,
+            "scope": " ".join(scope),
+            "roles": list(roles),
+            "iat": issued,
+            "nbf": issued,
+            "exp": issued + self.access_lifetime,
+            "jti": uuid.uuid4().hex,
+        }
+        if sid is not None:
+            claims["sid"] = sid
+        return encode_token(key, claims, ACCESS_TOKEN_TYP), claims
+
+    def id_token(
+        self,
+        key: SigningKey,
+        *,
+        subject: str,
+        client_id: str,
+        nonce: str | None,
+        auth_time: int,
+        lifetime: int,
+        extra: Mapping[str, Any] | None = None,
+        now: float | None = None,
+    ) -> str:
+        """A signed OIDC ID token for ``client_id``."""
+        issued = int(time.time() if now is None else now)
+        claims: dict[str, Any] = dict(extra or {})
+        claims.update(
+            {
+                "iss": self.issuer,
+                "sub": subject,
+                "aud": client_id,
+                "azp": client_id,
+                "auth_time": auth_time,
+                "iat": issued,
+                "exp": issued + lifetime,
+            }
+        )
+        if nonce is not None:
+            claims["nonce"] = nonce
+        return encode_token(key, claims, ID_TOKEN_TYP)
+
+
+def _strings(value: object, name: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return tuple(value)
+    raise TokenError("invalid", f"{name} must be a string or list of strings")
+
+
+def verify_access_token(
+    token: str,
+    keys: Iterable[VerificationKey],
+    *,
+    issuer: str,
+    audience: str,
+    leeway: float = 5,
+    now: float | None = None,
+) -> AccessClaims:
+    """The claims of a valid ``at+jwt`` for ``audience`` from ``issuer``; ``TokenError`` else."""
+    payload = decode_token(
+        token, keys, typ=ACCESS_TOKEN_TYP, issuer=issuer, audience=audience, leeway=leeway, now=now
+    )
+    client_id, jti, scope = payload.get("client_id"), payload.get("jti"), payload.get("scope", "")
+    if not isinstance(client_id, str) or not isinstance(jti, str) or not isinstance(scope, str):
+        raise TokenError("invalid", "client_id, jti and scope must be strings")
+    if int(payload["exp"]) - int(payload["iat"]) > MAX_ACCESS_TOKEN_LIFETIME:
+        raise TokenError("lifetime_too_long", "access token lives too long")
+    sid = payload.get("sid")
+    return AccessClaims(
+        issuer=str(payload["iss"]),
+        subject=str(payload["sub"]),
+        audience=_strings(payload["aud"], "aud"),
+        client_id=client_id,
+        scope=tuple(scope.split()),
+        roles=_strings(payload.get("roles", []), "roles"),
+        issued_at=int(payload["iat"]),
+        expires_at=int(payload["exp"]),
+        jti=jti,
+        sid=sid if isinstance(sid, str) else None,
+    )
+
+
+def verify_id_token(
+    token: str,
+    keys: Iterable[VerificationKey],
+    *,
+    issuer: str,
+    client_id: str,
+    nonce: str | None,
+    leeway: float = 5,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """The claims of a valid ID token for ``client_id``; the ``nonce`` must match when given."""
+    payload = decode_token(
+        token, keys, typ=ID_TOKEN_TYP, issuer=issuer, audience=client_id, leeway=leeway, now=now
+    )
+    if nonce is not None and payload.get("nonce") != nonce:
+        raise TokenError("nonce_mismatch", "nonce mismatch")
+    return payload
