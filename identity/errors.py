@@ -4,12 +4,19 @@ from __future__ import annotations
 
 __all__ = [
     "AccessDenied",
+    "AuthorizationPending",
+    "DeviceAccessDenied",
+    "ExpiredToken",
     "IdentityError",
     "InvalidClient",
     "InvalidGrant",
     "InvalidRequest",
     "InvalidScope",
     "InvalidToken",
+    "RateLimited",
+    "SlowDown",
+    "TemporarilyUnavailable",
+    "TokenReuse",
     "UnauthorizedClient",
     "UnsupportedGrantType",
 ]
@@ -89,3 +96,54 @@ class InvalidToken(IdentityError):
 
     reason = "invalid_token"
     status = 401
+
+
+class TokenReuse(InvalidGrant):
+    """A spent code or refresh token was presented again; its whole family is now revoked."""
+
+
+class TemporarilyUnavailable(IdentityError):
+    """The provider cannot take this request now (a bounded table is full); retry later."""
+
+    reason = "temporarily_unavailable"
+    status = 503
+
+
+class RateLimited(IdentityError):
+    """Too many failed sign-ins for this user or address; ``retry_after`` seconds to wait."""
+
+    reason = "rate_limited"
+    status = 429
+
+    def __init__(self, description: str, *, retry_after: int, scope: str) -> None:
+        super().__init__(description)
+        self.retry_after = retry_after
+        self.scope = scope
+
+
+class AuthorizationPending(IdentityError):
+    """Device flow (RFC 8628 §3.5): the user has not approved or denied the request yet."""
+
+    reason = "authorization_pending"
+    status = 400
+
+
+class SlowDown(IdentityError):
+    """Device flow: the client polls faster than its interval, which grows by 5 s."""
+
+    reason = "slow_down"
+    status = 400
+
+
+class ExpiredToken(IdentityError):
+    """Device flow: the device code expired before it was approved; start again."""
+
+    reason = "expired_token"
+    status = 400
+
+
+class DeviceAccessDenied(IdentityError):
+    """Device flow: the user denied the request (``access_denied`` at the token endpoint)."""
+
+    reason = "access_denied"
+    status = 400

@@ -1,4 +1,6 @@
-"""The login page of ``/authorize``: minimal HTML, every value escaped."""
+"""The server-rendered pages: sign-in (``/authorize``), device verification (``/device``).
+
+Minimal HTML, no script, every value escaped."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ from collections.abc import Mapping
 from html import escape
 from typing import Final
 
-__all__ = ["PAGE_HEADERS", "error_page", "login_page"]
+__all__ = ["PAGE_HEADERS", "device_page", "error_page", "login_page", "message_page"]
 
 PAGE_HEADERS: Final[Mapping[str, str]] = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
@@ -58,3 +60,39 @@ def error_page(reason: str, description: str) -> str:
         "Sign-in error",
         f"<h1>Sign-in error</h1><p><code>{escape(reason)}</code>: {escape(description)}</p>",
     )
+
+
+def device_page(
+    *,
+    csrf: str,
+    user_code: str = "",
+    client_id: str | None = None,
+    scope: str | None = None,
+    error: str | None = None,
+) -> str:
+    """The verification form of the device flow: user code, credentials, approve or deny."""
+    message = f'<p class="error" role="alert">{escape(error)}</p>' if error else ""
+    asking = ""
+    if client_id is not None:
+        asking = f"<p>{escape(client_id)} asks for access"
+        asking += f" (<code>{escape(scope)}</code>).</p>" if scope else ".</p>"
+    body = (
+        "<h1>Sign in a device</h1>"
+        "<p>Enter the code your device shows, then sign in to approve it.</p>"
+        f"{asking}{message}"
+        '<form method="post" action="/device">'
+        f'<input type="hidden" name="csrf_token" value="{escape(csrf)}">'
+        '<label>Code <input name="user_code" autocomplete="off" autocapitalize="characters" '
+        f'spellcheck="false" maxlength="32" value="{escape(user_code)}" required></label>'
+        '<label>Username <input name="username" autocomplete="username" required></label>'
+        '<label>Password <input name="password" type="password" '
+        'autocomplete="current-password" required></label>'
+        '<button type="submit" name="action" value="approve">Approve</button> '
+        '<button type="submit" name="action" value="deny">Deny</button></form>'
+    )
+    return _page("Sign in a device", body)
+
+
+def message_page(title: str, text: str) -> str:
+    """A page with one message (device approved or denied, too many attempts)."""
+    return _page(title, f"<h1>{escape(title)}</h1><p>{escape(text)}</p>")

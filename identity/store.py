@@ -18,11 +18,13 @@ from typing import Final, Literal, get_args
 
 import aiosqlite
 
-from identity.errors import AccessDenied, InvalidClient, InvalidGrant, InvalidRequest
+from identity.devices import DeviceCodes
+from identity.errors import AccessDenied, InvalidClient, InvalidGrant, InvalidRequest, TokenReuse
 from identity.hashing import hash_password, new_token, token_hash, verify_password
 from identity.roles import Role, check_role
 
 __all__ = [
+    "DEVICE_CODE_GRANT",
     "GRANT_TYPES",
     "AuthorizationCode",
     "Client",
@@ -32,8 +34,15 @@ __all__ = [
     "User",
 ]
 
-GrantType = Literal["authorization_code", "refresh_token", "client_credentials"]
+GrantType = Literal[
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    "urn:ietf:params:oauth:grant-type:device_code",
+]
 GRANT_TYPES: Final[tuple[GrantType, ...]] = get_args(GrantType)
+DEVICE_CODE_GRANT: Final = "urn:ietf:params:oauth:grant-type:device_code"
+"""The RFC 8628 grant type, used by ``sealflow login``."""
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS users (
@@ -158,6 +167,18 @@ def _grant_types(values: Sequence[str]) -> tuple[GrantType, ...]:
     return tuple(known)
 
 
+def _client_from_row(row: Sequence[object]) -> Client:
+    secret_hash = None if row[1] is None else str(row[1])
+    return Client(
+        client_id=str(row[0]),
+        public=secret_hash is None,
+        redirect_uris=tuple(str(uri) for uri in json.loads(str(row[2]))),
+        grant_types=_grant_types(json.loads(str(row[3]))),
+        role=None if row[4] is None else check_role(row[4]),
+        _secret_hash=secret_hash,
+    )
+
+
 class IdentityStore:
     """Async access to the identity database; open with :meth:`open`, finish with :meth:`close`."""
 
@@ -165,6 +186,8 @@ class IdentityStore:
         self._db = connection
         self._clock = clock
         self._lock = asyncio.Lock()
+        self.devices = DeviceCodes(connection, lambda: self._clock(), self._lock)
+        """Device authorization requests (RFC 8628), in the same database."""
 
     @classmethod
     async def open(
@@ -178,6 +201,7 @@ class IdentityStore:
             await connection.execute("PRAGMA journal_mode=WAL")
             await connection.execute("PRAGMA foreign_keys=ON")
             await connection.executescript(_SCHEMA)
+            await connection.executescript(DeviceCodes.SCHEMA)
             await connection.commit()
         except BaseException:
             await connection.close()
@@ -222,6 +246,31 @@ class IdentityStore:
                 (self._clock(), username),
             )
         await self._db.commit()
+
+    async def set_user_role(self, username: str, role: Role) -> User:
+        """Change a user's role; tokens issued from now on carry the new role's scopes."""
+        role = check_role(role)
+        cursor = await self._db.execute(
+            "UPDATE users SET role = ? WHERE username = ?", (role, username)
+        )
+        await self._db.commit()
+        if cursor.rowcount == 0:
+            raise InvalidRequest(f"no user {username!r}")
+        return await self._require_user(username)
+
+    async def _require_user(self, username: str) -> User:
+        user = await self.get_user(username)
+        if user is None:
+            raise InvalidRequest(f"no user {username!r}")
+        return user
+
+    async def list_users(self) -> list[User]:
+        """Every user, by name."""
+        async with self._db.execute(
+            "SELECT username, role, disabled FROM users ORDER BY username"
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [User(str(row[0]), check_role(row[1]), bool(row[2])) for row in rows]
 
     async def get_user(self, username: str) -> User | None:
         """The user named ``username``, or None."""
@@ -296,17 +345,30 @@ class IdentityStore:
             (client_id,),
         ) as cursor:
             row = await cursor.fetchone()
-        if row is None:
-            return None
-        secret_hash = None if row[1] is None else str(row[1])
-        return Client(
-            client_id=str(row[0]),
-            public=secret_hash is None,
-            redirect_uris=tuple(str(uri) for uri in json.loads(row[2])),
-            grant_types=_grant_types(json.loads(row[3])),
-            role=None if row[4] is None else check_role(row[4]),
-            _secret_hash=secret_hash,
-        )
+        return None if row is None else _client_from_row(row)
+
+    async def list_clients(self) -> list[Client]:
+        """Every registered client, by id."""
+        async with self._db.execute(
+            "SELECT client_id, secret_hash, redirect_uris, grant_types, role FROM clients"
+            " ORDER BY client_id"
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [_client_from_row(row) for row in rows]
+
+    async def ensure_public_client(
+        self, client_id: str, *, grant_types: Sequence[str], redirect_uris: Sequence[str] = ()
+    ) -> bool:
+        """Register a public client unless one of that id exists (left as it is); True if added."""
+        if await self.get_client(client_id) is not None:
+            return False
+        try:
+            await self.add_client(client_id, redirect_uris=redirect_uris, grant_types=grant_types)
+        except InvalidRequest:
+            if await self.get_client(client_id) is None:
+                raise
+            return False  # another process registered it between the two statements
+        return True
 
     async def authenticate_client(self, client_id: str, secret: str | None) -> Client:
         """The client, checked: a confidential one needs its secret, a public one must send none."""
@@ -375,7 +437,7 @@ class IdentityStore:
             if row[9]:
                 await self._revoke_family(family_id)
                 await self._db.commit()
-                raise InvalidGrant("authorization code already used")
+                raise TokenReuse("authorization code already used; its tokens are revoked")
             cursor = await self._db.execute(
                 "UPDATE codes SET used = 1 WHERE code_hash = ? AND used = 0", (digest,)
             )
@@ -449,7 +511,7 @@ class IdentityStore:
             if row[6]:
                 await self._revoke_family(family_id)
                 await self._db.commit()
-                raise InvalidGrant("refresh token reused; its family is revoked")
+                raise TokenReuse("refresh token reused; its family is revoked")
             if row[7]:
                 raise InvalidGrant("refresh token revoked")
             if row[8] is None or row[8]:

@@ -1,0 +1,187 @@
+"""What every identity handler shares: app keys, parameter parsing, client authentication,
+JSON answers and the issuing of user tokens (code, refresh and device grants)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from typing import Any, Final
+from urllib.parse import unquote_plus
+
+from aiohttp import web
+from multidict import MultiMapping
+
+from identity.audit import AuditTrail
+from identity.errors import IdentityError, InvalidClient, InvalidGrant, InvalidRequest, InvalidToken
+from identity.keysource import KeySource
+from identity.roles import grant_scopes
+from identity.settings import IdentitySettings
+from identity.signin import SignIn
+from identity.store import Client, IdentityStore
+from identity.tokens import TokenSigner
+
+__all__ = [
+    "AUDIT_KEY",
+    "KEYS_KEY",
+    "NO_STORE",
+    "SETTINGS_KEY",
+    "SIGNER_KEY",
+    "SIGNIN_KEY",
+    "STORE_KEY",
+    "authenticate_client",
+    "client_address",
+    "error_json",
+    "issue_user_tokens",
+    "optional",
+    "required",
+    "token_response",
+]
+
+SETTINGS_KEY: Final = web.AppKey("identity_settings", IdentitySettings)
+STORE_KEY: Final = web.AppKey("identity_store", IdentityStore)
+KEYS_KEY: Final = web.AppKey("identity_keys", KeySource)
+SIGNER_KEY: Final = web.AppKey("identity_signer", TokenSigner)
+AUDIT_KEY: Final = web.AppKey("identity_audit", AuditTrail)
+SIGNIN_KEY: Final = web.AppKey("identity_signin", SignIn)
+
+NO_STORE: Final[Mapping[str, str]] = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_MAX_PARAM_CHARS: Final = 2048
+
+
+def error_json(error: IdentityError, *, basic: bool = False) -> web.Response:
+    """The RFC 6749 §5.2 JSON error answer for ``error``."""
+    headers = dict(NO_STORE)
+    if isinstance(error, InvalidClient) and basic:
+        headers["WWW-Authenticate"] = 'Basic realm="sealflow"'
+    if isinstance(error, InvalidToken) or error.reason == "insufficient_scope":
+        headers["WWW-Authenticate"] = f'Bearer error="{error.reason}"'
+    return web.json_response(
+        {"error": error.reason, "error_description": error.description},
+        status=error.status,
+        headers=headers,
+    )
+
+
+def optional(params: MultiMapping[Any], name: str) -> str | None:
+    """A parameter given at most once, bounded in size; None when absent or empty."""
+    values = params.getall(name, [])
+    if len(values) > 1:
+        raise InvalidRequest(f"{name} given more than once")
+    if not values or values[0] == "":
+        return None
+    value = values[0]
+    if not isinstance(value, str) or len(value) > _MAX_PARAM_CHARS:
+        raise InvalidRequest(f"{name} is malformed")
+    return value
+
+
+def required(params: MultiMapping[Any], name: str) -> str:
+    """A parameter that must be given exactly once."""
+    value = optional(params, name)
+    if value is None:
+        raise InvalidRequest(f"{name} is required")
+    return value
+
+
+def client_address(request: web.Request) -> str:
+    """The peer address the rate limits count against (proxies are not trusted)."""
+    return request.remote or "unknown"
+
+
+async def authenticate_client(request: web.Request, form: MultiMapping[Any]) -> Client:
+    """The client of a token-endpoint style request: HTTP Basic, form secret, or public id."""
+    store = request.app[STORE_KEY]
+    header = request.headers.get("Authorization")
+    if header is not None and header.startswith("Basic "):
+        if optional(form, "client_secret") is not None:
+            raise InvalidRequest("use one client authentication method")
+        try:
+            decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError) as error:
+            raise InvalidClient("malformed Basic credentials") from error
+        raw_id, colon, raw_secret = decoded.partition(":")
+        if not colon:
+            raise InvalidClient("malformed Basic credentials")
+        basic_id, secret = unquote_plus(raw_id), unquote_plus(raw_secret)
+        form_id = optional(form, "client_id")
+        if form_id is not None and form_id != basic_id:
+            raise InvalidRequest("client_id does not match the credentials")
+        return await store.authenticate_client(basic_id, secret)
+    client_id = optional(form, "client_id")
+    if client_id is None:
+        raise InvalidClient("client authentication required")
+    return await store.authenticate_client(client_id, optional(form, "client_secret"))
+
+
+def token_response(body: Mapping[str, Any]) -> web.Response:
+    """A token endpoint success answer, never cached."""
+    return web.json_response(dict(body), headers=NO_STORE)
+
+
+async def issue_user_tokens(
+    request: web.Request,
+    client: Client,
+    *,
+    grant: str,
+    username: str,
+    scope: tuple[str, ...],
+    auth_time: int,
+    family_id: str,
+    nonce: str | None,
+    refresh_token: str | None,
+) -> web.Response:
+    """Access, refresh and ID tokens for a user, cut to what the user's role allows now."""
+    store = request.app[STORE_KEY]
+    settings = request.app[SETTINGS_KEY]
+    signer = request.app[SIGNER_KEY]
+    user = await store.get_user(username)
+    if user is None or user.disabled:
+        raise InvalidGrant("user no longer exists or is disabled")
+    allowed = grant_scopes(list(scope), user.role, oidc=True)
+    key = request.app[KEYS_KEY].signing_key()
+    access, claims = signer.access_token(
+        key,
+        subject=user.username,
+        client_id=client.client_id,
+        scope=allowed,
+        roles=[user.role],
+        sid=family_id,
+    )
+    body: dict[str, Any] = {
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": claims["exp"] - claims["iat"],
+        "scope": " ".join(allowed),
+    }
+    if refresh_token is None and client.allows("refresh_token"):
+        refresh_token = await store.issue_refresh_token(
+            family_id=family_id,
+            client_id=client.client_id,
+            username=user.username,
+            scope=allowed,
+            auth_time=auth_time,
+            lifetime=settings.refresh_token_lifetime,
+        )
+    if refresh_token is not None:
+        body["refresh_token"] = refresh_token
+    if "openid" in allowed:
+        body["id_token"] = signer.id_token(
+            key,
+            subject=user.username,
+            client_id=client.client_id,
+            nonce=nonce,
+            auth_time=auth_time,
+            lifetime=settings.id_token_lifetime,
+            extra={"preferred_username": user.username, "roles": [user.role]},
+        )
+    request.app[AUDIT_KEY].record(
+        type="token.refreshed" if grant == "refresh_token" else "token.issued",
+        action=grant,
+        outcome="success",
+        actor=client.client_id,
+        subject=user.username,
+        jti=str(claims["jti"]),
+        detail=f"scope {' '.join(allowed)}",
+    )
+    return token_response(body)

@@ -1,0 +1,248 @@
+"""Device authorization requests (RFC 8628): user codes, hashed device codes, polling state.
+
+A request is born ``pending``; the user approves or denies it on ``/device``; the client polls
+``/token`` until it is ``approved`` and then spends it once (``spent``). Device and user codes
+are stored only as SHA-256 hashes. Each state change is one conditional ``UPDATE``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import aiosqlite
+
+from identity.errors import (
+    AuthorizationPending,
+    DeviceAccessDenied,
+    ExpiredToken,
+    InvalidGrant,
+    InvalidRequest,
+    SlowDown,
+    TemporarilyUnavailable,
+)
+from identity.hashing import new_token, token_hash
+
+__all__ = [
+    "USER_CODE_ALPHABET",
+    "DeviceAuthorization",
+    "DeviceCodes",
+    "DeviceGrant",
+    "DeviceRequest",
+    "format_user_code",
+    "normalize_user_code",
+]
+
+USER_CODE_ALPHABET: Final = "BCDFGHJKLMNPQRSTVWXZ"
+"""Consonants only: no vowels (no words), no 0/O or 1/I look-alikes (RFC 8628 §6.1)."""
+_USER_CODE_LENGTH: Final = 8
+_USER_CODE: Final = re.compile(f"[{USER_CODE_ALPHABET}]{{{_USER_CODE_LENGTH}}}")
+_SLOW_DOWN_STEP: Final = 5.0
+_KEEP_AFTER_EXPIRY: Final = 86_400.0  # expired rows answer expired_token for a day, then go
+
+
+def format_user_code(code: str) -> str:
+    """``BCDFGHJK`` shown as ``BCDF-GHJK``."""
+    return f"{code[:4]}-{code[4:]}"
+
+
+def normalize_user_code(text: str) -> str | None:
+    """The canonical 8-letter code for what a user typed (case, dashes, spaces ignored)."""
+    if len(text) > 32:
+        return None
+    cleaned = "".join(ch for ch in text.upper() if ch not in "- \t")
+    return cleaned if _USER_CODE.fullmatch(cleaned) else None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceAuthorization:
+    """What ``/device_authorization`` hands the client (the codes in the clear, once)."""
+
+    device_code: str
+    user_code: str
+    expires_in: int
+    interval: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRequest:
+    """A pending request as the verification page shows it."""
+
+    client_id: str
+    scope: tuple[str, ...]
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceGrant:
+    """An approved request, spent by the poll that receives the tokens."""
+
+    client_id: str
+    username: str
+    scope: tuple[str, ...]
+    auth_time: int
+    family_id: str
+
+
+class DeviceCodes:
+    """The ``device_codes`` table of the identity database."""
+
+    SCHEMA: Final = """
+    CREATE TABLE IF NOT EXISTS device_codes (
+        device_hash TEXT PRIMARY KEY,
+        user_code_hash TEXT NOT NULL UNIQUE,
+        client_id TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        username TEXT,
+        auth_time INTEGER,
+        family_id TEXT NOT NULL,
+        interval REAL NOT NULL,
+        last_poll REAL,
+        expires_at REAL NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS device_codes_expiry ON device_codes (expires_at);
+    """
+
+    def __init__(
+        self, connection: aiosqlite.Connection, clock: Callable[[], float], lock: asyncio.Lock
+    ) -> None:
+        self._db = connection
+        self._clock = clock
+        self._lock = lock
+
+    async def issue(
+        self,
+        *,
+        client_id: str,
+        scope: Sequence[str],
+        lifetime: int,
+        interval: int,
+        max_pending: int,
+    ) -> DeviceAuthorization:
+        """A new pending request; ``TemporarilyUnavailable`` when ``max_pending`` are live."""
+        now = self._clock()
+        async with self._lock:
+            await self._db.execute(
+                "DELETE FROM device_codes WHERE expires_at < ?", (now - _KEEP_AFTER_EXPIRY,)
+            )
+            async with self._db.execute(
+                "SELECT COUNT(*) FROM device_codes WHERE status = 'pending' AND expires_at > ?",
+                (now,),
+            ) as cursor:
+                row = await cursor.fetchone()
+            if row is not None and int(row[0]) >= max_pending:
+                await self._db.commit()
+                raise TemporarilyUnavailable("too many pending device requests; try again later")
+            device_code = new_token()
+            for _ in range(8):
+                user_code = "".join(
+                    secrets.choice(USER_CODE_ALPHABET) for _ in range(_USER_CODE_LENGTH)
+                )
+                try:
+                    await self._db.execute(
+                        "INSERT INTO device_codes (device_hash, user_code_hash, client_id, scope,"
+                        " family_id, interval, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            token_hash(device_code),
+                            token_hash(user_code),
+                            client_id,
+                            " ".join(scope),
+                            uuid.uuid4().hex,
+                            float(interval),
+                            now + lifetime,
+                        ),
+                    )
+                except aiosqlite.IntegrityError:
+                    continue  # a user-code collision (1 in 2.5e10): draw again
+                await self._db.commit()
+                return DeviceAuthorization(device_code, user_code, lifetime, interval)
+            await self._db.commit()
+        raise TemporarilyUnavailable("could not allocate a user code; try again")
+
+    async def pending(self, user_code: str) -> DeviceRequest | None:
+        """The live pending request for ``user_code`` (canonical form), or None."""
+        async with self._db.execute(
+            "SELECT client_id, scope, expires_at FROM device_codes"
+            " WHERE user_code_hash = ? AND status = 'pending' AND expires_at > ?",
+            (token_hash(user_code), self._clock()),
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            return None
+        return DeviceRequest(str(row[0]), tuple(str(row[1]).split()), float(row[2]))
+
+    async def decide(
+        self, user_code: str, *, approve: bool, username: str, auth_time: int
+    ) -> DeviceRequest:
+        """Approve (for ``username``) or deny a live pending request; ``InvalidRequest`` if none."""
+        async with self._lock:
+            request = await self.pending(user_code)
+            if request is None:
+                raise InvalidRequest("unknown or expired code")
+            cursor = await self._db.execute(
+                "UPDATE device_codes SET status = ?, username = ?, auth_time = ?"
+                " WHERE user_code_hash = ? AND status = 'pending'",
+                ("approved" if approve else "denied", username, auth_time, token_hash(user_code)),
+            )
+            await self._db.commit()
+            if cursor.rowcount != 1:
+                raise InvalidRequest("unknown or expired code")
+        return request
+
+    async def poll(self, device_code: str, client_id: str) -> DeviceGrant:
+        """One poll by the client: the grant once approved, else the RFC 8628 §3.5 error."""
+        digest = token_hash(device_code)
+        now = self._clock()
+        async with self._lock:
+            async with self._db.execute(
+                "SELECT client_id, scope, status, username, auth_time, family_id, interval,"
+                " last_poll, expires_at FROM device_codes WHERE device_hash = ?",
+                (digest,),
+            ) as cursor:
+                row = await cursor.fetchone()
+            if row is None:
+                raise InvalidGrant("unknown device code")
+            if str(row[0]) != client_id:
+                raise InvalidGrant("device code was issued to another client")
+            status = str(row[2])
+            if status == "spent":
+                raise InvalidGrant("device code already used")
+            if now >= float(row[8]):
+                raise ExpiredToken("the device code expired; start the sign-in again")
+            interval, last_poll = float(row[6]), row[7]
+            if last_poll is not None and now - float(last_poll) < interval:
+                await self._db.execute(
+                    "UPDATE device_codes SET interval = ?, last_poll = ? WHERE device_hash = ?",
+                    (interval + _SLOW_DOWN_STEP, now, digest),
+                )
+                await self._db.commit()
+                raise SlowDown(f"poll at most every {int(interval + _SLOW_DOWN_STEP)} s")
+            if status != "approved":
+                await self._db.execute(
+                    "UPDATE device_codes SET last_poll = ? WHERE device_hash = ?", (now, digest)
+                )
+                await self._db.commit()
+                if status == "denied":
+                    raise DeviceAccessDenied("the user denied the request")
+                raise AuthorizationPending("the user has not approved the request yet")
+            cursor = await self._db.execute(
+                "UPDATE device_codes SET status = 'spent', last_poll = ?"
+                " WHERE device_hash = ? AND status = 'approved'",
+                (now, digest),
+            )
+            await self._db.commit()
+            if cursor.rowcount != 1:
+                raise InvalidGrant("device code already used")
+        return DeviceGrant(
+            client_id=client_id,
+            username=str(row[3]),
+            scope=tuple(str(row[1]).split()),
+            auth_time=int(row[4]),
+            family_id=str(row[5]),
+        )

@@ -1,0 +1,122 @@
+"""Sign-in rate limiting: a sliding window of failures per key, in bounded memory.
+
+Each key (a username, a client address) keeps the times of its last ``limit`` failures; it is
+blocked while ``limit`` of them fall inside the window. At most ``max_keys`` keys are kept;
+the least recently touched one is forgotten first, so memory stays bounded under a flood of
+distinct names (the per-address limit still holds for one attacker, see docs/security.md).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = ["LoginLimiter", "SlidingWindow"]
+
+
+class SlidingWindow:
+    """Failures per key within the last ``window`` seconds; blocked at ``limit``."""
+
+    def __init__(
+        self,
+        limit: int,
+        window: float,
+        *,
+        max_keys: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if limit < 1 or window <= 0 or max_keys < 1:
+            raise ValueError("limit, window and max_keys must be positive")
+        self.limit = limit
+        self.window = window
+        self.max_keys = max_keys
+        self._clock = clock
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._failures)
+
+    def _live(self, key: str, now: float) -> deque[float] | None:
+        times = self._failures.get(key)
+        if times is None:
+            return None
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if not times:
+            del self._failures[key]
+            return None
+        return times
+
+    def retry_after(self, key: str) -> float:
+        """Seconds until ``key`` may try again; 0 when it is not blocked."""
+        now = self._clock()
+        times = self._live(key, now)
+        if times is None or len(times) < self.limit:
+            return 0.0
+        return max(times[0] + self.window - now, 0.0)
+
+    def record(self, key: str) -> None:
+        """Count one failure for ``key``."""
+        now = self._clock()
+        times = self._live(key, now)
+        if times is None:
+            times = deque(maxlen=self.limit)
+            self._failures[key] = times
+            while len(self._failures) > self.max_keys:
+                self._failures.popitem(last=False)
+        else:
+            self._failures.move_to_end(key)
+        times.append(now)
+
+    def reset(self, key: str) -> None:
+        """Forget the failures of ``key`` (after a successful sign-in)."""
+        self._failures.pop(key, None)
+
+
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    """Why a sign-in is refused before the password is checked."""
+
+    scope: str
+    """``user`` or ``address``."""
+    retry_after: int
+
+
+class LoginLimiter:
+    """The two windows a sign-in passes: one per username, one per client address."""
+
+    def __init__(
+        self,
+        *,
+        per_user: int,
+        per_address: int,
+        window: float,
+        max_keys: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.users = SlidingWindow(per_user, window, max_keys=max_keys, clock=clock)
+        self.addresses = SlidingWindow(per_address, window, max_keys=max_keys, clock=clock)
+
+    def check(self, *, username: str | None, address: str) -> Blocked | None:
+        """A :class:`Blocked` when the address or the user is over its limit, else None."""
+        wait = self.addresses.retry_after(address)
+        if wait > 0:
+            return Blocked("address", max(1, math.ceil(wait)))
+        if username is not None:
+            wait = self.users.retry_after(username.casefold())
+            if wait > 0:
+                return Blocked("user", max(1, math.ceil(wait)))
+        return None
+
+    def failure(self, *, username: str | None, address: str) -> None:
+        """Count a failed attempt against the address and, when given, the username."""
+        self.addresses.record(address)
+        if username is not None:
+            self.users.record(username.casefold())
+
+    def success(self, *, username: str) -> None:
+        """A successful sign-in clears the user's failures (never the address's)."""
+        self.users.reset(username.casefold())
