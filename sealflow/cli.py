@@ -12,11 +12,20 @@ from sealflow import __version__
 # daemon's heavy imports are paid only by the command that runs it.
 _COMMANDS: dict[str, str] = {
     "audit": "sealflow.commands.audit:audit",
+    "clients": "sealflow.commands.clients:clients",
+    "identity": "sealflow.commands.identity:identity",
+    "jobs": "sealflow.commands.jobs:jobs",
     "keys": "sealflow.commands.keys:keys",
+    "login": "sealflow.commands.auth:login",
+    "logout": "sealflow.commands.auth:logout",
     "parser": "sealflow.commands.daemons:parser",
+    "result": "sealflow.commands.jobs:result",
     "schemas": "sealflow.commands.schemas:schemas",
     "submit": "sealflow.commands.submit:submit",
+    "token": "sealflow.commands.auth:token",
     "up": "sealflow.commands.up:up",
+    "users": "sealflow.commands.users:users",
+    "upload": "sealflow.commands.jobs:upload",
     "worker": "sealflow.commands.daemons:worker",
 }
 
