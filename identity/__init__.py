@@ -35,7 +35,7 @@ from identity.errors import (
 from identity.keysource import KeySource
 from identity.pkce import s256_challenge, verify_pkce
 from identity.ratelimit import LoginLimiter, SlidingWindow
-from identity.roles import ROLE_SCOPES, ROLES, Role, grant_scopes, scopes_for_role
+from identity.roles import ROLE_SCOPES, ROLES, Role, check_role, grant_scopes, scopes_for_role
 from identity.settings import CLI_CLIENT_ID, IdentitySettings
 from identity.signin import SignIn
 from identity.store import (
@@ -106,6 +106,7 @@ __all__ = [
     "UnauthorizedClient",
     "UnsupportedGrantType",
     "User",
+    "check_role",
     "create_app",
     "format_user_code",
     "grant_scopes",

@@ -1,0 +1,187 @@
+"""``sealflow identity``: the provider on its issuer's host and port, auditing over the broker.
+
+The HTTP side starts at once and never waits for RabbitMQ: the broker connection is made (and
+retried with back-off) in the background, and audit events that cannot be published meanwhile
+are logged at error level and counted (see :mod:`identity.audit`). So sign-ins keep working
+while the broker is down; the trail of that time is in the logs instead of the audit log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from typing import Final
+
+import structlog
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from broker import (
+    AuditSink,
+    BrokerSettings,
+    PublishFailed,
+    ServiceRuntime,
+    configure_logging,
+)
+from identity.app import create_app
+from identity.settings import IdentitySettings
+from schemas import AuditEvent
+
+__all__ = ["IdentityServer", "RuntimeAuditSink", "run_daemon_forever", "serve"]
+
+_log = structlog.get_logger("sealflow.identity.daemon")
+_MAX_RETRY_DELAY: Final = 30.0
+
+
+class RuntimeAuditSink:
+    """Publishes through the runtime's sealed audit sink once the broker is connected."""
+
+    def __init__(self, runtime: ServiceRuntime) -> None:
+        self.runtime = runtime
+
+    async def emit(self, event: AuditEvent) -> None:
+        """Seal for ``audit`` and publish; ``PublishFailed`` while not connected."""
+        sink = self.runtime.audit
+        if sink is None:
+            raise PublishFailed("not connected to the broker (yet); event not published")
+        await sink.emit(event)
+
+
+class IdentityServer:
+    """The provider's HTTP listener, its health listener and its broker connection."""
+
+    def __init__(
+        self,
+        settings: IdentitySettings | None = None,
+        broker_settings: BrokerSettings | None = None,
+        *,
+        audit: AuditSink | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else IdentitySettings()
+        self.broker_settings = broker_settings if broker_settings is not None else BrokerSettings()
+        self.runtime: ServiceRuntime | None = None
+        if audit is None:
+            self.runtime = ServiceRuntime("identity", self.broker_settings)
+            audit = RuntimeAuditSink(self.runtime)
+        self.app = create_app(self.settings, audit=audit)
+        self.broker_connected = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self._health: web.AppRunner | None = None
+        self._connector: asyncio.Task[None] | None = None
+
+    @property
+    def port(self) -> int:
+        """The port the provider listens on (useful when the settings asked for port 0)."""
+        if self._runner is None or not self._runner.addresses:
+            raise RuntimeError("IdentityServer.start() has not run")
+        return int(self._runner.addresses[0][1])
+
+    async def start(self) -> None:
+        """Listen on the configured host and port; connect to the broker in the background."""
+        host, port = self.settings.bind()
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host, port).start()
+        _log.info("identity.listening", host=host, port=self.port, issuer=self.settings.issuer_url)
+        if self.settings.identity_health_port:
+            self._health = await self._serve_health(self.settings.identity_health_port)
+        if self.runtime is not None:
+            self._connector = asyncio.create_task(self._connect(self.runtime), name="broker")
+
+    async def stop(self) -> None:
+        """Stop taking requests, send the queued audit events, then close the broker side."""
+        if self._connector is not None:
+            self._connector.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connector
+        if self._runner is not None:
+            await self._runner.cleanup()  # runs the app's cleanup: drains the audit queue
+        if self._health is not None:
+            await self._health.cleanup()
+        if self.runtime is not None:
+            await self.runtime.stop()
+        _log.info("identity.stopped")
+
+    async def _connect(self, runtime: ServiceRuntime) -> None:
+        delay = 1.0
+        while True:
+            try:
+                await runtime.start()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # noqa: BLE001 - any connect failure is retried
+                _log.error(
+                    "identity.broker_unavailable",
+                    error=f"{type(error).__name__}: {error}",
+                    retry_in=delay,
+                    detail="sign-ins continue; audit events are logged, not published",
+                )
+                if runtime.connection is not None:
+                    with contextlib.suppress(Exception):
+                        await runtime.connection.close()
+                    runtime.connection = None
+                runtime.audit = None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _MAX_RETRY_DELAY)
+                continue
+            self.broker_connected.set()
+            _log.info("identity.broker_connected")
+            return
+
+    async def _serve_health(self, port: int) -> web.AppRunner:
+        async def healthz(_: web.Request) -> web.Response:
+            return web.json_response({"status": "ok", "service": "identity"})
+
+        async def readyz(_: web.Request) -> web.Response:
+            # Ready as soon as it serves: sign-ins do not depend on the broker.
+            return web.json_response(
+                {
+                    "status": "ready",
+                    "service": "identity",
+                    "broker": self.broker_connected.is_set(),
+                }
+            )
+
+        async def metrics(_: web.Request) -> web.Response:
+            return web.Response(
+                body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST}
+            )
+
+        app = web.Application()
+        app.router.add_get("/healthz", healthz)
+        app.router.add_get("/readyz", readyz)
+        app.router.add_get("/metrics", metrics)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        _log.info("health.listening", port=port)
+        return runner
+
+
+async def serve(
+    settings: IdentitySettings | None = None,
+    broker_settings: BrokerSettings | None = None,
+    *,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run the identity provider until ``stop`` is set or SIGTERM/SIGINT arrives."""
+    stop = stop if stop is not None else asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, stop.set)
+    server = IdentityServer(settings, broker_settings)
+    try:
+        await server.start()
+        _log.info("daemon.ready")
+        await stop.wait()
+        _log.info("daemon.stopping")
+    finally:
+        await server.stop()
+
+
+def run_daemon_forever() -> None:
+    """Entry point of ``sealflow identity``."""
+    configure_logging("identity")
+    asyncio.run(serve())

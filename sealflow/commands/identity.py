@@ -1,0 +1,26 @@
+"""``sealflow identity``: run the OpenID Connect provider in the foreground."""
+
+from __future__ import annotations
+
+import click
+
+from broker import BrokerUnavailable
+from keys import KeyMaterialError
+
+__all__ = ["identity"]
+
+
+@click.command()
+def identity() -> None:
+    """Run the identity provider (OIDC: login page, tokens, device flow for `sealflow login`).
+
+    Listens on the host and port of SEALFLOW_ISSUER (default http://localhost:8081), or on
+    SEALFLOW_IDENTITY_HOST / SEALFLOW_IDENTITY_PORT. Sign-ins work while RabbitMQ is down;
+    audit events are then logged instead of published. SIGTERM or Ctrl-C stops it cleanly.
+    """
+    from identity.daemon import run_daemon_forever
+
+    try:
+        run_daemon_forever()
+    except (BrokerUnavailable, KeyMaterialError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
