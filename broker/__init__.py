@@ -7,6 +7,7 @@ from broker.auditing import AuditSink, BrokerAuditSink, make_audit_event
 from broker.connection import connect, open_channel, redact_url
 from broker.consumer import Consumer, Delivery, Handler
 from broker.control import AUDIENCE_HEADER, ControlSubscriber, publish_control
+from broker.deadletters import DeadLetter, DeadLetterQueues, TakenDeadLetter, unverified_claims
 from broker.envelope import (
     ENVELOPE_HEADER,
     ENVELOPE_TYP,
@@ -52,6 +53,8 @@ __all__ = [
     "BrokerUnavailable",
     "Consumer",
     "ControlSubscriber",
+    "DeadLetter",
+    "DeadLetterQueues",
     "Delivery",
     "EnvelopeError",
     "Handler",
@@ -74,6 +77,7 @@ __all__ = [
     "Sealed",
     "Sealer",
     "ServiceRuntime",
+    "TakenDeadLetter",
     "Topology",
     "TrustSource",
     "body_digest",
@@ -86,4 +90,5 @@ __all__ = [
     "publish_control",
     "redact_url",
     "run_daemon",
+    "unverified_claims",
 ]

@@ -508,6 +508,63 @@ class Opener:
         """The handler failed transiently: let a retried copy of this envelope through."""
         self.replay.release(jti)
 
+    def verify_signature(
+        self,
+        body: bytes,
+        headers: Mapping[str, object] | None,
+        *,
+        message_id: str | None,
+        message_type: str | None,
+    ) -> EnvelopeClaims:
+        """The claims of an authentic envelope, whoever it was addressed to and however old.
+
+        Checks what :meth:`open` checks about authenticity — JOSE header, a trusted key of
+        ``iss`` with a matching ``alg``, the signature, the claims' form, ``jti``/``typ``
+        against the AMQP properties, the body digest, revocations — and none of freshness,
+        audience, policy or replay. For re-checking a dead letter before it is re-sealed; it
+        neither reads nor marks the replay cache.
+        """
+        raw = headers.get(ENVELOPE_HEADER) if headers is not None else None
+        if isinstance(raw, bytes | bytearray):
+            raw = bytes(raw).decode("ascii", errors="replace")
+        if raw is None:
+            raise EnvelopeError(Reason.MISSING_HEADER, f"no {ENVELOPE_HEADER} header")
+        if not isinstance(raw, str) or len(raw) > self.max_header_bytes:
+            raise EnvelopeError(Reason.MALFORMED_HEADER, "envelope header is not a bounded string")
+        if len(body) > self.max_body_bytes:
+            raise EnvelopeError(Reason.BODY_TOO_LARGE, f"body is {len(body)} bytes")
+        parts = raw.split(".")
+        if len(parts) != 3:
+            raise EnvelopeError(Reason.MALFORMED_HEADER, "envelope is not a compact JWS")
+        header = _parse_header(parts[0])
+        now = self._clock()
+        key = self._key_for(header.kid, now)
+        if key.alg != header.alg:
+            raise EnvelopeError(Reason.ALG_KEY_MISMATCH, f"alg {header.alg} is not {key.alg}")
+        signing_input = f"{parts[0]}.{parts[1]}".encode("ascii", errors="replace")
+        signature = _decode_segment(parts[2], "signature")
+        if not _ALGORITHMS[header.alg].verify(signing_input, key.key, signature):
+            raise EnvelopeError(Reason.BAD_SIGNATURE, f"signature does not verify with {key.kid}")
+        try:
+            claims = EnvelopeClaims.model_validate_json(_decode_segment(parts[1], "claims"))
+        except ValidationError as exc:
+            raise EnvelopeError(Reason.MALFORMED_CLAIMS, _first_error(exc)) from exc
+        if key.service != claims.iss:
+            raise EnvelopeError(
+                Reason.KID_ISSUER_MISMATCH, f"kid {key.kid} is not {claims.iss}'s", claims=claims
+            )
+        if message_id != claims.jti:
+            raise EnvelopeError(Reason.JTI_MISMATCH, "message_id is not the jti", claims=claims)
+        if message_type != claims.typ:
+            raise EnvelopeError(Reason.TYPE_MISMATCH, "AMQP type is not the typ", claims=claims)
+        if body_digest(body) != claims.dig:
+            raise EnvelopeError(Reason.DIGEST_MISMATCH, "body does not match", claims=claims)
+        if self.revocations is not None:
+            kind = self.revocations.revoked(kid=key.kid, jti=claims.jti, sub=claims.sub, now=now)
+            if kind is not None:
+                raise EnvelopeError(Reason.REVOKED, f"{kind} is revoked", claims=claims)
+        return claims
+
     def _key_for(self, kid: str, now: float) -> VerificationKey:
         key = self.trust.lookup(kid, now)
         # An unknown kid may be a freshly rotated key: reload the trust store (rate-limited).
