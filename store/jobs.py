@@ -303,6 +303,14 @@ class JobStore:
             async with db.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,)) as cur:
                 return cur.rowcount == 1
 
+    async def blob_in_use(self, blob_sha256: str) -> bool:
+        """Whether any recorded job names this blob (so it must not be deleted)."""
+        async with (
+            self._read() as db,
+            db.execute("SELECT 1 FROM jobs WHERE blob_sha256 = ? LIMIT 1", (blob_sha256,)) as cur,
+        ):
+            return await cur.fetchone() is not None
+
     # -- state ------------------------------------------------------------------------------
 
     async def transition(

@@ -1,0 +1,188 @@
+"""The gateway application: every ``Operation`` registered behind its authentication.
+
+``create_app`` wires the store, blobs, broker runtime (publisher, audit sink, the consumer
+of ``gateway.events``), the live-event hub and the issuer's keys. Given a ``runtime`` (the
+daemon's, already started), the app uses it; without one it starts and stops its own, so a
+test server needs nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from typing import Final
+
+import structlog
+from aiohttp import web
+
+from broker import BrokerSettings, ServiceRuntime
+from gateway.appkeys import (
+    AUDIT_KEY,
+    AUTH_KEY,
+    BLOB_KEEPER_KEY,
+    BLOBS_KEY,
+    BROKER_SETTINGS_KEY,
+    HUB_KEY,
+    ISSUER_KEY,
+    PUBLISHER_KEY,
+    RUNTIME_KEY,
+    SETTINGS_KEY,
+    STORE_KEY,
+)
+from gateway.auditing import audit
+from gateway.auth import Authenticator, Handler, Principal, require
+from gateway.blobkeeper import BlobKeeper
+from gateway.errors import Unavailable, add_security_headers, error_middleware
+from gateway.events import EVENTS_QUEUE, JobEventRelay
+from gateway.hub import EventHub
+from gateway.issuer import IssuerKeys
+from gateway.jobs import OPERATIONS as JOB_OPERATIONS
+from gateway.operations import Operation
+from gateway.settings import GatewaySettings
+from store import BlobStore, JobStore
+
+__all__ = ["all_operations", "create_app"]
+
+_log = structlog.get_logger("sealflow.gateway")
+
+# Routes that bound their own time (an upload has ``upload_timeout``, a stream its max life).
+_OWN_TIMEOUT: Final = frozenset({"uploadJobs", "streamJobEvents"})
+
+
+def all_operations() -> list[Operation]:
+    """The jobs operations and, when that module is present, the admin ones."""
+    operations = list(JOB_OPERATIONS)
+    try:
+        from gateway.admin import OPERATIONS as ADMIN_OPERATIONS
+    except ModuleNotFoundError as error:
+        if error.name != "gateway.admin":
+            raise
+    else:
+        operations.extend(ADMIN_OPERATIONS)
+    return operations
+
+
+async def _audit_denied(request: web.Request, principal: Principal, why: str) -> None:
+    await audit(
+        request.app,
+        type="access.denied",
+        action=f"{request.method} {request.path}"[:200],
+        outcome="failure",
+        actor=principal.subject,
+        reason="forbidden",
+        detail=why,
+    )
+
+
+def _authenticator(request: web.Request) -> Authenticator:
+    return request.app[AUTH_KEY]
+
+
+def _with_timeout(handler: Handler, seconds: float) -> Handler:
+    async def timed(request: web.Request) -> web.StreamResponse:
+        try:
+            async with asyncio.timeout(seconds):
+                return await handler(request)
+        except TimeoutError as error:
+            raise Unavailable("the request took too long; try again later") from error
+
+    return timed
+
+
+def _register(app: web.Application, operations: Iterable[Operation]) -> None:
+    settings = app[SETTINGS_KEY]
+    for op in operations:
+        handler = require(
+            _authenticator,
+            op.handler,
+            auth=op.auth,
+            scopes=op.scopes,
+            roles=op.roles,
+            on_denied=_audit_denied,
+        )
+        if op.operation_id not in _OWN_TIMEOUT:
+            handler = _with_timeout(handler, settings.request_timeout)
+        app.router.add_route(op.method, op.path, handler, name=op.operation_id)
+
+
+def create_app(
+    settings: GatewaySettings | None = None,
+    *,
+    broker_settings: BrokerSettings | None = None,
+    runtime: ServiceRuntime | None = None,
+    operations: Iterable[Operation] | None = None,
+) -> web.Application:
+    """The gateway; its store, runtime (when it owns one) and issuer session open on startup."""
+    settings = settings if settings is not None else GatewaySettings()
+    broker_settings = (
+        broker_settings
+        if broker_settings is not None
+        else BrokerSettings(data_dir=settings.data_dir, keys_dir=settings.keys_dir)
+    )
+    app = web.Application(middlewares=[error_middleware], client_max_size=settings.client_max_size)
+    app.on_response_prepare.append(add_security_headers)
+    app[SETTINGS_KEY] = settings
+    app[BROKER_SETTINGS_KEY] = broker_settings
+    owns_runtime = runtime is None
+    app[RUNTIME_KEY] = (
+        runtime if runtime is not None else ServiceRuntime("gateway", broker_settings)
+    )
+    hub = EventHub(max_subscribers=settings.sse_max_subscribers, queue_size=settings.sse_queue_size)
+    app[HUB_KEY] = hub
+    issuer = IssuerKeys(
+        settings.issuer_url,
+        timeout=settings.issuer_timeout,
+        max_bytes=settings.issuer_max_bytes,
+        cache_seconds=settings.jwks_cache_seconds,
+        refetch_interval=settings.jwks_refetch_interval,
+    )
+    app[ISSUER_KEY] = issuer
+    app[AUTH_KEY] = Authenticator(
+        issuer,
+        audience=settings.api_audience,
+        leeway=settings.token_leeway,
+        max_entries=settings.token_cache_entries,
+        revocations=app[RUNTIME_KEY].revocations,
+    )
+    blobs = BlobStore(settings.data_dir / "blobs")
+    app[BLOBS_KEY] = blobs
+
+    async def parts(app: web.Application) -> AsyncIterator[None]:
+        store = await JobStore.open(settings.data_dir / "jobs.db")
+        app[STORE_KEY] = store
+        app[BLOB_KEEPER_KEY] = BlobKeeper(blobs, store)
+        rt = app[RUNTIME_KEY]
+        try:
+            if owns_runtime:
+                await rt.start()
+            if rt.publisher is None or rt.audit is None:
+                raise RuntimeError("the gateway's broker runtime is not started")
+            app[PUBLISHER_KEY] = rt.publisher
+            app[AUDIT_KEY] = rt.audit
+            rt.consume(EVENTS_QUEUE, JobEventRelay(hub).routes())
+            if owns_runtime:
+                await rt.start_consumers()
+            _log.info("gateway.started", issuer=settings.issuer_url)
+            yield
+        finally:
+            if owns_runtime:
+                await rt.stop()
+            await issuer.close()
+            await store.close()
+
+    app.cleanup_ctx.append(parts)
+    ops = list(operations) if operations is not None else all_operations()
+    _register(app, ops)
+    _add_docs(app, ops)
+    return app
+
+
+def _add_docs(app: web.Application, operations: list[Operation]) -> None:
+    """``/openapi.json`` and ``/docs`` when ``gateway.openapi`` is present."""
+    try:
+        from gateway.openapi import add_docs_routes
+    except ModuleNotFoundError as error:
+        if error.name != "gateway.openapi":
+            raise
+        return
+    add_docs_routes(app, operations)

@@ -1,0 +1,74 @@
+"""``sealflow gateway``: the HTTP API plus its broker runtime, stopped cleanly on SIGTERM.
+
+The broker runtime starts first (publisher, audit sink, trust, revocations); then the web
+server listens and the ``gateway.events`` consumer starts. Readiness (``/readyz`` on the
+health port) means connected and consuming. On SIGTERM the consumer stops, in-flight messages
+finish, the broker connection closes, then the web server shuts down (its in-flight requests
+get ``shutdown_timeout``; an upload that can no longer publish is answered 503 and leaves no
+job behind).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from aiohttp import web
+
+from broker import BrokerSettings, ServiceRuntime, configure_logging, run_daemon
+from gateway.app import create_app
+from gateway.settings import GatewaySettings
+
+__all__ = ["run_daemon_forever", "serve"]
+
+_log = structlog.get_logger("sealflow.gateway")
+
+
+async def serve(
+    settings: GatewaySettings | None = None,
+    broker_settings: BrokerSettings | None = None,
+    *,
+    stop: asyncio.Event | None = None,
+    started: asyncio.Event | None = None,
+) -> None:
+    """Run the gateway until ``stop`` is set or SIGTERM/SIGINT arrives.
+
+    ``started`` is set once the web server listens (tests wait on it); the bound port is then
+    in ``settings.port`` when 0 was asked for.
+    """
+    settings = settings if settings is not None else GatewaySettings()
+    broker_settings = broker_settings if broker_settings is not None else BrokerSettings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    runtime = ServiceRuntime("gateway", broker_settings)
+    runner: web.AppRunner | None = None
+
+    async def setup(rt: ServiceRuntime) -> None:
+        nonlocal runner
+        app = create_app(settings, broker_settings=broker_settings, runtime=rt)
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            shutdown_timeout=settings.shutdown_timeout,
+            handler_cancellation=True,
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        addresses = runner.addresses
+        if settings.port == 0 and addresses:
+            settings.port = int(addresses[0][1])
+        _log.info("gateway.listening", host=settings.host, port=settings.port)
+        if started is not None:
+            started.set()
+
+    async def cleanup() -> None:
+        if runner is not None:
+            await runner.cleanup()
+
+    await run_daemon(runtime, setup, health_port=settings.health_port, stop=stop, cleanup=cleanup)
+
+
+def run_daemon_forever() -> None:
+    """Entry point of ``sealflow gateway``."""
+    configure_logging("gateway")
+    asyncio.run(serve())

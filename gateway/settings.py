@@ -1,0 +1,76 @@
+"""The gateway's settings (``SEALFLOW_*``, DESIGN §9); broker-wide ones are ``BrokerSettings``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEFAULT_CONTENT_TYPES", "GatewaySettings"]
+
+DEFAULT_CONTENT_TYPES: Final[tuple[str, ...]] = (
+    "text/plain",
+    "text/markdown",
+    "text/html",
+    "application/json",
+    "text/csv",
+    "application/pdf",
+)
+"""What the parser can extract text from (``parser.detection.SUPPORTED_TYPES``)."""
+
+
+class GatewaySettings(BaseSettings):
+    """Where the gateway listens, whom it trusts for tokens, and the limits on what it accepts."""
+
+    model_config = SettingsConfigDict(env_prefix="SEALFLOW_", extra="ignore", populate_by_name=True)
+
+    host: str = Field(default="127.0.0.1", validation_alias="SEALFLOW_GATEWAY_HOST")
+    port: int = Field(default=8080, ge=0, le=65535, validation_alias="SEALFLOW_GATEWAY_PORT")
+    health_port: int = Field(
+        default=9104, ge=0, le=65535, validation_alias="SEALFLOW_GATEWAY_HEALTH_PORT"
+    )
+    issuer: str = "http://localhost:8081"
+    api_audience: str = "sealflow-gateway"
+    data_dir: Path = Path("./var")
+    keys_dir: Path = Path("./var/keys")
+
+    max_upload_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
+    """Largest accepted file, per file."""
+    max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    """Largest accepted multipart body, all files together."""
+    max_files_per_upload: int = Field(default=16, ge=1, le=1000)
+    allowed_content_types: tuple[str, ...] = DEFAULT_CONTENT_TYPES
+    client_max_size: int = Field(default=64 * 1024, ge=1024)
+    """Largest non-streamed request body (JSON, forms); uploads stream past it."""
+
+    token_leeway: int = Field(default=5, ge=0, le=120)
+    token_cache_entries: int = Field(default=10_000, ge=1)
+    issuer_timeout: float = Field(default=5.0, gt=0, le=60)
+    """Time limit of one discovery or JWKS fetch."""
+    issuer_max_bytes: int = Field(default=256 * 1024, ge=1024)
+    """Largest discovery or JWKS document read."""
+    jwks_cache_seconds: float = Field(default=300.0, gt=0)
+    """How long fetched keys are used before they are fetched again."""
+    jwks_refetch_interval: float = Field(default=30.0, ge=0)
+    """An unknown ``kid`` triggers a refetch at most this often."""
+
+    sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    sse_max_seconds: float = Field(default=600.0, gt=0)
+    sse_poll_seconds: float = Field(default=5.0, gt=0)
+    """A live stream re-reads the store this often even without an event (events may be missed
+    when several gateways share ``gateway.events``)."""
+    sse_max_subscribers: int = Field(default=1_000, ge=1)
+    sse_queue_size: int = Field(default=16, ge=1)
+
+    request_timeout: float = Field(default=60.0, gt=0)
+    """Longest a non-streaming request may take."""
+    upload_timeout: float = Field(default=300.0, gt=0)
+    """Longest an upload request may take, reading included."""
+    shutdown_timeout: float = Field(default=10.0, ge=0)
+
+    @property
+    def issuer_url(self) -> str:
+        """The issuer without a trailing slash, as it appears in ``iss``."""
+        return self.issuer.rstrip("/")

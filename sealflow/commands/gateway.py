@@ -1,0 +1,25 @@
+"""``sealflow gateway``: run the HTTP gateway in the foreground."""
+
+from __future__ import annotations
+
+import click
+
+from broker import BrokerUnavailable
+from keys import KeyMaterialError
+
+__all__ = ["gateway"]
+
+
+@click.command()
+def gateway() -> None:
+    """Run the HTTP gateway: the REST API under /api, uploads, job status and live events.
+
+    Listens on SEALFLOW_GATEWAY_HOST:SEALFLOW_GATEWAY_PORT (default 127.0.0.1:8080) and trusts
+    access tokens from SEALFLOW_ISSUER. SIGTERM or Ctrl-C stops it cleanly.
+    """
+    from gateway.daemon import run_daemon_forever
+
+    try:
+        run_daemon_forever()
+    except (BrokerUnavailable, KeyMaterialError) as exc:
+        raise click.ClickException(str(exc)) from exc
