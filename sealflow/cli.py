@@ -13,8 +13,7 @@ from sealflow import __version__
 _COMMANDS: dict[str, str] = {
     "audit": "sealflow.commands.audit:audit",
     "clients": "sealflow.commands.clients:clients",
-    "identity": "sealflow.commands.identity:identity",
-    "clients": "sealflow.commands.clients:clients",
+    "gateway": "sealflow.commands.gateway:gateway",
     "identity": "sealflow.commands.identity:identity",
     "jobs": "sealflow.commands.jobs:jobs",
     "keys": "sealflow.commands.keys:keys",
@@ -26,7 +25,6 @@ _COMMANDS: dict[str, str] = {
     "submit": "sealflow.commands.submit:submit",
     "token": "sealflow.commands.auth:token",
     "up": "sealflow.commands.up:up",
-    "users": "sealflow.commands.users:users",
     "users": "sealflow.commands.users:users",
     "upload": "sealflow.commands.jobs:upload",
     "worker": "sealflow.commands.daemons:worker",

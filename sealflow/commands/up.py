@@ -20,7 +20,7 @@ from schemas import SERVICES
 __all__ = ["up"]
 
 # Daemons that exist today, in start order; identity and gateway join when they are built.
-DAEMONS: tuple[str, ...] = ("audit", "parser", "worker")
+DAEMONS: tuple[str, ...] = ("audit", "parser", "worker", "gateway")
 _COLOURS = {
     "audit": "magenta",
     "parser": "cyan",
