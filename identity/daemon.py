@@ -174,9 +174,9 @@ async def serve(
     server = IdentityServer(settings, broker_settings)
     try:
         await server.start()
-        _log.info("daemon.ready")
+        _log.info("identity.ready", port=server.port)
         await stop.wait()
-        _log.info("daemon.stopping")
+        _log.info("identity.stopping")
     finally:
         await server.stop()
 
