@@ -175,9 +175,9 @@ class Authenticator:
                 raise LoginRequired(
                     f"the session could not be renewed ({error.error}); {_RUN_LOGIN}"
                 ) from error
-            except TransportError:
+            except TransportError as error:
                 if not forced and not tokens.expires_within(0, self._clock()):
-                    _log.warning("refresh_failed_using_current_token", exc_info=True)
+                    _log.warning("refresh_failed_using_current_token", error=str(error))
                     return tokens
                 raise
             renewed = answer.token_set(

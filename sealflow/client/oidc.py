@@ -6,9 +6,11 @@ provider that implements RFC 8414/OIDC Discovery, RFC 6749, RFC 7009 and RFC 862
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from typing import Any, Final
+from urllib.parse import quote_plus
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -170,24 +172,26 @@ class OidcClient:
     async def _post(self, url: str, form: Mapping[str, str], what: str) -> Any:
         """POST a form with client authentication; the JSON answer, or :class:`OAuthError`."""
         data = dict(form)
-        auth = None
+        headers = {"Accept": "application/json"}
         secret = self.settings.client_secret
         if secret is not None:
-            auth = aiohttp.BasicAuth(self.settings.client_id, secret.get_secret_value())
+            # RFC 6749 §2.3.1: both parts form-encoded before the Basic encoding
+            headers["Authorization"] = aiohttp.encode_basic_auth(
+                quote_plus(self.settings.client_id), quote_plus(secret.get_secret_value())
+            )
         else:
             data["client_id"] = self.settings.client_id
         with transport_errors(f"cannot reach the {what} endpoint {url}"):
-            async with self.http.post(
-                url, data=data, auth=auth, headers={"Accept": "application/json"}
-            ) as response:
+            async with self.http.post(url, data=data, headers=headers) as response:
                 raw = await read_body(response, _MAX_OAUTH_BODY)
                 status = response.status
-        if status == 200 and not raw:
-            return None
-        body = read_json(raw, f"the {what} endpoint") if raw else None
-        if status != 200:
-            raise _oauth_error(status, body)
-        return body
+        if status == 200:
+            return read_json(raw, f"the {what} endpoint") if raw else None
+        try:
+            body = json.loads(raw)
+        except (UnicodeDecodeError, ValueError):
+            raise TransportError(f"the {what} endpoint answered HTTP {status}") from None
+        raise _oauth_error(status, body)
 
     async def token(self, form: Mapping[str, str]) -> TokenResponse:
         """Call the token endpoint with ``form`` (the grant and its parameters)."""
