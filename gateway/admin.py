@@ -1,0 +1,496 @@
+"""The admin API: the audit log, the dead-letter queues, and replaying a dead letter.
+
+Every route needs the ``admin`` role and its scope (``audit:read`` or ``jobs:admin``). The AMQP
+work is ``broker.DeadLetterQueues``'s; this module is HTTP only. A replay re-checks the dead
+letter (authentic envelope, valid body, a type the gateway may send, a job still waiting),
+re-seals the same body under a fresh gateway envelope that names the admin in its actor chain,
+publishes it with confirms, and only then removes the dead letter; every replay and every
+refused one is audited with the admin as actor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import weakref
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Final
+
+import structlog
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from audit import AuditFilter, AuditLogError, AuditRecord, iter_records
+from broker import (
+    QUEUE_BINDINGS,
+    BrokerError,
+    DeadLetter,
+    DeadLetterQueues,
+    EnvelopeError,
+    ServiceRuntime,
+    TakenDeadLetter,
+    exchange_for,
+    extend_actor,
+    unverified_claims,
+)
+from broker.deadletters import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
+from gateway.appkeys import PUBLISHER_KEY, RUNTIME_KEY, SETTINGS_KEY, STORE_KEY
+from gateway.auditing import audit
+from gateway.auth import PRINCIPAL_KEY
+from gateway.errors import BadRequest, Conflict, NotFound, Unavailable
+from gateway.operations import Operation, Parameter
+from schemas import EnvelopeClaims, ErrorBody, SchemaError, model_for
+from schemas.api_admin import (
+    AuditRecordList,
+    AuditRecordView,
+    DeadLetterList,
+    DeadLetterView,
+    ReplayAccepted,
+)
+from store.transitions import TERMINAL_STATES
+
+__all__ = ["OPERATIONS", "dead_letter_queues"]
+
+_log = structlog.get_logger("sealflow.gateway.admin")
+
+SERVICE: Final = "gateway"
+DEFAULT_AUDIT_LIMIT: Final = 100
+MAX_AUDIT_LIMIT: Final = 1000
+MAX_AUDIT_TYPES: Final = 20
+AUDIT_READ_SECONDS: Final = 20.0
+_ID: Final = re.compile(r"^[0-9a-f]{32}$")
+_AUDIT_TYPE: Final = re.compile(r"^[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*){0,2}$")
+_RELATIVE: Final = re.compile(r"^(\d{1,9})([smhdw])$")
+_UNITS: Final = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def _json(model: BaseModel, status: int = 200) -> web.Response:
+    return web.Response(
+        body=model.model_dump_json(exclude_none=True),
+        status=status,
+        content_type="application/json",
+    )
+
+
+# -- the audit log --------------------------------------------------------------------------
+
+
+def _since(raw: str) -> datetime:
+    """ISO 8601 (UTC when it has no offset) or a relative time such as ``10m``, ``2h``, ``1d``."""
+    text = raw.strip()
+    match = _RELATIVE.match(text)
+    try:
+        if match is not None:
+            amount = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+            return datetime.now(UTC) - amount
+        if len(text) > 64:
+            raise ValueError("too long")
+        since = datetime.fromisoformat(text)
+    except (ValueError, OverflowError) as error:
+        raise BadRequest(
+            "since must be ISO 8601 (e.g. 2025-01-31T12:00:00Z) or relative like 10m, 2h, 1d"
+        ) from error
+    return since if since.tzinfo is not None else since.replace(tzinfo=UTC)
+
+
+def _text_param(request: web.Request, name: str, *, pattern: re.Pattern[str] | None) -> str | None:
+    values = request.query.getall(name, [])
+    if not values:
+        return None
+    if len(values) > 1:
+        raise BadRequest(f"{name} may be given once")
+    value = values[0]
+    if not 1 <= len(value) <= 255 or not value.isprintable():
+        raise BadRequest(f"{name} must be 1 to 255 printable characters")
+    if pattern is not None and pattern.match(value) is None:
+        raise BadRequest(f"{name} is malformed")
+    return value
+
+
+def _limit(request: web.Request, default: int, high: int) -> int:
+    values = request.query.getall("limit", [])
+    if not values:
+        return default
+    raw = values[0]
+    if len(values) > 1 or not raw.isdigit() or len(raw) > 6 or not 1 <= int(raw) <= high:
+        raise BadRequest(f"limit must be an integer from 1 to {high}, given once")
+    return int(raw)
+
+
+def _audit_filter(request: web.Request) -> AuditFilter:
+    types = request.query.getall("type", [])
+    if len(types) > MAX_AUDIT_TYPES:
+        raise BadRequest(f"at most {MAX_AUDIT_TYPES} type filters")
+    for value in types:
+        if len(value) > 58 or _AUDIT_TYPE.match(value) is None:
+            raise BadRequest("type must be an audit event type such as envelope.rejected")
+    since = _text_param(request, "since", pattern=None)
+    return AuditFilter(
+        types=frozenset(types) if types else None,
+        actor=_text_param(request, "actor", pattern=None),
+        job=_text_param(request, "job", pattern=_ID),
+        since=_since(since) if since is not None else None,
+    )
+
+
+def _record_view(record: AuditRecord) -> AuditRecordView:
+    return AuditRecordView(
+        seq=record.seq, ts=record.ts, event=record.event, prev=record.prev, hash=record.hash
+    )
+
+
+def _read_audit(directory: Path, flt: AuditFilter, limit: int) -> list[AuditRecordView]:
+    return [_record_view(record) for record in iter_records(directory, flt, last=limit)]
+
+
+async def list_audit(request: web.Request) -> web.Response:
+    """The last ``limit`` audit records that pass the filters, oldest first (``audit tail``)."""
+    flt = _audit_filter(request)
+    limit = _limit(request, DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT)
+    directory = request.app[SETTINGS_KEY].data_dir / "audit"
+    try:
+        async with asyncio.timeout(AUDIT_READ_SECONDS):
+            records = await asyncio.to_thread(_read_audit, directory, flt, limit)
+    except TimeoutError as error:
+        raise Unavailable("reading the audit log took too long; narrow the filters") from error
+    except AuditLogError as error:
+        _log.error("audit_log.unreadable", reason=error.reason, location=error.location)
+        raise Unavailable(
+            f"the audit log cannot be read ({error.reason}); run `sealflow audit verify`"
+        ) from error
+    return _json(AuditRecordList(records=records))
+
+
+# -- dead letters ---------------------------------------------------------------------------
+
+_QUEUES: Final = weakref.WeakKeyDictionary[ServiceRuntime, DeadLetterQueues]()
+
+
+def dead_letter_queues(app: web.Application) -> DeadLetterQueues:
+    """The app's view of the DLQs, on the broker runtime's connection (made on first use).
+
+    Its one channel lives on the runtime's connection, so it closes when the runtime stops.
+    """
+    runtime = app[RUNTIME_KEY]
+    queues = _QUEUES.get(runtime)
+    if queues is None or queues.connection is not runtime.connection:
+        if runtime.connection is None or runtime.connection.is_closed:
+            raise Unavailable("the broker is not connected")
+        queues = DeadLetterQueues(runtime.connection, runtime.topology)
+        _QUEUES[runtime] = queues
+    return queues
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """What the gateway can say about a dead letter's envelope."""
+
+    claims: EnvelopeClaims | None
+    refusal: str | None
+    """Why it may not be replayed, or None when it may."""
+
+
+def _check_envelope(runtime: ServiceRuntime, letter: DeadLetter) -> _Checked:
+    """Verify the dead letter's envelope and whether the gateway may re-seal its type."""
+    try:
+        claims = runtime.opener.verify_signature(
+            letter.body, letter.headers, message_id=letter.id, message_type=letter.type
+        )
+    except EnvelopeError as error:
+        return _Checked(None, f"its envelope does not verify ({error.reason})")
+    if claims.iss != SERVICE:
+        return _Checked(claims, f"it was sealed by {claims.iss}; the gateway re-seals only its own")
+    if (
+        exchange_for(claims.typ) != "jobs"
+        or runtime.policy.required_scopes(SERVICE, claims.aud, claims.typ) is None
+    ):
+        return _Checked(claims, f"the gateway may not send {claims.typ} to {claims.aud}")
+    return _Checked(claims, None)
+
+
+def _letter_view(letter: DeadLetter, checked: _Checked) -> DeadLetterView:
+    claims = checked.claims
+    peeked = unverified_claims(letter.envelope) if claims is None else {}
+
+    def peek(name: str) -> str | None:
+        value = peeked.get(name)
+        return value[:255] if isinstance(value, str) and value.isprintable() else None
+
+    return DeadLetterView(
+        id=letter.id,
+        queue=letter.queue,
+        type=letter.type,
+        reason=letter.reason,
+        detail=letter.detail,
+        rejected_by=letter.rejected_by,
+        rejected_at=letter.rejected_at,
+        job=claims.job if claims is not None else letter.job,
+        iss=claims.iss if claims is not None else peek("iss"),
+        sub=claims.sub if claims is not None else peek("sub"),
+        jti=claims.jti if claims is not None else peek("jti"),
+        verified=claims is not None,
+        replayable=checked.refusal is None,
+        size=letter.size,
+        deaths=letter.deaths,
+        deliveries=letter.deliveries,
+        attempt=max(letter.attempt, 1),
+    )
+
+
+def _queue_param(request: web.Request) -> str | None:
+    queue = _text_param(request, "queue", pattern=None)
+    if queue is not None and queue not in QUEUE_BINDINGS:
+        raise BadRequest(f"queue must be one of {', '.join(QUEUE_BINDINGS)}")
+    return queue
+
+
+async def list_dead_letters(request: web.Request) -> web.Response:
+    """Dead letters across the namespace's DLQs, without consuming them."""
+    limit = _limit(request, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)
+    queue = _queue_param(request)
+    runtime = request.app[RUNTIME_KEY]
+    try:
+        letters = await dead_letter_queues(request.app).browse(limit=limit, queue=queue)
+    except BrokerError as error:
+        raise Unavailable(f"the dead-letter queues cannot be read: {error.detail}") from error
+    views = [_letter_view(letter, _check_envelope(runtime, letter)) for letter in letters]
+    return _json(DeadLetterList(messages=views, truncated=len(views) >= limit))
+
+
+async def _refusal_for_job(
+    request: web.Request, letter: DeadLetter, claims: EnvelopeClaims
+) -> str | None:
+    """Why the body may not be replayed: invalid, or its job is gone or already finished."""
+    try:
+        message = model_for(claims.typ).model_validate_json(letter.body)
+    except (ValidationError, SchemaError):
+        return f"its body does not validate as {claims.typ}"
+    job_id = getattr(message, "job_id", None)
+    owner = getattr(message, "owner", None)
+    if not isinstance(job_id, str) or (claims.job is not None and claims.job != job_id):
+        return "its body's job differs from its envelope's"
+    if owner is not None and owner != claims.sub:
+        return "its body's owner differs from its envelope's subject"
+    job = await request.app[STORE_KEY].get(job_id)
+    if job is None:
+        return f"job {job_id} no longer exists"
+    if job.state in TERMINAL_STATES:
+        return f"job {job_id} is already {job.state}"
+    return None
+
+
+@dataclass(slots=True)
+class _Replay:
+    """How one replay went: the letter, its verified claims, and the answer or the refusal."""
+
+    letter: DeadLetter
+    claims: EnvelopeClaims | None = None
+    refusal: str | None = None
+    accepted: ReplayAccepted | None = None
+    removed: bool = False
+
+
+async def _replay(request: web.Request, taken: TakenDeadLetter) -> _Replay:
+    """Re-check a held dead letter; if it passes, re-seal, publish (confirmed), then ack it."""
+    letter = taken.letter
+    checked = _check_envelope(request.app[RUNTIME_KEY], letter)
+    outcome = _Replay(letter, checked.claims, checked.refusal)
+    claims = checked.claims
+    if claims is None or outcome.refusal is not None:
+        return outcome
+    outcome.refusal = await _refusal_for_job(request, letter, claims)
+    if outcome.refusal is not None:
+        return outcome
+    publisher = request.app[PUBLISHER_KEY]
+    sealed = publisher.sealer.seal_body(
+        letter.body,
+        typ=claims.typ,
+        aud=claims.aud,
+        sub=claims.sub,
+        job=claims.job,
+        act=extend_actor({"sub": request[PRINCIPAL_KEY].subject}, SERVICE),
+        trace=claims.trace,
+    )
+    await publisher.publish(sealed)
+    outcome.accepted = ReplayAccepted(
+        id=letter.id, jti=sealed.jti, queue=letter.queue, type=claims.typ, job=claims.job
+    )
+    try:
+        await taken.ack()
+        outcome.removed = True
+    except BrokerError as error:
+        # Published but not removed: a later replay of the copy finds its job under way or
+        # finished and is refused, and the worker's handling is idempotent besides.
+        _log.error("dlq.ack_failed", id=letter.id, error=error.detail)
+    return outcome
+
+
+async def replay_dead_letter(request: web.Request) -> web.Response:
+    """Re-check a dead letter, re-seal it for its receiver, publish it, then remove it."""
+    letter_id = request.match_info["letter_id"]
+    if _ID.match(letter_id) is None:
+        raise NotFound("no dead letter with this id")
+    outcome: _Replay | None = None
+    try:
+        async with dead_letter_queues(request.app).take(letter_id) as taken:
+            if taken is not None:
+                outcome = await _replay(request, taken)
+    except BrokerError as error:
+        raise Unavailable(f"the dead letter was not replayed: {error.detail}") from error
+    if outcome is None:
+        raise NotFound("no dead letter with this id")
+    await _audit_replay(request, outcome)
+    if outcome.accepted is None:
+        raise Conflict(f"not replayable: {outcome.refusal}", code="not_replayable")
+    _log.info("dlq.replayed", id=letter_id, jti=outcome.accepted.jti, queue=outcome.letter.queue)
+    return _json(outcome.accepted, status=202)
+
+
+async def _audit_replay(request: web.Request, outcome: _Replay) -> None:
+    letter, claims, accepted = outcome.letter, outcome.claims, outcome.accepted
+    where = f"dead letter {letter.id} in {letter.queue}.dlq ({letter.reason})"
+    if accepted is None:
+        detail = f"{where}: {outcome.refusal}"
+    else:
+        detail = f"{where} re-sealed as {accepted.jti}"
+        if not outcome.removed:
+            detail += "; the dead letter could not be removed"
+    await audit(
+        request.app,
+        type="dlq.replayed" if accepted is not None else "dlq.replay_refused",
+        action=f"replay {letter.type or 'unknown'}"[:64],
+        outcome="success" if accepted is not None else "denied",
+        actor=request[PRINCIPAL_KEY].subject,
+        subject=claims.sub if claims is not None else None,
+        reason=None if accepted is not None else "not_replayable",
+        job=claims.job if claims is not None else None,
+        trace=claims.trace if claims is not None else None,
+        jti=accepted.jti if accepted is not None else (claims.jti if claims else None),
+        detail=detail,
+    )
+
+
+# -- the catalogue --------------------------------------------------------------------------
+
+_ERRORS: Final[dict[int, type[BaseModel] | None]] = {
+    400: ErrorBody,
+    401: ErrorBody,
+    403: ErrorBody,
+    503: ErrorBody,
+}
+_LIMIT_DOC: Final = "How many at most."
+
+OPERATIONS: Final[tuple[Operation, ...]] = (
+    Operation(
+        "GET",
+        "/api/audit",
+        list_audit,
+        "listAuditRecords",
+        "Read the audit log (like `sealflow audit tail`)",
+        "admin",
+        scopes=("audit:read",),
+        roles=("admin",),
+        parameters=(
+            Parameter(
+                "type",
+                "query",
+                "Only events of this type (repeatable).",
+                schema={
+                    "type": "array",
+                    "maxItems": MAX_AUDIT_TYPES,
+                    "items": {"type": "string", "pattern": _AUDIT_TYPE.pattern, "maxLength": 58},
+                },
+            ),
+            Parameter(
+                "actor",
+                "query",
+                "Only events by this actor.",
+                schema={"type": "string", "minLength": 1, "maxLength": 255},
+            ),
+            Parameter(
+                "job",
+                "query",
+                "Only events about this job.",
+                schema={"type": "string", "pattern": _ID.pattern},
+            ),
+            Parameter(
+                "since",
+                "query",
+                "Only records written since: ISO 8601 (UTC if no offset) or 10m, 2h, 1d.",
+                schema={"type": "string", "maxLength": 64},
+            ),
+            Parameter(
+                "limit",
+                "query",
+                _LIMIT_DOC + f" Default {DEFAULT_AUDIT_LIMIT}.",
+                schema={"type": "integer", "minimum": 1, "maximum": MAX_AUDIT_LIMIT},
+            ),
+        ),
+        responses={200: AuditRecordList, **_ERRORS},
+        description="The last `limit` records that pass every filter, oldest first.",
+    ),
+    Operation(
+        "GET",
+        "/api/dlq",
+        list_dead_letters,
+        "listDeadLetters",
+        "List dead letters without consuming them",
+        "admin",
+        scopes=("jobs:admin",),
+        roles=("admin",),
+        parameters=(
+            Parameter(
+                "queue",
+                "query",
+                "Only this queue's DLQ.",
+                schema={"type": "string", "enum": list(QUEUE_BINDINGS)},
+            ),
+            Parameter(
+                "limit",
+                "query",
+                _LIMIT_DOC + f" Default {DEFAULT_LIST_LIMIT}.",
+                schema={"type": "integer", "minimum": 1, "maximum": MAX_LIST_LIMIT},
+            ),
+        ),
+        responses={200: DeadLetterList, **_ERRORS},
+        description=(
+            "AMQP cannot browse a queue: each message is fetched unacknowledged and returned at "
+            "once, so a listing counts as one delivery of each message and, while it runs, "
+            "hides them from other readers; their order may change."
+        ),
+    ),
+    Operation(
+        "POST",
+        "/api/dlq/{letter_id}/replay",
+        replay_dead_letter,
+        "replayDeadLetter",
+        "Re-seal a dead letter and publish it again",
+        "admin",
+        scopes=("jobs:admin",),
+        roles=("admin",),
+        parameters=(
+            Parameter(
+                "letter_id",
+                "path",
+                "The dead letter's id (its `id` in the listing).",
+                required=True,
+                schema={"type": "string", "pattern": _ID.pattern},
+            ),
+        ),
+        responses={
+            202: ReplayAccepted,
+            **_ERRORS,
+            404: ErrorBody,
+            409: ErrorBody,
+        },
+        description=(
+            "Only an authentic `job.submitted` the gateway sealed, whose job still waits, is "
+            "replayable (409 `not_replayable` otherwise, and it stays in its DLQ). The same body "
+            "gets a fresh gateway envelope (same subject, job and trace; the actor chain names "
+            "the admin); the dead letter is removed once the broker confirms the publish."
+        ),
+    ),
+)
+"""The admin routes; ``gateway.app.create_app`` registers them."""
