@@ -19,8 +19,8 @@ from schemas import SERVICES
 
 __all__ = ["up"]
 
-# Daemons that exist today, in start order; identity and gateway join when they are built.
-DAEMONS: tuple[str, ...] = ("audit", "parser", "worker", "gateway")
+# Every daemon, in start order: the identity before the gateway, which reads its discovery.
+DAEMONS: tuple[str, ...] = ("audit", "identity", "parser", "worker", "gateway")
 _COLOURS = {
     "audit": "magenta",
     "parser": "cyan",
@@ -134,7 +134,7 @@ async def _run_all(daemons: tuple[str, ...], grace: float) -> int:
     help="Start the local RabbitMQ service if it is installed and down.",
 )
 def up(only: tuple[str, ...], start_broker: bool) -> None:
-    """Run the pipeline on this machine: audit, parser and worker (identity and gateway soon).
+    """Run the pipeline on this machine: audit, identity, parser, worker and gateway.
 
     Checks that RabbitMQ answers, creates key rings if there are none, then runs every daemon
     with its log lines prefixed by its name. Ctrl-C stops them all cleanly.
