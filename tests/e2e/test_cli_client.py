@@ -1,0 +1,282 @@
+"""The command line as a client of the real stack: identity, gateway, worker and parser.
+
+A user is added to the identity store; ``sealflow login`` runs the device flow through click
+while the test, acting as the user's browser, approves the code on the identity's ``/device``
+form over HTTP. Then ``upload --wait`` reaches done, and ``jobs``, ``result``, ``token`` and
+``logout`` work against the gateway, on a real RabbitMQ under the test's namespace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+from click.testing import CliRunner, Result
+from sealflow_testing import queue_counts
+
+from broker import BrokerSettings, Topology, connect, open_channel
+from gateway.daemon import serve as serve_gateway
+from gateway.settings import GatewaySettings
+from identity import STORE_KEY, IdentitySettings
+from identity import create_app as create_identity_app
+from parser.daemon import ParserSettings
+from parser.daemon import serve as serve_parser
+from sealflow.cli import cli
+from workers import WorkerSettings
+from workers import serve as serve_worker
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(180)]
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "docs" / "sample.md"
+USER, PASSWORD = "alice", "correct horse battery staple"
+
+
+@dataclass
+class Stack:
+    issuer: str
+    gateway_url: str
+    env: dict[str, str | None]
+    opened: list[str] = field(default_factory=list)  # what `login --browser` asked to open
+
+    async def cli(self, *args: str) -> Result:
+        """Run ``sealflow ARGS`` in a thread, so the servers on this loop keep answering."""
+        runner = CliRunner()
+        return await asyncio.to_thread(
+            runner.invoke, cli, list(args), env=self.env, catch_exceptions=False
+        )
+
+
+def _listening_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@pytest.fixture
+async def stack(
+    amqp_url: str,
+    namespace: str,
+    keys_dir: Path,
+    tmp_path: Path,
+    cleanup_namespace: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[Stack]:
+    broker_settings = BrokerSettings(
+        amqp_url=amqp_url,
+        namespace=namespace,
+        data_dir=tmp_path / "data",
+        keys_dir=keys_dir,
+        retry_base_delay=0.05,
+        max_attempts=3,
+        shutdown_grace=10,
+    )
+    broker_settings.data_dir.mkdir(parents=True)
+
+    # The identity provider on a port known before its issuer URL is fixed.
+    sock = _listening_socket()
+    issuer = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    identity_app = create_identity_app(
+        IdentitySettings(
+            issuer=issuer,
+            data_dir=tmp_path / "identity",
+            keys_dir=keys_dir,
+            device_poll_interval=1,
+        )
+    )
+    identity_runner = web.AppRunner(identity_app, access_log=None)
+    await identity_runner.setup()
+    await web.SockSite(identity_runner, sock).start()
+    await identity_app[STORE_KEY].add_user(USER, PASSWORD, "user")
+
+    stop = asyncio.Event()
+    gateway_started = asyncio.Event()
+    gateway_settings = GatewaySettings(
+        issuer=issuer,
+        host="127.0.0.1",
+        port=0,
+        health_port=0,
+        data_dir=broker_settings.data_dir,
+        keys_dir=keys_dir,
+        sse_heartbeat_seconds=1.0,
+        sse_poll_seconds=1.0,
+    )
+    daemons = [
+        asyncio.create_task(
+            serve_gateway(gateway_settings, broker_settings, stop=stop, started=gateway_started)
+        ),
+        asyncio.create_task(
+            serve_parser(
+                broker_settings, ParserSettings(health_port=0, timeout_seconds=15), stop=stop
+            )
+        ),
+        asyncio.create_task(
+            serve_worker(broker_settings, WorkerSettings(health_port=0), stop=stop)
+        ),
+    ]
+    connection = await connect(amqp_url)
+    try:
+        channel = await open_channel(connection)
+        topology = Topology(namespace)
+        async with asyncio.timeout(60):
+            await gateway_started.wait()
+            for queue in ("worker.jobs", "parser.requests", "gateway.events"):
+                while True:
+                    try:
+                        if (await queue_counts(channel, topology.queue(queue)))[1] > 0:
+                            break
+                    except Exception:  # not declared yet: the daemon is still starting
+                        channel = await open_channel(connection)
+                    await asyncio.sleep(0.05)
+
+        config_dir = tmp_path / "home" / ".config" / "sealflow"
+        result = Stack(
+            issuer=issuer,
+            gateway_url=f"http://127.0.0.1:{gateway_settings.port}",
+            env={
+                "SEALFLOW_ISSUER": issuer,
+                "SEALFLOW_GATEWAY_URL": f"http://127.0.0.1:{gateway_settings.port}",
+                "SEALFLOW_CONFIG_DIR": str(config_dir),
+                "SEALFLOW_CLIENT_ID": None,
+                "SEALFLOW_CLIENT_SECRET": None,
+                "NO_COLOR": "1",
+                "COLUMNS": "200",
+            },
+        )
+
+        def fake_browser(url: str, *args: object, **kwargs: object) -> bool:
+            result.opened.append(url)
+            return True
+
+        monkeypatch.setattr("webbrowser.open", fake_browser)
+        yield result
+    finally:
+        stop.set()
+        outcomes = await asyncio.gather(*daemons, return_exceptions=True)
+        await connection.close()
+        await identity_runner.cleanup()
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+
+async def _decide_in_browser(stack: Stack, url: str, action: str = "approve") -> str:
+    """What the user does: open the verification page, sign in, press Approve (or Deny)."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+        async with browser.get(url) as page:
+            assert page.status == 200, await page.text()
+            html = await page.text()
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', html)
+        code = re.search(r'name="user_code"[^>]*value="([^"]+)"', html)
+        assert csrf is not None
+        assert code is not None
+        form = {
+            "csrf_token": csrf.group(1),
+            "user_code": code.group(1),
+            "username": USER,
+            "password": PASSWORD,
+            "action": action,
+        }
+        async with browser.post(f"{stack.issuer}/device", data=form) as answer:
+            assert answer.status == 200, await answer.text()
+            return await answer.text()
+
+
+async def _login(stack: Stack, action: str = "approve") -> Result:
+    login = asyncio.create_task(stack.cli("login", "--browser"))
+    async with asyncio.timeout(30):
+        while not stack.opened:  # the CLI opens the verification address once it has a code
+            if login.done():
+                pytest.fail(f"login ended before asking for approval: {login.result().output}")
+            await asyncio.sleep(0.05)
+    page = await _decide_in_browser(stack, stack.opened[0], action)
+    assert ("Device approved" if action == "approve" else "Device denied") in page
+    async with asyncio.timeout(60):
+        return await login
+
+
+async def test_login_upload_jobs_result_token_logout(stack: Stack) -> None:
+    login = await _login(stack)
+    assert login.exit_code == 0, login.output
+    assert f"To sign in, open {stack.issuer}/device" in login.output
+    assert f"Signed in as {USER} at {stack.issuer}" in login.output
+    assert stack.opened[0].startswith(f"{stack.issuer}/device?user_code=")
+    cache = Path(str(stack.env["SEALFLOW_CONFIG_DIR"])) / "tokens.json"
+    assert cache.stat().st_mode & 0o777 == 0o600
+
+    upload = await stack.cli("upload", str(SAMPLE), "--wait", "30")
+    assert upload.exit_code == 0, upload.output
+    row = next(line for line in upload.stdout.splitlines() if "sample.md" in line)
+    job_id = re.search(r"\b[0-9a-f]{32}\b", row)
+    assert job_id is not None, row
+    assert "done" in row
+    job = job_id.group(0)
+
+    listing = await stack.cli("jobs")
+    assert listing.exit_code == 0, listing.output
+    assert job in listing.stdout
+    as_json = await stack.cli("jobs", "--json", "--state", "done")
+    assert as_json.exit_code == 0, as_json.output
+    [listed] = json.loads(as_json.stdout)["jobs"]
+    assert listed["job_id"] == job
+    assert listed["owner"] == USER
+    assert listed["state"] == "done"
+
+    result = await stack.cli("result", job)
+    assert result.exit_code == 0, result.output
+    assert "signed, short-lived, single-use envelope" in result.stdout
+    full = await stack.cli("result", job, "--json")
+    assert json.loads(full.stdout)["job_id"] == job
+
+    token = await stack.cli("token")
+    assert token.exit_code == 0, token.output
+    bearer = token.stdout.strip()
+    assert "\n" not in bearer
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            f"{stack.gateway_url}/api/status", headers={"Authorization": f"Bearer {bearer}"}
+        ) as status,
+    ):
+        assert status.status == 200
+        assert (await status.json())["subject"] == USER
+
+    refresh_token = json.loads(cache.read_text())["refresh_token"]
+    logout = await stack.cli("logout")
+    assert logout.exit_code == 0, logout.output
+    assert not cache.exists()
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{stack.issuer}/token",
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": refresh_token,
+                "client_id": "sealflow-cli",
+            },
+        ) as refused,
+    ):
+        assert refused.status == 400
+        assert (await refused.json())["error"] == "invalid_grant"
+
+    after = await stack.cli("token")
+    assert after.exit_code == 1
+    assert after.output == "error: not signed in; run sealflow login\n"
+
+
+async def test_a_denied_device_code_is_one_line(stack: Stack) -> None:
+    result = await _login(stack, "deny")
+    assert result.exit_code == 1
+    assert (
+        result.output.splitlines()[-1] == "error: the sign-in was denied at the identity provider"
+    )
+    assert not (Path(str(stack.env["SEALFLOW_CONFIG_DIR"])) / "tokens.json").exists()
