@@ -16,7 +16,13 @@ import structlog
 
 from sealflow.client.cache import TokenCache, TokenSet
 from sealflow.client.device import DeviceFlow
-from sealflow.client.errors import ClientError, LoginRequired, OAuthError, TransportError
+from sealflow.client.errors import (
+    CacheError,
+    ClientError,
+    LoginRequired,
+    OAuthError,
+    TransportError,
+)
 from sealflow.client.oidc import DeviceAuthorization, OidcClient
 from sealflow.client.settings import ClientSettings
 
@@ -60,6 +66,7 @@ class Authenticator:
             raise ClientError(
                 "SEALFLOW_CLIENT_SECRET is set: commands use client credentials, no login needed"
             )
+        previous = self._previous_sign_in()
         flow = flow or DeviceFlow(self.oidc)
         authorization = await flow.start(self.settings.client_scope)
         show(authorization)
@@ -79,7 +86,24 @@ class Authenticator:
         )
         async with self.cache.locked():
             self.cache.save(tokens)
+        if previous is not None and previous.refresh_token is not None:
+            # the sign-in this one replaces should not stay usable by whoever copies it
+            try:
+                await self.oidc.revoke(previous.refresh_token, "refresh_token")
+            except (OAuthError, TransportError) as error:
+                _log.warning("previous_sign_in_not_revoked", error=str(error))
         return tokens
+
+    def _previous_sign_in(self) -> TokenSet | None:
+        """The sign-in a new login replaces, when it is for this provider and readable."""
+        try:
+            previous = self.cache.load()
+        except CacheError as error:
+            _log.warning("previous_sign_in_unreadable", error=str(error))
+            return None
+        if previous is None or previous.issuer != self.settings.issuer:
+            return None
+        return previous
 
     async def logout(self) -> bool:
         """Revoke the refresh token at the provider (RFC 7009), then delete the cache.

@@ -114,9 +114,13 @@ class GatewayClient:
                 raise error
             if attempt == 2:
                 reason = error.detail or error.error
+                remedy = (
+                    "check SEALFLOW_CLIENT_ID and SEALFLOW_CLIENT_SECRET"
+                    if self.auth.uses_client_credentials
+                    else "run sealflow login"
+                )
                 raise LoginRequired(
-                    f"the gateway refused the token even after renewing it ({reason}); "
-                    "run sealflow login"
+                    f"the gateway refused the token even after renewing it ({reason}); {remedy}"
                 )
             _log.debug("gateway_rejected_token", detail=error.detail)
             token = await self.auth.renew(token)
@@ -192,7 +196,12 @@ class GatewayClient:
     async def wait(
         self, job_id: str, on_update: Callable[[JobView], None] | None = None
     ) -> JobView:
-        """Wait for ``job_id`` to reach a final state: its event stream, else polling."""
+        """Wait for ``job_id`` to reach a final state: its event stream, else polling.
+
+        It has no deadline of its own (a job may take long); callers bound it, as
+        ``sealflow upload --wait`` does. A stream silent for longer than ``http_timeout``
+        (the gateway sends heartbeats) falls back to polling.
+        """
         try:
             view = await self._follow_events(job_id, on_update)
         except ApiError as error:
@@ -215,7 +224,7 @@ class GatewayClient:
             "GET",
             _job_path(job_id, "/events"),
             headers={"Accept": "text/event-stream"},
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.settings.connect_timeout),
+            timeout=stream_timeout(self.settings),
         ) as response:
             if response.content_type != "text/event-stream":
                 return None

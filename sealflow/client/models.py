@@ -98,7 +98,7 @@ class JobResult(_View):
     text: str
     metadata: dict[str, Any] = Field(default_factory=dict)
     pages: int | None = None
-    parser: Any = None
+    parser: str | None = Field(default=None, max_length=200)
     chunks: list[Chunk] = Field(default_factory=list)
 
 

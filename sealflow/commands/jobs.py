@@ -83,7 +83,11 @@ async def _upload_all(context: ClientContext, paths: list[Path], wait: float | N
         transient=False,
     ) as progress:
         for row in rows:
-            size = row.path.stat().st_size
+            try:
+                size = row.path.stat().st_size
+            except OSError as error:
+                row.refused = f"cannot read {row.path}: {error.strerror}"
+                continue
             task: TaskID = progress.add_task(escape(row.path.name), total=size or 1)
 
             def advance(sent: int, task: TaskID = task, size: int = size) -> None:

@@ -223,3 +223,24 @@ async def test_logout_keeps_the_tokens_when_revocation_fails(
     forgotten = await run_cli("logout", "--forget")
     assert forgotten.exit_code == 0
     assert cache.load() is None
+
+
+async def test_a_new_login_revokes_the_sign_in_it_replaces(
+    run_cli, signed_in, identity_peer, cache
+) -> None:
+    identity_peer.interval = 1
+    result = await run_cli("login")
+    assert result.exit_code == 0, result.output
+    assert identity_peer.revoked == [signed_in.refresh_token]
+    assert cache.load().access_token != signed_in.access_token
+
+
+async def test_login_replaces_a_corrupt_cache(run_cli, identity_peer, cache, settings) -> None:
+    settings.config_dir.mkdir(parents=True)
+    settings.token_file.write_text("garbage")
+    settings.token_file.chmod(0o644)
+    identity_peer.interval = 1
+    result = await run_cli("login")
+    assert result.exit_code == 0, result.output
+    assert cache.load().subject == "alice"
+    assert stat.S_IMODE(settings.token_file.stat().st_mode) == 0o600

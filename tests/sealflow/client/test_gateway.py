@@ -189,3 +189,15 @@ async def test_an_oversized_event_is_refused() -> None:
     stream = b"".join(b"data: " + b"x" * 1000 + b"\n" for _ in range(20)) + b"\n"
     with pytest.raises(TransportError, match="larger than"):
         [event async for event in iter_events(_reader(stream), max_bytes=10_000)]
+
+
+async def test_a_refused_client_credentials_token_names_the_secret(
+    identity_peer, gateway_peer, script_settings
+) -> None:
+    gateway_peer.refuse_all = True
+    async with aiohttp.ClientSession() as http:
+        client = GatewayClient(script_settings, http, Authenticator(script_settings, http))
+        with pytest.raises(
+            LoginRequired, match="check SEALFLOW_CLIENT_ID and SEALFLOW_CLIENT_SECRET"
+        ):
+            await client.list_jobs()
