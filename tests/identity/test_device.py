@@ -164,7 +164,7 @@ async def test_a_client_without_the_grant_cannot_start_a_device_flow(provider: P
     unknown = await provider.http.post("/device_authorization", data={"client_id": "nobody"})
     assert unknown.status == 401
     bad_scope = await provider.http.post(
-        "/device_authorization", data={"client_id": CLI, "scope": "openid root:everything"}
+        "/device_authorization", data={"client_id": CLI, "scope": "x" * 1025}
     )
     assert await _error(bad_scope) == "invalid_scope"
 
@@ -200,3 +200,11 @@ async def test_a_disabled_user_cannot_approve_a_device(provider: Provider) -> No
     response = await provider.device_decide(started["user_code"])
     assert response.status == 401
     assert await _error(await provider.poll(started["device_code"])) == "authorization_pending"
+
+
+async def test_unknown_scopes_are_dropped_and_the_role_cuts_the_rest(provider: Provider) -> None:
+    started = await provider.device_authorization("openid root:everything jobs:read jobs:admin")
+    await provider.device_decide(started["user_code"])
+    provider.clock.advance(5)
+    body = await (await provider.poll(started["device_code"])).json()
+    assert body["scope"].split() == ["openid", "jobs:read"]
