@@ -92,7 +92,12 @@ class TokenCache:
         """Write ``tokens`` atomically with mode 0600 (never a half-written cache)."""
         self._ensure_directory()
         data = tokens.model_dump_json(indent=2).encode()
-        fd, temporary = tempfile.mkstemp(prefix=".tokens.", suffix=".tmp", dir=self.directory)
+        try:
+            fd, temporary = tempfile.mkstemp(prefix=".tokens.", suffix=".tmp", dir=self.directory)
+        except OSError as error:
+            raise CacheError(
+                f"cannot write the token cache in {self.directory}: {error}"
+            ) from error
         try:
             with os.fdopen(fd, "wb") as handle:
                 os.fchmod(handle.fileno(), 0o600)
@@ -100,27 +105,35 @@ class TokenCache:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temporary, self.path)
-        except BaseException:
+            self._sync_directory()
+        except BaseException as error:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temporary)
+            if isinstance(error, OSError):
+                raise CacheError(f"cannot write the token cache {self.path}: {error}") from error
             raise
-        self._sync_directory()
         _log.debug("token_cache_saved", path=str(self.path))
 
     def delete(self) -> bool:
         """Remove the cache; True when there was one."""
         try:
             self.path.unlink()
+            self._sync_directory()
         except FileNotFoundError:
             return False
-        self._sync_directory()
+        except OSError as error:
+            raise CacheError(f"cannot delete the token cache {self.path}: {error}") from error
         return True
 
     @contextlib.asynccontextmanager
     async def locked(self, timeout: float = 30.0) -> AsyncIterator[None]:
         """Hold the cache's lock file (``flock``) for a load-refresh-save sequence."""
         self._ensure_directory()
-        fd = os.open(self.directory / "tokens.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        lock_file = self.directory / "tokens.lock"
+        try:
+            fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        except OSError as error:
+            raise CacheError(f"cannot open the lock file {lock_file}: {error}") from error
         try:
             deadline = time.monotonic() + timeout
             while True:
@@ -129,9 +142,7 @@ class TokenCache:
                     break
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
-                        raise CacheError(
-                            f"another sealflow process holds {self.directory / 'tokens.lock'}"
-                        ) from None
+                        raise CacheError(f"another sealflow process holds {lock_file}") from None
                     await asyncio.sleep(_LOCK_POLL)
             try:
                 yield
@@ -163,7 +174,10 @@ class TokenCache:
         if info.st_uid != os.getuid():
             raise CacheError(f"{directory} belongs to another user; refusing to keep tokens there")
         if stat.S_IMODE(info.st_mode) & 0o077:
-            os.chmod(directory, 0o700)
+            try:
+                os.chmod(directory, 0o700)
+            except OSError as error:
+                raise CacheError(f"cannot make {directory} private: {error}") from error
 
     def _sync_directory(self) -> None:
         fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)

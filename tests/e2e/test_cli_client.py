@@ -38,6 +38,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(180)
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "docs" / "sample.md"
 USER, PASSWORD = "alice", "correct horse battery staple"
+SCRIPT_ID, SCRIPT_SECRET = "nightly-import", "a-secret-made-for-this-test-only"
 
 
 @dataclass
@@ -47,11 +48,11 @@ class Stack:
     env: dict[str, str | None]
     opened: list[str] = field(default_factory=list)  # what `login --browser` asked to open
 
-    async def cli(self, *args: str) -> Result:
+    async def cli(self, *args: str, **env: str | None) -> Result:
         """Run ``sealflow ARGS`` in a thread, so the servers on this loop keep answering."""
         runner = CliRunner()
         return await asyncio.to_thread(
-            runner.invoke, cli, list(args), env=self.env, catch_exceptions=False
+            runner.invoke, cli, list(args), env=self.env | env, catch_exceptions=False
         )
 
 
@@ -97,6 +98,9 @@ async def stack(
     await identity_runner.setup()
     await web.SockSite(identity_runner, sock).start()
     await identity_app[STORE_KEY].add_user(USER, PASSWORD, "user")
+    await identity_app[STORE_KEY].add_client(
+        SCRIPT_ID, secret=SCRIPT_SECRET, grant_types=["client_credentials"], role="user"
+    )
 
     stop = asyncio.Event()
     gateway_started = asyncio.Event()
@@ -280,3 +284,18 @@ async def test_a_denied_device_code_is_one_line(stack: Stack) -> None:
         result.output.splitlines()[-1] == "error: the sign-in was denied at the identity provider"
     )
     assert not (Path(str(stack.env["SEALFLOW_CONFIG_DIR"])) / "tokens.json").exists()
+
+
+async def test_a_script_uses_client_credentials_without_a_cache(stack: Stack) -> None:
+    script = {"SEALFLOW_CLIENT_ID": SCRIPT_ID, "SEALFLOW_CLIENT_SECRET": SCRIPT_SECRET}
+    upload = await stack.cli("upload", str(SAMPLE), "--wait", "30", **script)
+    assert upload.exit_code == 0, upload.output
+    listing = await stack.cli("jobs", "--json", **script)
+    assert listing.exit_code == 0, listing.output
+    [job] = json.loads(listing.stdout)["jobs"]
+    assert job["owner"] == SCRIPT_ID
+    assert job["state"] == "done"
+    assert not Path(str(stack.env["SEALFLOW_CONFIG_DIR"])).exists()
+    wrong = await stack.cli("token", SEALFLOW_CLIENT_ID=SCRIPT_ID, SEALFLOW_CLIENT_SECRET="wrong")
+    assert wrong.exit_code == 1
+    assert wrong.output.startswith(f"error: client credentials for {SCRIPT_ID} were refused")

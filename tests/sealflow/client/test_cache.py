@@ -108,7 +108,7 @@ def test_a_failed_write_leaves_the_old_cache_and_no_temporary_file(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", broken_replace)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(CacheError, match=r"cannot write the token cache .*No space left"):
         cache.save(_tokens(access_token="new"))
     monkeypatch.undo()
     assert cache.load() == old
