@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -166,3 +167,16 @@ async def test_an_unreachable_provider_is_one_line(settings, http, cache: TokenC
         TransportError, match=r"cannot reach the identity provider at http://127.0.0.1:9"
     ):
         await _auth(offline, http).oidc.metadata()
+
+
+async def test_concurrent_refreshes_spend_the_refresh_token_once(
+    identity_peer, settings, cache, http
+) -> None:
+    """Two processes near expiry at once: the lock makes the second take the first's tokens."""
+    cache.save(identity_peer.token_set(expires_at=time.time() + 10))
+    first = Authenticator(settings, http, cache=TokenCache(settings.token_file))
+    second = Authenticator(settings, http, cache=TokenCache(settings.token_file))
+    tokens = await asyncio.gather(first.access_token(), second.access_token())
+    assert tokens[0] == tokens[1]
+    assert identity_peer.refreshes == 1
+    assert identity_peer.spent_refresh  # spent once, never presented again
