@@ -148,11 +148,18 @@ def _message(title: str, text: str, *, status: int = 200) -> web.Response:
 async def _device_get(request: web.Request) -> web.Response:
     """The verification page, prefilled from ``verification_uri_complete``."""
     typed = request.query.get("user_code", "")[:32]
-    code = normalize_user_code(typed) if typed else None
-    if code is None:
-        return _page(request, user_code=typed)
-    pending = await request.app[STORE_KEY].devices.pending(code)
-    if pending is None:
+    if not typed:
+        return _page(request)
+    # Looking a code up is limited like entering one, or this page would be a guessing oracle.
+    signin, address = request.app[SIGNIN_KEY], client_address(request)
+    try:
+        signin.check_limits(username=None, address=address, via="device")
+    except RateLimited as error:
+        return _rate_limited(request, typed, error)
+    code = normalize_user_code(typed)
+    pending = None if code is None else await request.app[STORE_KEY].devices.pending(code)
+    if code is None or pending is None:
+        signin.failed(username=None, address=address, via="device", reason="unknown_user_code")
         return _page(request, user_code=typed, error="unknown or expired code", status=400)
     return _page(
         request,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from identity_testing import FakeClock, Provider, new_pkce
+from identity_testing import FakeClock, Provider, csrf_of, new_pkce
 
 from identity import LoginLimiter, SlidingWindow
 
@@ -90,8 +90,28 @@ async def test_the_device_page_is_rate_limited_too(provider: Provider) -> None:
     assert (await poll.json())["error"] == "authorization_pending"
 
 
+async def _guess(provider: Provider, user_code: str) -> int:
+    page = await provider.http.get("/device")
+    form = {
+        "csrf_token": csrf_of(await page.text()),
+        "user_code": user_code,
+        "username": "alice",
+        "password": "correct horse",
+        "action": "approve",
+    }
+    return (await provider.http.post("/device", data=form)).status
+
+
 async def test_guessing_user_codes_is_rate_limited_per_address(provider: Provider) -> None:
     for _ in range(20):
-        assert (await provider.device_decide("BCDF-GHJK")).status == 400
-    blocked = await provider.device_decide("BCDF-GHJK")
+        assert await _guess(provider, "BCDF-GHJK") == 400
+    assert await _guess(provider, "BCDF-GHJK") == 429
+
+
+async def test_looking_up_user_codes_is_rate_limited_per_address(provider: Provider) -> None:
+    for _ in range(20):
+        page = await provider.http.get("/device", params={"user_code": "BCDF-GHJK"})
+        assert page.status == 400
+    blocked = await provider.http.get("/device", params={"user_code": "BCDF-GHJK"})
     assert blocked.status == 429
+    assert "too many failed sign-ins" in await blocked.text()

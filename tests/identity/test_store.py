@@ -108,3 +108,30 @@ async def test_refresh_tokens_hashed_rotated_and_family_revoked(
     assert await store.is_family_revoked("fam")
     with pytest.raises(InvalidGrant):
         await store.rotate_refresh_token(winners[0].new_token, "web", lifetime=3600)
+
+
+async def test_seeding_a_public_client_is_idempotent_and_keeps_what_exists(
+    store: IdentityStore,
+) -> None:
+    assert await store.ensure_public_client("cli", grant_types=["refresh_token"])
+    assert not await store.ensure_public_client("cli", grant_types=["authorization_code"])
+    client = await store.get_client("cli")
+    assert client is not None
+    assert client.grant_types == ("refresh_token",)
+    await store.add_client("bff", secret="s3cret", redirect_uris=["https://a.example/cb"])
+    assert not await store.ensure_public_client("bff", grant_types=["refresh_token"])
+    assert [c.client_id for c in await store.list_clients()] == ["bff", "cli"]
+
+
+async def test_roles_change_and_users_list(store: IdentityStore) -> None:
+    await store.add_user("bob", "pw pw pw", "viewer")
+    await store.add_user("alice", "pw pw pw", "user")
+    assert (await store.set_user_role("bob", "admin")).role == "admin"
+    with pytest.raises(InvalidRequest):
+        await store.set_user_role("nobody", "admin")
+    with pytest.raises(ValueError, match="unknown role"):
+        await store.set_user_role("bob", "root")  # type: ignore[arg-type]
+    assert [(u.username, u.role) for u in await store.list_users()] == [
+        ("alice", "user"),
+        ("bob", "admin"),
+    ]
