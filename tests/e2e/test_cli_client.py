@@ -12,12 +12,14 @@ import asyncio
 import json
 import re
 import socket
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 import pytest
+import structlog
 from aiohttp import web
 from click.testing import CliRunner, Result
 from sealflow_testing import queue_counts
@@ -64,6 +66,18 @@ def _listening_socket() -> socket.socket:
 
 
 @pytest.fixture
+def server_logs_to_stderr() -> Iterator[None]:
+    """The servers run in this process while CliRunner swaps sys.stdout for each command:
+    their log lines go to the real stderr, so they never mix into a command's stdout."""
+    configured, saved = structlog.is_configured(), structlog.get_config()
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.__stderr__))
+    yield
+    structlog.reset_defaults()
+    if configured:
+        structlog.configure(**saved)
+
+
+@pytest.fixture
 async def stack(
     amqp_url: str,
     namespace: str,
@@ -71,6 +85,7 @@ async def stack(
     tmp_path: Path,
     cleanup_namespace: None,
     monkeypatch: pytest.MonkeyPatch,
+    server_logs_to_stderr: None,
 ) -> AsyncIterator[Stack]:
     broker_settings = BrokerSettings(
         amqp_url=amqp_url,

@@ -431,9 +431,12 @@ def service_secret() -> str:
 
 @pytest.fixture(autouse=True)
 def _restore_structlog() -> Iterator[None]:
-    """Commands configure structlog for a CLI process; give later tests the defaults back."""
+    """Commands configure structlog for a CLI process; give later tests what they had."""
+    configured, saved = structlog.is_configured(), structlog.get_config()
     yield
     structlog.reset_defaults()
+    if configured:
+        structlog.configure(**saved)
 
 
 @dataclass
