@@ -16,6 +16,7 @@ import structlog
 from aiohttp import web
 
 from broker import BrokerSettings, ServiceRuntime
+from gateway.admin import OPERATIONS as ADMIN_OPERATIONS
 from gateway.appkeys import (
     AUDIT_KEY,
     AUTH_KEY,
@@ -50,16 +51,8 @@ _OWN_TIMEOUT: Final = frozenset({"uploadJobs", "streamJobEvents"})
 
 
 def all_operations() -> list[Operation]:
-    """The jobs operations and, when that module is present, the admin ones."""
-    operations = list(JOB_OPERATIONS)
-    try:
-        from gateway.admin import OPERATIONS as ADMIN_OPERATIONS
-    except ModuleNotFoundError as error:
-        if error.name != "gateway.admin":
-            raise
-    else:
-        operations.extend(ADMIN_OPERATIONS)
-    return operations
+    """Every route the gateway serves: the jobs API and the admin API."""
+    return [*JOB_OPERATIONS, *ADMIN_OPERATIONS]
 
 
 async def _audit_denied(request: web.Request, principal: Principal, why: str) -> None:

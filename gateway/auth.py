@@ -124,7 +124,7 @@ class Authenticator:
         try:
             claims = self._check(token, keys)
         except TokenError as error:
-            if error.reason != "unknown_kid" or not await self.keys.refresh_for_unknown_kid():
+            if error.reason != "unknown_kid" or not await self.keys.refresh_for_unknown_kid(keys):
                 raise Unauthorized(error.message) from error
             try:
                 claims = self._check(token, self.keys.current())

@@ -20,7 +20,7 @@ __all__ = ["FALLBACK_FILENAME", "MAX_FILENAME_CHARS", "safe_filename"]
 MAX_FILENAME_CHARS: Final = 255
 MAX_EXTENSION_CHARS: Final = 16
 FALLBACK_FILENAME: Final = "upload"
-_MAX_INPUT_CHARS: Final = 4096
+_MAX_INPUT_CHARS: Final = 16_384  # aiohttp caps a header at 8190 bytes anyway
 _SAFE: Final = TypeAdapter(SafeFilename)
 
 

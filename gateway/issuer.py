@@ -69,7 +69,7 @@ class IssuerKeys:
         self._clock = clock
         self._keys: tuple[VerificationKey, ...] = ()
         self._fetched_at: float | None = None
-        self._last_attempt: float | None = None
+        self._last_forced: float | None = None
         self._jwks_uri: str | None = None
         self._lock = asyncio.Lock()
         self._session: aiohttp.ClientSession | None = None
@@ -108,12 +108,17 @@ class IssuerKeys:
                 self._fetched_at = self._clock()
         return self._keys
 
-    async def refresh_for_unknown_kid(self) -> bool:
-        """Refetch because a token named a kid we lack; False if one was tried too recently."""
+    async def refresh_for_unknown_kid(self, seen: tuple[VerificationKey, ...]) -> bool:
+        """Refetch because a token named a kid missing from ``seen`` (the keys it was checked
+        against); True when there are new keys to try, False if a refetch was tried too recently.
+        """
         async with self._lock:
-            last = self._last_attempt
+            if self._keys is not seen:
+                return True  # another request refetched while this one waited
+            last = self._last_forced
             if last is not None and self._clock() - last < self.refetch_interval:
                 return False
+            self._last_forced = self._clock()
             try:
                 await self._refresh()
             except IssuerError as error:
@@ -122,7 +127,6 @@ class IssuerKeys:
         return True
 
     async def _refresh(self) -> None:
-        self._last_attempt = self._clock()
         if self._jwks_uri is None:
             document = await self._get_json(self.issuer + DISCOVERY_PATH, "discovery document")
             if document.get("issuer") != self.issuer:

@@ -29,7 +29,7 @@ class GatewaySettings(BaseSettings):
     host: str = Field(default="127.0.0.1", validation_alias="SEALFLOW_GATEWAY_HOST")
     port: int = Field(default=8080, ge=0, le=65535, validation_alias="SEALFLOW_GATEWAY_PORT")
     health_port: int = Field(
-        default=9104, ge=0, le=65535, validation_alias="SEALFLOW_GATEWAY_HEALTH_PORT"
+        default=9105, ge=0, le=65535, validation_alias="SEALFLOW_GATEWAY_HEALTH_PORT"
     )
     issuer: str = "http://localhost:8081"
     api_audience: str = "sealflow-gateway"

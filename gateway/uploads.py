@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway.blobkeeper import BlobKeeper
 from gateway.content_types import ContentCheck, resolve_content_type
@@ -136,7 +137,7 @@ async def receive_files(
             received = await _read_parts(reader, settings, keeper)
     except TimeoutError as error:
         raise RequestTimeout("the upload took too long") from error
-    except (ValueError, AssertionError, RuntimeError, LookupError) as error:
+    except (HttpProcessingError, ValueError, AssertionError, RuntimeError, LookupError) as error:
         # aiohttp's multipart reader reports a malformed body with these.
         raise InvalidUpload(f"malformed multipart body: {type(error).__name__}") from error
     if not received:

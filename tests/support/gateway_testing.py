@@ -1,0 +1,166 @@
+"""Gateway test helpers: the real identity provider as issuer, a gateway on a real broker, tokens.
+
+The issuer is the identity app itself, served on a localhost port: the gateway reads its
+discovery document and JWKS over HTTP exactly as it would any provider's. Tokens are signed
+with the identity ring's active key by ``keys.TokenSigner`` (what the identity's /token does),
+so a test can ask for any subject, role or lifetime; ``issue_client_token`` takes one from
+the real /token endpoint instead.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import ClientResponse, FormData, web
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway import RUNTIME_KEY, STORE_KEY, GatewaySettings
+from identity import STORE_KEY as IDENTITY_STORE_KEY
+from identity import scopes_for_role
+from keys import KeyRing, TokenSigner
+from store import BlobStore, Job, JobStore
+
+AUDIENCE = "sealflow-gateway"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Issuer:
+    """The identity provider running on localhost, and a way to mint its access tokens."""
+
+    url: str
+    keys_dir: Path
+    server: TestServer
+
+    @property
+    def app(self) -> web.Application:
+        return self.server.app
+
+    def signer(self, *, issuer: str | None = None, audience: str = AUDIENCE) -> TokenSigner:
+        return TokenSigner(issuer or self.url, audience, access_lifetime=900)
+
+    def token(
+        self,
+        subject: str = "alice",
+        role: str = "user",
+        *,
+        scopes: tuple[str, ...] | None = None,
+        issuer: str | None = None,
+        audience: str = AUDIENCE,
+        now: float | None = None,
+    ) -> str:
+        key = KeyRing.load(self.keys_dir, "identity").signing_key()
+        token, _ = self.signer(issuer=issuer, audience=audience).access_token(
+            key,
+            subject=subject,
+            client_id="sealflow-cli",
+            scope=scopes if scopes is not None else scopes_for_role(role),  # type: ignore[arg-type]
+            roles=[role],
+            now=now,
+        )
+        return token
+
+
+@dataclass
+class Gateway:
+    """A running gateway and helpers to call it as someone."""
+
+    client: TestClient
+    settings: GatewaySettings
+    issuer: Issuer
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def app(self) -> web.Application:
+        return self.client.server.app
+
+    @property
+    def store(self) -> JobStore:
+        return self.app[STORE_KEY]
+
+    @property
+    def blobs(self) -> BlobStore:
+        return BlobStore(self.settings.data_dir / "blobs")
+
+    def auth(self, who: str = "alice", role: str | None = None) -> dict[str, str]:
+        """Authorization header for a named test user (alice/bob: user, vera: viewer, root: admin)."""
+        roles = {"alice": "user", "bob": "user", "vera": "viewer", "root": "admin"}
+        chosen = role or roles[who]
+        key = f"{who}:{chosen}"
+        if key not in self.tokens:
+            self.tokens[key] = self.issuer.token(who, chosen)
+        return {"Authorization": f"Bearer {self.tokens[key]}"}
+
+    async def upload(
+        self,
+        files: list[tuple[str, str | None, bytes]],
+        who: str = "alice",
+        headers: dict[str, str] | None = None,
+    ) -> ClientResponse:
+        form = FormData()
+        for name, content_type, data in files:
+            form.add_field("file", data, filename=name, content_type=content_type)
+        return await self.client.post(
+            "/api/jobs", data=form, headers=headers if headers is not None else self.auth(who)
+        )
+
+    async def all_jobs(self) -> list[Job]:
+        return await self.store.list(owner=None, limit=500)
+
+    def blob_files(self) -> list[Path]:
+        root = self.settings.data_dir / "blobs"
+        return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+    async def close_publish_channel(self) -> None:
+        """Really close the channel the gateway publishes on: every publish now fails."""
+        channel = self.app[RUNTIME_KEY].publish_channel
+        assert channel is not None
+        await channel.close()
+
+
+async def error_body(
+    response: ClientResponse, status: int, code: str | None = None
+) -> dict[str, Any]:
+    """Assert ``response`` is the JSON error shape with ``status`` (and ``code``)."""
+    assert response.status == status, await response.text()
+    assert response.content_type == "application/json"
+    body = await response.json()
+    assert set(body) == {"error", "detail"}, body
+    assert isinstance(body["error"], str)
+    assert isinstance(body["detail"], str)
+    if code is not None:
+        assert body["error"] == code, body
+    return body
+
+
+async def issue_client_token(issuer: Issuer, client_id: str, role: str) -> str:
+    """An access token from the identity's real /token (client_credentials)."""
+    secret = f"{client_id}-secret-value"
+    await issuer.app[IDENTITY_STORE_KEY].add_client(
+        client_id,
+        secret=secret,
+        grant_types=["client_credentials"],
+        role=role,  # type: ignore[arg-type]
+    )
+    from aiohttp import ClientSession
+
+    async with ClientSession() as session:
+        response = await session.post(
+            f"{issuer.url}/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": client_id,
+                "client_secret": secret,
+            },
+        )
+        assert response.status == 200, await response.text()
+        body = await response.json()
+    return str(body["access_token"])
