@@ -7,7 +7,13 @@ from broker.auditing import AuditSink, BrokerAuditSink, make_audit_event
 from broker.connection import connect, open_channel, redact_url
 from broker.consumer import Consumer, Delivery, Handler
 from broker.control import AUDIENCE_HEADER, ControlSubscriber, publish_control
-from broker.deadletters import DeadLetter, DeadLetterQueues, TakenDeadLetter, unverified_claims
+from broker.deadletters import (
+    DeadLetter,
+    DeadLetterPage,
+    DeadLetterQueues,
+    TakenDeadLetter,
+    unverified_claims,
+)
 from broker.envelope import (
     ENVELOPE_HEADER,
     ENVELOPE_TYP,
@@ -54,6 +60,7 @@ __all__ = [
     "Consumer",
     "ControlSubscriber",
     "DeadLetter",
+    "DeadLetterPage",
     "DeadLetterQueues",
     "Delivery",
     "EnvelopeError",

@@ -5,8 +5,10 @@ holds it unacked until the bound is reached, then ``basic.nack``s every one with
 ``requeue=True``, in the order they came. Caveats, all of them the broker's:
 
 - while a listing runs, the messages it holds are invisible to every other reader;
-- requeued messages keep their order on the RabbitMQ tested here (3.10), but AMQP
-  does not promise it, and a message dead-lettered during a listing may end up before them;
+- AMQP does not promise where a requeued message goes. On the RabbitMQ tested here (3.10,
+  quorum queues) returned messages go behind those still waiting: a listing that saw the
+  whole DLQ leaves its order as it was, but a listing cut short by its limit moves the
+  messages it saw to the back, so the next listing shows the ones after them;
 - each listing is a delivery: ``x-delivery-count`` goes up by one. RabbitMQ 4.0-4.2 count
   every return against a quorum queue's ``delivery-limit`` (default 20) and drop the message
   past it (a DLQ has no dead-letter exchange of its own); 4.3+ do not count ``basic.nack``.
@@ -44,6 +46,7 @@ __all__ = [
     "DEFAULT_LIST_LIMIT",
     "MAX_LIST_LIMIT",
     "DeadLetter",
+    "DeadLetterPage",
     "DeadLetterQueues",
     "TakenDeadLetter",
     "unverified_claims",
@@ -162,6 +165,14 @@ class DeadLetter:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class DeadLetterPage:
+    """One listing: the dead letters seen, and whether more were left past the bounds."""
+
+    letters: list[DeadLetter]
+    more: bool
+
+
 @dataclass(slots=True)
 class TakenDeadLetter:
     """A dead letter held unacked: :meth:`ack` removes it; otherwise it goes back to its DLQ."""
@@ -191,46 +202,56 @@ class DeadLetterQueues:
         *,
         queues: Sequence[str] = tuple(QUEUE_BINDINGS),
         scan_limit: int = 1000,
+        max_held_bytes: int = 64 * 1024 * 1024,
         timeout: float = 10.0,
     ) -> None:
         unknown = set(queues) - set(QUEUE_BINDINGS)
         if unknown:
             raise ValueError(f"not queues of the topology: {sorted(unknown)}")
-        if scan_limit < 1 or timeout <= 0:
-            raise ValueError("scan_limit and timeout must be positive")
+        if scan_limit < 1 or max_held_bytes < 1 or timeout <= 0:
+            raise ValueError("scan_limit, max_held_bytes and timeout must be positive")
         self.connection = connection
         self.topology = topology
         self.queues = tuple(queues)
         self.scan_limit = scan_limit
+        self.max_held_bytes = max_held_bytes
         self.timeout = timeout
         self._lock = asyncio.Lock()
         self._open_channel: AbstractChannel | None = None
 
     async def browse(
         self, *, limit: int = DEFAULT_LIST_LIMIT, queue: str | None = None
-    ) -> list[DeadLetter]:
-        """Up to ``limit`` dead letters, DLQ by DLQ, oldest first; none is consumed."""
+    ) -> DeadLetterPage:
+        """Up to ``limit`` dead letters, DLQ by DLQ, oldest first; none is consumed.
+
+        Also bounded by ``max_held_bytes`` of bodies: a listing stops early past it.
+        """
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise ValueError(f"limit must be 1..{MAX_LIST_LIMIT}")
         bases = self._selected(queue)
         letters: list[DeadLetter] = []
+        held_bytes, more = 0, False
         async with self._lock, self._channel() as channel:
             held: list[AbstractIncomingMessage] = []
             try:
                 async with self._bounded("list dead letters"):
                     for base in bases:
                         dlq = await self._queue(channel, base)
-                        while len(letters) < limit:
+                        while not more:
                             message = await dlq.get(no_ack=False, fail=False)
                             if message is None:
                                 break
                             held.append(message)
+                            if len(letters) >= limit or held_bytes >= self.max_held_bytes:
+                                more = True  # one past the bound: there is more to see
+                                break
+                            held_bytes += len(message.body)
                             letters.append(DeadLetter.from_message(message, base))
-                        if len(letters) >= limit:
+                        if more:
                             break
             finally:
                 await _requeue(held)
-        return letters
+        return DeadLetterPage(letters=letters, more=more)
 
     @asynccontextmanager
     async def take(
@@ -238,7 +259,8 @@ class DeadLetterQueues:
     ) -> AsyncIterator[TakenDeadLetter | None]:
         """Hold the first dead letter whose ``message_id`` matches, or yield None.
 
-        At most ``scan_limit`` messages of each DLQ are looked at. Unless the caller acks it
+        At most ``scan_limit`` messages of each DLQ, and ``max_held_bytes`` of bodies in all,
+        are looked at. Unless the caller acks it
         (:meth:`TakenDeadLetter.ack`), the letter returns to its DLQ on exit.
         """
         bases = self._selected(queue)
@@ -263,6 +285,7 @@ class DeadLetterQueues:
         message_id: str,
         held: list[AbstractIncomingMessage],
     ) -> TakenDeadLetter | None:
+        held_bytes = 0
         for base in bases:
             dlq = await self._queue(channel, base)
             for _ in range(self.scan_limit):
@@ -272,6 +295,9 @@ class DeadLetterQueues:
                 if message.message_id == message_id:
                     return TakenDeadLetter(DeadLetter.from_message(message, base), message)
                 held.append(message)
+                held_bytes += len(message.body)
+                if held_bytes >= self.max_held_bytes:
+                    return None
         return None
 
     def _selected(self, queue: str | None) -> tuple[str, ...]:

@@ -252,11 +252,11 @@ async def list_dead_letters(request: web.Request) -> web.Response:
     queue = _queue_param(request)
     runtime = request.app[RUNTIME_KEY]
     try:
-        letters = await dead_letter_queues(request.app).browse(limit=limit, queue=queue)
+        page = await dead_letter_queues(request.app).browse(limit=limit, queue=queue)
     except BrokerError as error:
         raise Unavailable(f"the dead-letter queues cannot be read: {error.detail}") from error
-    views = [_letter_view(letter, _check_envelope(runtime, letter)) for letter in letters]
-    return _json(DeadLetterList(messages=views, truncated=len(views) >= limit))
+    views = [_letter_view(letter, _check_envelope(runtime, letter)) for letter in page.letters]
+    return _json(DeadLetterList(messages=views, truncated=page.more))
 
 
 async def _refusal_for_job(
@@ -458,7 +458,9 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         description=(
             "AMQP cannot browse a queue: each message is fetched unacknowledged and returned at "
             "once, so a listing counts as one delivery of each message and, while it runs, "
-            "hides them from other readers; their order may change."
+            "hides them from other readers. A listing cut short by `limit` moves the messages "
+            "it saw behind the others (RabbitMQ requeues at the back), so the next one shows "
+            "the messages after them."
         ),
     ),
     Operation(

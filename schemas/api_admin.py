@@ -79,7 +79,7 @@ class DeadLetterList(ApiModel):
 
     messages: list[DeadLetterView]
     truncated: bool
-    """More may be waiting past ``limit``."""
+    """More were waiting past ``limit`` (or past the bytes one listing may hold)."""
 
 
 class ReplayAccepted(ApiModel):

@@ -104,7 +104,9 @@ async def test_browsing_lists_dead_letters_in_order_and_consumes_none(rig: Rig) 
     other = await rig.dead_letter("parser.requests", reason="schema_invalid")
     await rig.wait_count(3)
     for _ in range(3):
-        letters = await rig.dead.browse()
+        page = await rig.dead.browse()
+        assert page.more is False
+        letters = page.letters
         assert [letter.id for letter in letters] == [*ids, other]
     await rig.wait_count(3)  # the requeues are asynchronous, seen from another channel
     await rig.wait_count(1, "parser.requests")
@@ -127,8 +129,12 @@ async def test_browsing_is_bounded_by_the_limit_and_filters_by_queue(rig: Rig) -
     ids = [await rig.dead_letter() for _ in range(4)]
     parser_id = await rig.dead_letter("parser.requests")
     await rig.wait_count(4)
-    assert [letter.id for letter in await rig.dead.browse(limit=2)] == ids[:2]
-    assert [letter.id for letter in await rig.dead.browse(queue="parser.requests")] == [parser_id]
+    page = await rig.dead.browse(limit=2)
+    assert ([letter.id for letter in page.letters], page.more) == (ids[:2], True)
+    page = await rig.dead.browse(limit=5)  # four here and one in the parser's DLQ: exactly all
+    assert (len(page.letters), page.more) == (5, False)
+    page = await rig.dead.browse(queue="parser.requests")
+    assert [letter.id for letter in page.letters] == [parser_id]
     await rig.wait_count(4)
     with pytest.raises(ValueError, match="limit"):
         await rig.dead.browse(limit=0)
@@ -147,7 +153,7 @@ async def test_a_message_the_broker_expired_shows_the_brokers_reason(rig: Rig) -
         amqp, routing_key="job.submitted", exchange=rig.topology.exchange("jobs")
     )
     await rig.wait_count(1)
-    [letter] = await rig.dead.browse()
+    [letter] = (await rig.dead.browse()).letters
     assert (letter.id, letter.reason, letter.deaths) == (sealed.jti, "expired", 1)
 
 
@@ -160,13 +166,15 @@ async def test_take_holds_one_letter_and_returns_it_unless_acked(rig: Rig) -> No
         await rig.wait_count(2)  # the others are back at once; this one is held
     await rig.wait_count(3)
     # Returned, not lost (a requeued message may come back in another place: AMQP's caveat).
-    assert sorted(letter.id for letter in await rig.dead.browse()) == sorted(ids)
+    assert sorted(letter.id for letter in (await rig.dead.browse()).letters) == sorted(ids)
 
     async with rig.dead.take(ids[1]) as taken:
         assert taken is not None
         await taken.ack()
     await rig.wait_count(2)
-    assert sorted(letter.id for letter in await rig.dead.browse()) == sorted([ids[0], ids[2]])
+    assert sorted(letter.id for letter in (await rig.dead.browse()).letters) == sorted(
+        [ids[0], ids[2]]
+    )
 
     async with rig.dead.take(secrets.token_hex(16)) as missing:
         assert missing is None
@@ -187,7 +195,7 @@ async def test_take_returns_the_letter_when_the_caller_fails(rig: Rig) -> None:
         await replay_that_fails()
     assert seen != [None]
     await rig.wait_count(1)
-    assert [letter.id for letter in await rig.dead.browse()] == [message_id]
+    assert [letter.id for letter in (await rig.dead.browse()).letters] == [message_id]
 
 
 async def test_a_forged_message_dead_lettered_by_a_consumer_is_listed_with_its_reason(
@@ -231,10 +239,27 @@ async def test_a_forged_message_dead_lettered_by_a_consumer_is_listed_with_its_r
         await rig.wait_count(1)
     finally:
         await consumer.stop(grace=5)
-    [letter] = await rig.dead.browse()
+    [letter] = (await rig.dead.browse()).letters
     assert (letter.id, letter.reason, letter.rejected_by) == (forged.jti, "unknown_kid", "worker")
     assert unverified_claims(letter.envelope)["sub"] == "mallory"
     assert not handled
+
+
+async def test_a_listing_stops_at_the_bytes_it_may_hold(rig: Rig) -> None:
+    for _ in range(3):
+        await rig.dead_letter()
+    await rig.wait_count(3)
+    order = [letter.id for letter in (await rig.dead.browse()).letters]
+    small = DeadLetterQueues(rig.connection, rig.topology, max_held_bytes=1)
+    try:
+        async with small.take(order[-1]) as taken:
+            assert taken is None  # the first message already fills the budget: not found
+        page = await small.browse()
+        assert (len(page.letters), page.more) == (1, True)
+    finally:
+        await small.close()
+    await rig.wait_count(3)  # nothing lost
+    assert sorted(letter.id for letter in (await rig.dead.browse()).letters) == sorted(order)
 
 
 async def test_a_closed_connection_is_reported_as_unavailable(rig: Rig) -> None:
@@ -245,4 +270,4 @@ async def test_a_closed_connection_is_reported_as_unavailable(rig: Rig) -> None:
     with pytest.raises(BrokerUnavailable):
         await DeadLetterQueues(closed, rig.topology, timeout=2).browse()
     # The one used by the rig still answers.
-    assert await rig.dead.browse() == []
+    assert (await rig.dead.browse()).letters == []
