@@ -9,6 +9,7 @@ the real /token endpoint instead.
 
 from __future__ import annotations
 
+import json
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,3 +165,33 @@ async def issue_client_token(issuer: Issuer, client_id: str, role: str) -> str:
         assert response.status == 200, await response.text()
         body = await response.json()
     return str(body["access_token"])
+
+
+async def next_event(response: ClientResponse) -> tuple[str, dict[str, Any]] | None:
+    """The next ``(event, data)`` of a server-sent event stream; None once the server closed it.
+
+    Heartbeat comments are skipped; lines may end in CRLF (aiohttp-sse's default) or LF.
+    """
+    name: str | None = None
+    data: list[str] = []
+    while raw := await response.content.readline():
+        line = raw.decode("utf-8").rstrip("\r\n")
+        if not line:
+            if name is not None:
+                return name, json.loads("\n".join(data))
+            name, data = None, []
+        elif line.startswith(":"):
+            continue
+        elif line.startswith("event:"):
+            name = line[len("event:") :].strip()
+        elif line.startswith("data:"):
+            data.append(line[len("data:") :].lstrip())
+    return None
+
+
+async def read_events(response: ClientResponse) -> list[tuple[str, dict[str, Any]]]:
+    """Every remaining ``(event, data)`` of a stream, until the server closes it."""
+    events: list[tuple[str, dict[str, Any]]] = []
+    while (event := await next_event(response)) is not None:
+        events.append(event)
+    return events
