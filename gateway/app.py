@@ -38,6 +38,7 @@ from gateway.events import EVENTS_QUEUE, JobEventRelay
 from gateway.hub import EventHub
 from gateway.issuer import IssuerKeys
 from gateway.jobs import OPERATIONS as JOB_OPERATIONS
+from gateway.openapi import add_docs_routes
 from gateway.operations import Operation
 from gateway.settings import GatewaySettings
 from store import BlobStore, JobStore
@@ -166,16 +167,5 @@ def create_app(
     app.cleanup_ctx.append(parts)
     ops = list(operations) if operations is not None else all_operations()
     _register(app, ops)
-    _add_docs(app, ops)
+    add_docs_routes(app, ops)
     return app
-
-
-def _add_docs(app: web.Application, operations: list[Operation]) -> None:
-    """``/openapi.json`` and ``/docs`` when ``gateway.openapi`` is present."""
-    try:
-        from gateway.openapi import add_docs_routes
-    except ModuleNotFoundError as error:
-        if error.name != "gateway.openapi":
-            raise
-        return
-    add_docs_routes(app, operations)

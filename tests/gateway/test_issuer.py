@@ -1,0 +1,180 @@
+"""Reading the issuer's discovery document and JWKS: bounded, cached, and refused when odd."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from gateway import Authenticator, IssuerError, IssuerKeys, Unavailable
+from keys import KeyRing
+
+
+@dataclass
+class FakeClock:
+    now: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Provider:
+    """A small OIDC-shaped server whose answers a test can change."""
+
+    jwks: dict[str, Any]
+    issuer_override: str | None = None
+    jwks_uri_override: str | None = None
+    status: int = 200
+    hang: asyncio.Event = field(default_factory=asyncio.Event)
+    hanging: bool = False
+    server: TestServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return str(self.server.make_url("")).rstrip("/")
+
+
+@pytest.fixture
+async def provider(tmp_path: Path) -> AsyncIterator[Provider]:
+    ring = KeyRing.create(tmp_path / "keys", "identity")
+    state = Provider(jwks=ring.jwks())
+
+    async def discovery(request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "issuer": state.issuer_override or state.url,
+                "jwks_uri": state.jwks_uri_override or f"{state.url}/jwks.json",
+            }
+        )
+
+    async def jwks(request: web.Request) -> web.StreamResponse:
+        if state.hanging:
+            await state.hang.wait()
+        if state.status != 200:
+            return web.Response(status=state.status)
+        return web.json_response(state.jwks)
+
+    app = web.Application()
+    app.router.add_get("/.well-known/openid-configuration", discovery)
+    app.router.add_get("/jwks.json", jwks)
+    state.server = TestServer(app)
+    await state.server.start_server()
+    try:
+        yield state
+    finally:
+        state.hang.set()
+        await state.server.close()
+
+
+async def test_keys_are_fetched_once_and_cached(provider: Provider) -> None:
+    clock = FakeClock()
+    keys = IssuerKeys(provider.url, cache_seconds=60, clock=clock)
+    try:
+        first = await keys.keys()
+        assert len(first) == 1
+        assert await keys.keys() is first
+        assert keys.fetches == 1
+        clock.now += 61
+        await keys.keys()
+        assert keys.fetches == 2
+    finally:
+        await keys.close()
+
+
+async def test_a_failed_periodic_refresh_keeps_the_keys_held(provider: Provider) -> None:
+    clock = FakeClock()
+    keys = IssuerKeys(provider.url, cache_seconds=60, clock=clock)
+    try:
+        held = await keys.keys()
+        provider.status = 500
+        clock.now += 61
+        assert await keys.keys() == held
+    finally:
+        await keys.close()
+
+
+async def test_unknown_kid_refetch_is_rate_limited(provider: Provider) -> None:
+    clock = FakeClock()
+    keys = IssuerKeys(provider.url, refetch_interval=30, clock=clock)
+    try:
+        seen = await keys.keys()
+        assert await keys.refresh_for_unknown_kid(seen) is True
+        assert keys.fetches == 2
+        assert await keys.refresh_for_unknown_kid(keys.current()) is False
+        assert keys.fetches == 2
+        # a request that checked against older keys just retries with the new ones
+        assert await keys.refresh_for_unknown_kid(seen) is True
+        assert keys.fetches == 2
+        clock.now += 31
+        assert await keys.refresh_for_unknown_kid(keys.current()) is True
+        assert keys.fetches == 3
+    finally:
+        await keys.close()
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"issuer_override": "http://evil.example"}, "issuer_mismatch"),
+        ({"jwks_uri_override": "file:///etc/passwd"}, "bad_document"),
+        ({"status": 404}, "http_status"),
+        ({"jwks": {"keys": "nope"}}, "bad_document"),
+        ({"jwks": {"keys": [{"kty": "oct", "k": "c2VjcmV0"}] * 65}}, "bad_document"),
+    ],
+)
+async def test_odd_documents_are_refused(
+    provider: Provider, change: dict[str, Any], reason: str
+) -> None:
+    for name, value in change.items():
+        setattr(provider, name, value)
+    keys = IssuerKeys(provider.url)
+    try:
+        with pytest.raises(IssuerError) as caught:
+            await keys.keys()
+        assert caught.value.reason == reason
+    finally:
+        await keys.close()
+
+
+async def test_private_or_symmetric_jwks_entries_are_skipped(provider: Provider) -> None:
+    good = provider.jwks["keys"][0]
+    provider.jwks = {
+        "keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "hmac"}, {**good, "d": "x"}, good]
+    }
+    keys = IssuerKeys(provider.url)
+    try:
+        assert [key.kid for key in await keys.keys()] == [good["kid"]]
+    finally:
+        await keys.close()
+
+
+async def test_an_oversized_jwks_is_refused(provider: Provider) -> None:
+    provider.jwks = {"keys": [], "padding": "x" * 10_000}
+    keys = IssuerKeys(provider.url, max_bytes=4096)
+    try:
+        with pytest.raises(IssuerError) as caught:
+            await keys.keys()
+        assert caught.value.reason == "too_large"
+    finally:
+        await keys.close()
+
+
+async def test_a_hanging_issuer_times_out_and_the_gateway_answers_503(provider: Provider) -> None:
+    provider.hanging = True
+    keys = IssuerKeys(provider.url, timeout=0.2)
+    try:
+        with pytest.raises(IssuerError) as caught:
+            await keys.keys()
+        assert caught.value.reason == "unreachable"
+        with pytest.raises(Unavailable):
+            await Authenticator(keys, audience="api").authenticate("a.b.c")
+    finally:
+        await keys.close()
