@@ -99,13 +99,13 @@ class Authenticator:
         self._cache: dict[str, Principal] = {}
 
     async def authenticate(self, token: str, *, now: float | None = None) -> Principal:
-        """The principal of a valid token; :class:`Unauthorized` otherwise."""
+        """The principal of a valid token; :class:`Unauthorized` otherwise (``now``: tests)."""
         moment = time.time() if now is None else now
         principal = self._cache.get(token)
         if principal is None or moment >= principal.expires_at:
             if principal is not None:
                 del self._cache[token]
-            principal = await self._verify(token)
+            principal = await self._verify(token, now)
             self._remember(token, principal, moment)
         if self.revocations is not None:
             kind = self.revocations.revoked(
@@ -115,30 +115,33 @@ class Authenticator:
                 raise Unauthorized(f"token revoked ({kind})")
         return principal
 
-    async def _verify(self, token: str) -> Principal:
+    async def _verify(self, token: str, now: float | None) -> Principal:
         try:
             keys = await self.keys.keys()
         except IssuerError as error:
             _log.error("auth.issuer_unavailable", reason=error.reason, error=error.message)
             raise Unavailable("the token issuer cannot be reached") from error
         try:
-            claims = self._check(token, keys)
+            claims = self._check(token, keys, now)
         except TokenError as error:
             if error.reason != "unknown_kid" or not await self.keys.refresh_for_unknown_kid(keys):
                 raise Unauthorized(error.message) from error
             try:
-                claims = self._check(token, self.keys.current())
+                claims = self._check(token, self.keys.current(), now)
             except TokenError as retry_error:
                 raise Unauthorized(retry_error.message) from retry_error
         return Principal.from_claims(claims)
 
-    def _check(self, token: str, keys: tuple[VerificationKey, ...]) -> AccessClaims:
+    def _check(
+        self, token: str, keys: tuple[VerificationKey, ...], now: float | None
+    ) -> AccessClaims:
         return verify_access_token(
             token,
             keys,
             issuer=self.issuer,
             audience=self.audience,
             leeway=self.leeway,
+            now=now,
         )
 
     def _remember(self, token: str, principal: Principal, now: float) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +14,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from gateway import Authenticator, IssuerError, IssuerKeys, Unavailable
-from keys import KeyRing
+from broker import RevocationList
+from gateway import Authenticator, IssuerError, IssuerKeys, Unauthorized, Unavailable
+from keys import KeyRing, TokenSigner
+from schemas import Revocation
 
 
 @dataclass
@@ -176,5 +180,56 @@ async def test_a_hanging_issuer_times_out_and_the_gateway_answers_503(provider: 
         assert caught.value.reason == "unreachable"
         with pytest.raises(Unavailable):
             await Authenticator(keys, audience="api").authenticate("a.b.c")
+    finally:
+        await keys.close()
+
+
+def _token(
+    provider: Provider, ring_dir: Path, subject: str = "alice", now: float | None = None
+) -> str:
+    key = KeyRing.load(ring_dir, "identity").signing_key()
+    token, _ = TokenSigner(provider.url, "api", access_lifetime=60).access_token(
+        key, subject=subject, client_id="c", scope=["jobs:read"], roles=["user"], now=now
+    )
+    return token
+
+
+async def test_the_principal_cache_is_bounded_and_ends_at_exp(
+    provider: Provider, tmp_path: Path
+) -> None:
+    keys = IssuerKeys(provider.url)
+    authenticator = Authenticator(keys, audience="api", max_entries=2, leeway=0)
+    try:
+        tokens = [_token(provider, tmp_path / "keys", f"user{n}") for n in range(3)]
+        for token in tokens:
+            assert (await authenticator.authenticate(token)).subject in {"user0", "user1", "user2"}
+        assert len(authenticator._cache) == 2
+        later = time.time() + 120  # past exp: the cached principal is not used any more
+        with pytest.raises(Unauthorized):
+            await authenticator.authenticate(tokens[-1], now=later)
+    finally:
+        await keys.close()
+
+
+async def test_a_revoked_subject_is_refused_even_when_cached(
+    provider: Provider, tmp_path: Path
+) -> None:
+    keys = IssuerKeys(provider.url)
+    revocations = RevocationList()
+    authenticator = Authenticator(keys, audience="api", revocations=revocations)
+    try:
+        token = _token(provider, tmp_path / "keys")
+        await authenticator.authenticate(token)
+        revocations.add(
+            Revocation(
+                revocation_id="e" * 32,
+                kind="sub",
+                value="alice",
+                reason="left the company",
+                issued_at=datetime.now(UTC),
+            )
+        )
+        with pytest.raises(Unauthorized):
+            await authenticator.authenticate(token)
     finally:
         await keys.close()
