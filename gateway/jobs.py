@@ -189,7 +189,7 @@ async def _submit(request: web.Request, file: ReceivedFile) -> UploadedJob:
             act={"sub": "gateway"},
             trace=trace,
         )
-    except BrokerError:
+    except BaseException:
         await store.delete(job_id)
         raise
     app[BLOB_KEEPER_KEY].release(file.blob_sha256)
@@ -207,22 +207,9 @@ async def _submit(request: web.Request, file: ReceivedFile) -> UploadedJob:
     return UploadedJob(job_id=job_id, filename=file.filename, status_url=job_path(job_id))
 
 
-async def upload(request: web.Request) -> web.Response:
-    """Store every file, then record and publish one job per file (see ``gateway.uploads``)."""
+async def _submit_all(request: web.Request, files: list[ReceivedFile]) -> list[UploadedJob]:
+    """One job per file, in order; a failed publish discards this and the remaining files."""
     app, principal = request.app, _principal(request)
-    try:
-        files = await receive_files(request, app[SETTINGS_KEY], app[BLOB_KEEPER_KEY])
-    except GatewayError as error:
-        await audit(
-            app,
-            type="upload.rejected",
-            action="submit",
-            outcome="failure",
-            actor=principal.subject,
-            reason=error.error_code,
-            detail=error.detail,
-        )
-        raise
     accepted: list[UploadedJob] = []
     for index, file in enumerate(files):
         try:
@@ -249,6 +236,30 @@ async def upload(request: web.Request) -> web.Response:
         except BaseException:
             await _discard_all(request, files[index:])
             raise
+    return accepted
+
+
+async def upload(request: web.Request) -> web.Response:
+    """Store every file, then record and publish one job per file (see ``gateway.uploads``).
+
+    Recording and publishing run shielded: a client that disconnects then cannot leave a job
+    recorded but never published (it finishes, and the client can find it in its list).
+    """
+    app, principal = request.app, _principal(request)
+    try:
+        files = await receive_files(request, app[SETTINGS_KEY], app[BLOB_KEEPER_KEY])
+    except GatewayError as error:
+        await audit(
+            app,
+            type="upload.rejected",
+            action="submit",
+            outcome="failure",
+            actor=principal.subject,
+            reason=error.error_code,
+            detail=error.detail,
+        )
+        raise
+    accepted = await asyncio.shield(asyncio.ensure_future(_submit_all(request, files)))
     body = UploadAccepted(jobs=accepted)
     return _json(body, status=202, headers={"Location": accepted[0].status_url})
 
