@@ -33,6 +33,7 @@ class ClientSettings(BaseSettings):
     connect_timeout: float = Field(default=10.0, gt=0, le=120)
     # Refresh the access token when it has fewer seconds than this left.
     refresh_margin: float = Field(default=60.0, ge=0, le=600)
+    client_log_level: str = Field(default="warning", pattern=r"(?i)^(debug|info|warning|error)$")
 
     @field_validator("gateway_url", "issuer")
     @classmethod

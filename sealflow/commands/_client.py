@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -43,19 +44,28 @@ class ClientContext:
     gateway: GatewayClient
 
 
-def _configure_logging() -> None:
-    """Warnings and errors to stderr through the standard library, unless already set up.
+def _configure_logging(level: str) -> None:
+    """Log lines to stderr at ``level`` (``SEALFLOW_CLIENT_LOG_LEVEL``, default warning).
 
-    stdout stays clean for what commands print (``sealflow token`` prints only the token).
+    stdout stays for what a command prints (``sealflow token`` prints only the token). A
+    command owns its process, so this replaces any earlier structlog configuration.
     """
-    if structlog.is_configured():
-        return
     structlog.configure(
-        processors=[structlog.processors.add_log_level, structlog.dev.ConsoleRenderer()],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-        logger_factory=structlog.stdlib.LoggerFactory(),
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping().get(level.upper(), logging.WARNING)
+        ),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
+
+
+def _stderr_logger(*args: Any) -> structlog.PrintLogger:
+    """A logger on whatever ``sys.stderr`` is when the line is written."""
+    return structlog.PrintLogger(sys.stderr)
 
 
 def load_settings() -> ClientSettings:
@@ -79,8 +89,8 @@ async def _context(settings: ClientSettings) -> AsyncIterator[ClientContext]:
 
 def run_client(main: Callable[[ClientContext], Coroutine[Any, Any, T]]) -> T:
     """Run ``main`` with a fresh context; a :class:`ClientError` becomes a one-line failure."""
-    _configure_logging()
     settings = load_settings()
+    _configure_logging(settings.client_log_level)
 
     async def runner() -> T:
         async with _context(settings) as context:

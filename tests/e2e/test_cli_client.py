@@ -289,15 +289,14 @@ async def test_login_upload_jobs_result_token_logout(stack: Stack) -> None:
 
     after = await stack.cli("token")
     assert after.exit_code == 1
-    assert after.output == "error: not signed in; run sealflow login\n"
+    assert after.stdout == ""
+    assert "error: not signed in; run sealflow login" in after.stderr.splitlines()
 
 
 async def test_a_denied_device_code_is_one_line(stack: Stack) -> None:
     result = await _login(stack, "deny")
     assert result.exit_code == 1
-    assert (
-        result.output.splitlines()[-1] == "error: the sign-in was denied at the identity provider"
-    )
+    assert "error: the sign-in was denied at the identity provider" in result.stderr.splitlines()
     assert not (Path(str(stack.env["SEALFLOW_CONFIG_DIR"])) / "tokens.json").exists()
 
 

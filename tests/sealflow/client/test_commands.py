@@ -244,3 +244,11 @@ async def test_login_replaces_a_corrupt_cache(run_cli, identity_peer, cache, set
     assert result.exit_code == 0, result.output
     assert cache.load().subject == "alice"
     assert stat.S_IMODE(settings.token_file.stat().st_mode) == 0o600
+
+
+async def test_debug_logs_go_to_stderr_never_stdout(run_cli, identity_peer, cache) -> None:
+    cache.save(identity_peer.token_set(expires_at=time.time() + 5))
+    result = await run_cli("token", SEALFLOW_CLIENT_LOG_LEVEL="debug")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == cache.load().access_token + "\n"
+    assert "access_token_refreshed" in result.stderr
