@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -47,3 +51,54 @@ async def test_the_daemon_serves_the_api_reports_ready_and_stops(
         async with asyncio.timeout(30):
             await task
     assert task.exception() is None
+
+
+async def test_sealflow_gateway_as_a_process_stops_cleanly_on_sigterm(
+    amqp_url: str,
+    namespace: str,
+    keys_dir: Path,
+    tmp_path: Path,
+    issuer: Issuer,
+    cleanup_namespace: None,
+) -> None:
+    port = free_port()
+    env = dict(os.environ)
+    env.update(
+        SEALFLOW_AMQP_URL=amqp_url,
+        SEALFLOW_NAMESPACE=namespace,
+        SEALFLOW_DATA_DIR=str(tmp_path / "var"),
+        SEALFLOW_KEYS_DIR=str(keys_dir),
+        SEALFLOW_ISSUER=issuer.url,
+        SEALFLOW_GATEWAY_PORT=str(port),
+        SEALFLOW_GATEWAY_HEALTH_PORT="0",
+        NO_COLOR="1",
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "sealflow",
+        "gateway",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        headers = {"Authorization": f"Bearer {issuer.token('alice', 'user')}"}
+        async with aiohttp.ClientSession() as session, asyncio.timeout(45):
+            while True:
+                try:
+                    async with session.get(
+                        f"http://127.0.0.1:{port}/api/jobs", headers=headers
+                    ) as r:
+                        assert r.status == 200
+                        break
+                except aiohttp.ClientConnectionError:
+                    assert process.returncode is None
+                    await asyncio.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(30):
+            assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
