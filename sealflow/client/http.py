@@ -10,7 +10,7 @@ from typing import Any, Final
 import aiohttp
 
 from sealflow import __version__
-from sealflow.client.errors import TransportError
+from sealflow.client.errors import ClientError, TransportError
 from sealflow.client.settings import ClientSettings
 
 __all__ = [
@@ -63,7 +63,22 @@ def transport_errors(what: str) -> Iterator[None]:
     except aiohttp.ClientPayloadError as error:
         raise TransportError(f"{what}: the answer was cut short") from error
     except aiohttp.ClientError as error:
+        ours = _client_error_cause(error)
+        if ours is not None:  # e.g. an UploadError raised while aiohttp wrote the body
+            raise ours from None
         raise TransportError(f"{what}: {error.__class__.__name__}: {error}") from error
+
+
+def _client_error_cause(error: BaseException) -> ClientError | None:
+    """Our own error that aiohttp wrapped, if any, a few causes down."""
+    cause = error.__cause__ or error.__context__
+    for _ in range(5):
+        if cause is None:
+            return None
+        if isinstance(cause, ClientError):
+            return cause
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 async def read_body(response: aiohttp.ClientResponse, limit: int = MAX_BODY_BYTES) -> bytes:

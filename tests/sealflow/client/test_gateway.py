@@ -201,3 +201,15 @@ async def test_a_refused_client_credentials_token_names_the_secret(
             LoginRequired, match="check SEALFLOW_CLIENT_ID and SEALFLOW_CLIENT_SECRET"
         ):
             await client.list_jobs()
+
+
+async def test_a_file_that_shrinks_while_sent_is_an_upload_error(
+    gateway, gateway_peer, document
+) -> None:
+    def truncate_after_first_chunk(sent: int) -> None:
+        if sent > 0:
+            document.write_bytes(b"short")
+
+    with pytest.raises(UploadError, match="shrank while it was being uploaded"):
+        await gateway.upload(document, truncate_after_first_chunk)
+    assert gateway_peer.jobs == {}
