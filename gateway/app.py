@@ -41,6 +41,7 @@ from gateway.jobs import OPERATIONS as JOB_OPERATIONS
 from gateway.openapi import add_docs_routes
 from gateway.operations import Operation
 from gateway.settings import GatewaySettings
+from gateway.web import setup_web
 from store import BlobStore, JobStore
 
 __all__ = ["all_operations", "create_app"]
@@ -168,4 +169,5 @@ def create_app(
     ops = list(operations) if operations is not None else all_operations()
     _register(app, ops)
     add_docs_routes(app, ops)
+    setup_web(app, ops)
     return app

@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import structlog
 from aiohttp import web
@@ -46,14 +46,14 @@ from identity.errors import (
 )
 from identity.hashing import new_token
 from identity.keysource import KeySource
-from identity.pages import PAGE_HEADERS, error_page, login_page
+from identity.pages import PAGE_HEADERS, error_page, login_page, message_page
 from identity.pkce import is_valid_challenge, verify_pkce
 from identity.ratelimit import LoginLimiter
 from identity.roles import ROLE_SCOPES, grant_scopes, parse_scope
 from identity.settings import CLI_CLIENT_ID, IdentitySettings
 from identity.signin import SignIn
 from identity.store import DEVICE_CODE_GRANT, Client, IdentityStore
-from identity.tokens import TokenSigner, verify_access_token
+from identity.tokens import TokenSigner, verify_access_token, verify_id_token
 
 __all__ = ["AUDIT_KEY", "KEYS_KEY", "SETTINGS_KEY", "STORE_KEY", "create_app"]
 
@@ -120,6 +120,7 @@ async def _discovery(request: web.Request) -> web.Response:
             "token_endpoint": f"{issuer}/token",
             "userinfo_endpoint": f"{issuer}/userinfo",
             "revocation_endpoint": f"{issuer}/revoke",
+            "end_session_endpoint": f"{issuer}/end_session",
             "jwks_uri": f"{issuer}/jwks.json",
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
@@ -569,6 +570,71 @@ async def _revoke(request: web.Request) -> web.Response:
     return web.Response(status=200, headers=NO_STORE)
 
 
+# -- end session (OpenID Connect RP-Initiated Logout 1.0, minimal) ------------------------
+
+
+def _origin(uri: str) -> str:
+    parts = urlsplit(uri)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+async def _end_session(request: web.Request) -> web.Response:
+    """Sign out: revoke the sign-in the ID token hint names (its ``sid``), then go back.
+
+    This provider keeps no browser session of its own, so ending one means revoking the
+    sign-in's refresh-token family. The hint may have expired (up to the refresh-token
+    lifetime). ``post_logout_redirect_uri`` is followed only for a known ``client_id`` the
+    hint was issued to, and only to the origin of one of that client's redirect URIs.
+    """
+    settings = request.app[SETTINGS_KEY]
+    store = request.app[STORE_KEY]
+    params = request.query if request.method == "GET" else await request.post()
+    try:
+        hint = optional(params, "id_token_hint")
+        client_id = optional(params, "client_id")
+        redirect_uri = optional(params, "post_logout_redirect_uri")
+        state = optional(params, "state")
+    except InvalidRequest as error:
+        return _page_error(_PageError(error.reason, error.description))
+    client = await store.get_client(client_id) if client_id is not None else None
+    claims: dict[str, Any] | None = None
+    if hint is not None and client is not None:
+        try:
+            claims = verify_id_token(
+                hint,
+                request.app[KEYS_KEY].verification_keys(),
+                issuer=settings.issuer_url,
+                client_id=client.client_id,
+                nonce=None,
+                leeway=settings.refresh_token_lifetime,
+            )
+        except InvalidToken:
+            claims = None
+    if claims is not None and isinstance(claims.get("sid"), str):
+        await store.revoke_family(str(claims["sid"]))
+    request.app[AUDIT_KEY].record(
+        type="session.ended",
+        action="end_session",
+        outcome="success" if claims is not None else "failure",
+        actor=str(claims["sub"]) if claims is not None else client_id,
+        subject=str(claims["sub"]) if claims is not None else None,
+        reason=None if claims is not None else "no_valid_id_token_hint",
+        detail=f"client {client_id}" if client_id is not None else None,
+    )
+    allowed = (
+        client is not None
+        and redirect_uri is not None
+        and any(_origin(redirect_uri) == _origin(uri) for uri in client.redirect_uris)
+    )
+    if allowed and claims is not None and redirect_uri is not None:
+        return _redirect(redirect_uri, {"state": state})
+    return web.Response(
+        text=message_page("Signed out", "You are signed out of Sealflow."),
+        content_type="text/html",
+        headers=PAGE_HEADERS,
+    )
+
+
 # -- the application ------------------------------------------------------------------------
 
 
@@ -627,5 +693,7 @@ def create_app(
     app.router.add_get("/userinfo", _userinfo)
     app.router.add_post("/userinfo", _userinfo)
     app.router.add_post("/revoke", _revoke)
+    app.router.add_get("/end_session", _end_session)
+    app.router.add_post("/end_session", _end_session)
     add_device_routes(app)
     return app

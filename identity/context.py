@@ -173,7 +173,7 @@ async def issue_user_tokens(
             nonce=nonce,
             auth_time=auth_time,
             lifetime=settings.id_token_lifetime,
-            extra={"preferred_username": user.username, "roles": [user.role]},
+            extra={"preferred_username": user.username, "roles": [user.role], "sid": family_id},
         )
     request.app[AUDIT_KEY].record(
         type="token.refreshed" if grant == "refresh_token" else "token.issued",

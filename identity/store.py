@@ -562,6 +562,11 @@ class IdentityStore:
         await self._db.commit()
         return True
 
+    async def revoke_family(self, family_id: str) -> None:
+        """Revoke the sign-in ``family_id`` (its refresh tokens; its access tokens at /userinfo)."""
+        await self._revoke_family(family_id)
+        await self._db.commit()
+
     async def is_family_revoked(self, family_id: str) -> bool:
         """True when the sign-in ``family_id`` has been revoked."""
         async with self._db.execute(

@@ -59,6 +59,33 @@ def _ensure_broker(url: str, start: bool) -> None:
     )
 
 
+def _ensure_web_client() -> None:
+    """Register the gateway's browser client (public, PKCE) at the identity if it is missing."""
+    from gateway.web import WEB_GRANT_TYPES, WebSettings
+    from identity import IdentityStore
+    from sealflow.commands.identity_db import run_with_store
+
+    web = WebSettings()
+    if web.client_secret is not None:
+        return  # a confidential client is registered by hand (`sealflow clients add`)
+
+    async def action(store: IdentityStore) -> tuple[bool, tuple[str, ...]]:
+        added = await store.ensure_public_client(
+            web.client_id, grant_types=list(WEB_GRANT_TYPES), redirect_uris=[web.redirect_uri]
+        )
+        client = await store.get_client(web.client_id)
+        return added, client.redirect_uris if client is not None else ()
+
+    added, uris = run_with_store(action)
+    if added:
+        _console.print(f"registered the browser client {web.client_id} ({web.redirect_uri})")
+    elif web.redirect_uri not in uris:
+        _console.print(
+            f"[yellow]the client {web.client_id} does not list {web.redirect_uri}; browser "
+            "sign-in will be refused until it does (SEALFLOW_GATEWAY_URL)[/]"
+        )
+
+
 def _ensure_keys(settings: BrokerSettings) -> None:
     for service in SERVICES:
         KeyRing.open_or_create(settings.keys_dir, service)
@@ -143,4 +170,6 @@ def up(only: tuple[str, ...], start_broker: bool) -> None:
     _ensure_broker(settings.amqp_url, start_broker)
     _ensure_keys(settings)
     daemons = tuple(d for d in DAEMONS if not only or d in only)
+    if "identity" in daemons:
+        _ensure_web_client()
     sys.exit(asyncio.run(_run_all(daemons, grace=settings.shutdown_grace + 5)))

@@ -1,0 +1,312 @@
+"""The pages: jobs (``/``), one job (``/jobs/{id}``), search, and the admin's audit log and
+dead letters. Each is rendered on the server from the same store and handlers as the API;
+scripts only add live updates and uploads on top.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from typing import Any, Final
+
+import structlog
+from aiohttp import web
+from pydantic import BaseModel
+
+from audit import AuditFilter, AuditLogError, AuditRecord, iter_records
+from gateway.admin import list_audit, list_dead_letters, replay_dead_letter
+from gateway.appkeys import SETTINGS_KEY, STORE_KEY
+from gateway.auth import PRINCIPAL_KEY, Handler
+from gateway.errors import Conflict, GatewayError, NotFound
+from gateway.jobs import OPERATIONS as JOB_OPERATIONS
+from gateway.web.browser import SignedIn, signed_in
+from gateway.web.context import web_context
+from gateway.web.csrf import CSRF_FIELD, check_csrf
+from gateway.web.render import render
+from schemas.api_admin import AuditRecordList, DeadLetterList
+from store import Job
+
+__all__ = ["SignInNeeded", "add_page_routes"]
+
+_log = structlog.get_logger("sealflow.gateway.web.pages")
+
+_JOB_ID: Final = re.compile(r"^[0-9a-f]{32}$")
+MAX_TEXT_CHARS: Final = 200_000
+MAX_CHUNKS_SHOWN: Final = 100
+MAX_TRAIL: Final = 200
+TRAIL_READ_SECONDS: Final = 10.0
+MAX_QUERY_CHARS: Final = 1000
+_DELETE: Final = next(op.handler for op in JOB_OPERATIONS if op.operation_id == "deleteJob")
+
+
+class SignInNeeded(Exception):
+    """The page needs a signed-in user: the browser goes through sign-in and comes back."""
+
+    def __init__(self, return_to: str) -> None:
+        super().__init__(return_to)
+        self.return_to = return_to
+
+
+async def _page_user(request: web.Request, *, scope: str = "jobs:read") -> SignedIn:
+    who = await signed_in(request)
+    if who is None:
+        raise SignInNeeded(request.path_qs)
+    if not who.principal.has_scope(scope):
+        raise web.HTTPForbidden(reason="missing scope")
+    request[PRINCIPAL_KEY] = who.principal
+    return who
+
+
+async def _form_user(request: web.Request, *, scope: str) -> SignedIn:
+    """The signed-in user of a posted form, CSRF-checked; an expired session is a 401 page."""
+    who = await signed_in(request)
+    if who is None:
+        raise web.HTTPUnauthorized(reason="session expired")
+    form = await request.post()
+    sent = form.get(CSRF_FIELD)
+    check_csrf(
+        request,
+        who.session.csrf,
+        sent if isinstance(sent, str) else None,
+        web_context(request).settings.url,
+    )
+    if not who.principal.has_scope(scope):
+        raise web.HTTPForbidden(reason="missing scope")
+    request[PRINCIPAL_KEY] = who.principal
+    return who
+
+
+async def _api_json(handler: Handler, request: web.Request, model: type[BaseModel]) -> Any:
+    """Run an API handler for this page's user and read its JSON answer as ``model``."""
+    response = await handler(request)
+    if not isinstance(response, web.Response) or response.body is None:
+        raise GatewayError("unexpected answer from the API")
+    body = response.body
+    raw = body if isinstance(body, bytes) else body.decode("utf-8")
+    return model.model_validate_json(raw)
+
+
+# -- jobs -----------------------------------------------------------------------------------
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    """Signed out: the landing page. Signed in: the jobs table and the upload form."""
+    who = await signed_in(request)
+    if who is None:
+        return render(request, "landing.html", {"title": "Sealflow"}, who=None)
+    request[PRINCIPAL_KEY] = who.principal
+    if not who.principal.has_scope("jobs:read"):
+        raise web.HTTPForbidden(reason="missing scope")
+    settings = request.app[SETTINGS_KEY]
+    jobs = await request.app[STORE_KEY].list(
+        owner=who.principal.subject, limit=web_context(request).settings.stream_max_jobs
+    )
+    return render(
+        request,
+        "jobs.html",
+        {
+            "title": "Your jobs",
+            "jobs": jobs,
+            "max_upload_bytes": settings.max_upload_bytes,
+            "max_files": settings.max_files_per_upload,
+            "accept": ",".join(settings.allowed_content_types) + ",.md,.txt,.csv,.json,.html,.pdf",
+            "types": settings.allowed_content_types,
+        },
+        who=who,
+    )
+
+
+async def _visible_job(request: web.Request, who: SignedIn) -> Job:
+    job_id = request.match_info["job_id"]
+    if _JOB_ID.match(job_id) is None:
+        raise web.HTTPNotFound()
+    job = await request.app[STORE_KEY].get(job_id)
+    if job is None or (job.owner != who.principal.subject and not who.principal.is_admin):
+        raise web.HTTPNotFound()
+    return job
+
+
+@dataclass(frozen=True, slots=True)
+class _Trail:
+    records: list[AuditRecord]
+    problem: str | None
+
+
+async def _job_trail(request: web.Request, job_id: str) -> _Trail:
+    directory = request.app[SETTINGS_KEY].data_dir / "audit"
+    if not directory.exists():
+        return _Trail([], None)
+
+    def read() -> list[AuditRecord]:
+        return list(iter_records(directory, AuditFilter(job=job_id), last=MAX_TRAIL))
+
+    try:
+        async with asyncio.timeout(TRAIL_READ_SECONDS):
+            return _Trail(await asyncio.to_thread(read), None)
+    except TimeoutError:
+        return _Trail([], "the audit log took too long to read")
+    except AuditLogError as error:
+        _log.error("web.audit_unreadable", reason=error.reason)
+        return _Trail([], f"the audit log cannot be read ({error.reason})")
+
+
+async def job_page(request: web.Request) -> web.StreamResponse:
+    """One job: its states, its text and chunks, metadata, and its audit trail."""
+    who = await _page_user(request)
+    job = await _visible_job(request, who)
+    store = request.app[STORE_KEY]
+    history = await store.events(job.job_id)
+    result = await store.get_result(job.job_id) if job.state == "done" else None
+    chunks: list[dict[str, Any]] = []
+    text = ""
+    if result is not None:
+        text = result.text[:MAX_TEXT_CHARS]
+        for chunk in result.chunks[:MAX_CHUNKS_SHOWN]:
+            excerpt = result.text[chunk.start : min(chunk.end, chunk.start + 240)]
+            chunks.append(
+                {
+                    "index": chunk.index,
+                    "start": chunk.start,
+                    "end": chunk.end,
+                    "page": chunk.page,
+                    "excerpt": " ".join(excerpt.split()),
+                }
+            )
+    trail = await _job_trail(request, job.job_id)
+    return render(
+        request,
+        "job.html",
+        {
+            "title": job.filename,
+            "job": job,
+            "history": history,
+            "result": result,
+            "text": text,
+            "text_cut": result is not None and len(result.text) > MAX_TEXT_CHARS,
+            "chunks": chunks,
+            "chunk_count": len(result.chunks) if result is not None else 0,
+            "trail": trail.records,
+            "trail_problem": trail.problem,
+        },
+        who=who,
+    )
+
+
+async def delete_job(request: web.Request) -> web.StreamResponse:
+    """The job page's Delete button (a CSRF-checked form)."""
+    who = await _form_user(request, scope="jobs:write")
+    job = await _visible_job(request, who)
+    try:
+        await _DELETE(request)
+    except Conflict as error:
+        who.session.flash.append(error.detail)
+        raise web.HTTPSeeOther(f"/jobs/{job.job_id}") from error
+    who.session.flash.append(f"Deleted {job.filename}.")
+    raise web.HTTPSeeOther("/")
+
+
+# -- search ---------------------------------------------------------------------------------
+
+
+async def search_page(request: web.Request) -> web.StreamResponse:
+    """Full-text search over the user's documents, matches highlighted."""
+    who = await _page_user(request)
+    q = request.query.get("q", "").strip()
+    hits = []
+    problem = None
+    if len(q) > MAX_QUERY_CHARS:
+        problem = f"Search for at most {MAX_QUERY_CHARS} characters."
+    elif q:
+        hits = await request.app[STORE_KEY].search(who.principal.subject, q, limit=50)
+    return render(
+        request,
+        "search.html",
+        {"title": "Search", "q": q[:MAX_QUERY_CHARS], "hits": hits, "problem": problem},
+        who=who,
+        status=400 if problem else 200,
+    )
+
+
+# -- admin ----------------------------------------------------------------------------------
+
+
+async def _admin_user(request: web.Request, scope: str) -> SignedIn:
+    who = await _page_user(request, scope="jobs:read")
+    if not who.principal.is_admin or not who.principal.has_scope(scope):
+        raise web.HTTPForbidden(reason="admins only")
+    return who
+
+
+async def audit_page(request: web.Request) -> web.StreamResponse:
+    """The audit log with filters; the page's script tails it live."""
+    who = await _admin_user(request, "audit:read")
+    problem = None
+    records: list[Any] = []
+    try:
+        listing = await _api_json(list_audit, request, AuditRecordList)
+        records = list(reversed(listing.records))
+    except GatewayError as error:
+        problem = error.detail
+    query = request.query
+    return render(
+        request,
+        "audit.html",
+        {
+            "title": "Audit log",
+            "records": records,
+            "problem": problem,
+            "filters": {
+                "type": query.get("type", ""),
+                "actor": query.get("actor", ""),
+                "job": query.get("job", ""),
+                "since": query.get("since", ""),
+                "limit": query.get("limit", ""),
+            },
+        },
+        who=who,
+        status=400 if problem and "must" in problem else 200,
+    )
+
+
+async def dlq_page(request: web.Request) -> web.StreamResponse:
+    """Dead letters with their reasons and a Replay button for the replayable ones."""
+    who = await _admin_user(request, "jobs:admin")
+    problem = None
+    letters: list[Any] = []
+    truncated = False
+    try:
+        listing = await _api_json(list_dead_letters, request, DeadLetterList)
+        letters, truncated = list(listing.messages), bool(listing.truncated)
+    except GatewayError as error:
+        problem = error.detail
+    return render(
+        request,
+        "dlq.html",
+        {"title": "Dead letters", "letters": letters, "truncated": truncated, "problem": problem},
+        who=who,
+    )
+
+
+async def replay(request: web.Request) -> web.StreamResponse:
+    """The Replay button: re-check, re-seal and republish one dead letter."""
+    who = await _form_user(request, scope="jobs:admin")
+    if not who.principal.is_admin:
+        raise web.HTTPForbidden(reason="admins only")
+    letter_id = request.match_info["letter_id"]
+    try:
+        await replay_dead_letter(request)
+        who.session.flash.append(f"Dead letter {letter_id[:8]}… was re-sealed and published.")
+    except (NotFound, Conflict) as error:
+        who.session.flash.append(f"Not replayed: {error.detail}")
+    raise web.HTTPSeeOther("/admin/dlq")
+
+
+def add_page_routes(app: web.Application) -> None:
+    app.router.add_get("/", index, name="page:index")
+    app.router.add_get("/jobs/{job_id}", job_page, name="page:job")
+    app.router.add_post("/jobs/{job_id}/delete", delete_job, name="page:deleteJob")
+    app.router.add_get("/search", search_page, name="page:search")
+    app.router.add_get("/admin/audit", audit_page, name="page:audit")
+    app.router.add_get("/admin/dlq", dlq_page, name="page:dlq")
+    app.router.add_post("/admin/dlq/{letter_id}/replay", replay, name="page:replay")
