@@ -180,6 +180,9 @@ def jobs(state: str | None, all_owners: bool, limit: int, as_json: bool) -> None
     if as_json:
         click.echo(page.model_dump_json(indent=2))
         return
+    if not page.jobs:
+        click.echo("No jobs." if state is None else f"No {state} jobs.")
+        return
     table = Table("job", "file", "state", "created", "finished", "error")
     if all_owners:
         table.add_column("owner")

@@ -252,3 +252,8 @@ async def test_debug_logs_go_to_stderr_never_stdout(run_cli, identity_peer, cach
     assert result.exit_code == 0, result.output
     assert result.stdout == cache.load().access_token + "\n"
     assert "access_token_refreshed" in result.stderr
+
+
+async def test_jobs_says_when_there_are_none(run_cli, signed_in) -> None:
+    assert (await run_cli("jobs")).stdout == "No jobs.\n"
+    assert (await run_cli("jobs", "--state", "failed")).stdout == "No failed jobs.\n"
