@@ -214,7 +214,7 @@ async def test_a_finished_jobs_stream_sends_one_event_and_closes(gateway: Gatewa
 
 async def test_errors_are_json_with_security_headers(gateway: Gateway) -> None:
     cases = [
-        (await gateway.client.get("/nowhere"), 404, "not_found"),
+        (await gateway.client.get("/api/nowhere"), 404, "not_found"),
         (await gateway.client.put("/api/jobs", headers=gateway.auth()), 405, "method_not_allowed"),
         (await gateway.client.get("/api/jobs"), 401, "unauthorized"),
     ]
