@@ -11,7 +11,7 @@ import asyncio
 import builtins
 import contextlib
 import json
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -128,6 +128,29 @@ async def _connect(path: Path, *, busy_timeout_ms: int, read_only: bool) -> aios
     return db
 
 
+async def _settle(statement: Awaitable[Any]) -> None:
+    """Run a transaction statement to its end even when the caller is cancelled meanwhile.
+
+    aiosqlite runs a statement in its thread whether or not its awaiter is still there: a
+    request cancelled (client gone) between ``BEGIN`` and ``COMMIT`` would otherwise leave
+    the connection inside a transaction, and every later ``BEGIN`` would fail. The
+    cancellation is delivered once the statement is done.
+    """
+    task = asyncio.ensure_future(statement)
+    cancelled = False
+    while True:
+        try:
+            await asyncio.shield(task)
+            break
+        except asyncio.CancelledError:
+            cancelled = True
+            if task.done():
+                break
+    if cancelled:
+        task.result()
+        raise asyncio.CancelledError
+
+
 class JobStore:
     """Jobs, state history, results and search in one SQLite file. Use :meth:`open`."""
 
@@ -189,13 +212,13 @@ class JobStore:
         """One write transaction: committed when the block ends, rolled back if it raises."""
         async with self._write_lock:
             db = self._writer
-            await db.execute("BEGIN IMMEDIATE")
             try:
+                await _settle(db.execute("BEGIN IMMEDIATE"))
                 yield db
-                await db.execute("COMMIT")
+                await _settle(db.execute("COMMIT"))
             except BaseException:
                 if db.in_transaction:
-                    await db.execute("ROLLBACK")
+                    await _settle(db.execute("ROLLBACK"))
                 raise
 
     @contextlib.asynccontextmanager
@@ -203,11 +226,12 @@ class JobStore:
         """A read snapshot: every statement in the block sees the same committed state."""
         async with self._read_lock:
             db = self._reader
-            await db.execute("BEGIN")
             try:
+                await _settle(db.execute("BEGIN"))
                 yield db
             finally:
-                await db.execute("COMMIT")
+                if db.in_transaction:
+                    await _settle(db.execute("COMMIT"))
 
     # -- jobs -------------------------------------------------------------------------------
 
