@@ -142,7 +142,7 @@ class IssuerKeys:
             if not isinstance(entry, Mapping):
                 continue
             try:
-                keys.append(parse_verification_jwk("identity", entry))
+                keys.append(parse_verification_jwk("identity", entry, thumbprint_kid=False))
             except KeyMaterialError as error:
                 _log.warning("issuer.jwk_skipped", reason=error.reason, error=str(error))
         self._keys = tuple(keys)

@@ -174,10 +174,12 @@ def _load_rsa(jwk: Mapping[str, object]) -> PublicKey:
         raise JWKError("invalid_key", "RSA JWK is not a valid public key") from error
 
 
-def load_public_jwk(jwk: Mapping[str, object]) -> PublicJWK:
+def load_public_jwk(jwk: Mapping[str, object], *, thumbprint_kid: bool = True) -> PublicJWK:
     """Validate a public signing JWK and return its key; ``kid`` must be its RFC 7638 thumbprint.
 
     Unknown members are ignored (RFC 7517 §4), except private-key members, which are refused.
+    ``thumbprint_kid=False`` accepts any bounded ``kid``: other OpenID providers (Keycloak,
+    Auth0…) name their keys freely, and a relying party must take their JWKS as published.
     """
     if not isinstance(jwk, Mapping):
         raise JWKError("malformed_jwk", "a JWK must be a JSON object")
@@ -216,7 +218,7 @@ def load_public_jwk(jwk: Mapping[str, object]) -> PublicJWK:
     except KeyMaterialError as error:
         raise JWKError(error.reason, f"JWK {error}") from error
     expected_kid = thumbprint(key)
-    if kid != expected_kid:
+    if thumbprint_kid and kid != expected_kid:
         raise JWKError(
             "kid_mismatch", f"JWK kid {kid!r} is not the key's RFC 7638 thumbprint {expected_kid}"
         )

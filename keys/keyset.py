@@ -61,9 +61,14 @@ def _not_after(jwk: Mapping[str, object]) -> float | None:
     return float(value)
 
 
-def parse_verification_jwk(service: str, jwk: Mapping[str, object]) -> VerificationKey:
-    """Validate one JWK of ``service``'s JWKS and return it as a :class:`VerificationKey`."""
-    loaded = load_public_jwk(jwk)
+def parse_verification_jwk(
+    service: str, jwk: Mapping[str, object], *, thumbprint_kid: bool = True
+) -> VerificationKey:
+    """Validate one JWK of ``service``'s JWKS and return it as a :class:`VerificationKey`.
+
+    ``thumbprint_kid`` as in :func:`keys.load_public_jwk`.
+    """
+    loaded = load_public_jwk(jwk, thumbprint_kid=thumbprint_kid)
     not_after = _not_after(jwk)
     state = _state(jwk, not_after)
     if (state == "retired") != (not_after is not None):

@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestServer
 
 from broker import RevocationList
 from gateway import Authenticator, IssuerError, IssuerKeys, Unauthorized, Unavailable
-from keys import KeyRing, TokenSigner
+from keys import KeyRing, SigningKey, TokenSigner, generate_private_key, public_jwk
 from schemas import Revocation
 
 
@@ -231,5 +231,24 @@ async def test_a_revoked_subject_is_refused_even_when_cached(
         )
         with pytest.raises(Unauthorized):
             await authenticator.authenticate(token)
+    finally:
+        await keys.close()
+
+
+async def test_another_providers_freely_named_key_is_accepted(
+    provider: Provider,
+) -> None:
+    """Keycloak or Auth0 name their keys as they like: the gateway takes the JWKS as published."""
+    private = generate_private_key("RS256")
+    provider.jwks = {"keys": [{**public_jwk(private.public_key(), kid="kc-rsa-2026"), "x5t": "x"}]}
+    signing = SigningKey(service="identity", kid="kc-rsa-2026", alg="RS256", private_key=private)
+    token, _ = TokenSigner(provider.url, "api", access_lifetime=60).access_token(
+        signing, subject="carol", client_id="c", scope=["jobs:read"], roles=["user"]
+    )
+    keys = IssuerKeys(provider.url)
+    try:
+        principal = await Authenticator(keys, audience="api").authenticate(token)
+        assert principal.subject == "carol"
+        assert [key.kid for key in keys.current()] == ["kc-rsa-2026"]
     finally:
         await keys.close()
