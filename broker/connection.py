@@ -11,7 +11,10 @@ from aiormq.exceptions import AMQPConnectionError
 
 from broker.errors import BrokerUnavailable
 
-__all__ = ["connect", "open_channel", "redact_url"]
+__all__ = ["CANCEL_TIMEOUT", "connect", "open_channel", "redact_url"]
+
+# Seconds to wait for the broker to confirm a consumer cancel before stopping anyway.
+CANCEL_TIMEOUT = 5.0
 
 _log = structlog.get_logger("sealflow.broker")
 

@@ -21,6 +21,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from aio_pika.exceptions import AMQPError
 
 from broker.auditing import AuditSink, make_audit_event
+from broker.connection import CANCEL_TIMEOUT
 from broker.envelope import EnvelopeError, Opened, Opener, Reason
 from broker.errors import PermanentFailure, PublishFailed
 from broker.metrics import (
@@ -106,8 +107,11 @@ class Consumer:
             tag, self._consumer_tag = self._consumer_tag, None
             try:
                 assert self._queue is not None
-                await self._queue.cancel(tag)
-            except (AMQPError, ConnectionError, RuntimeError) as exc:
+                # A closed channel has no consumer left to cancel, and waiting on it would hang
+                # a shutdown while the broker is away.
+                if not self.channel.is_closed:
+                    await self._queue.cancel(tag, timeout=CANCEL_TIMEOUT)
+            except (AMQPError, ConnectionError, RuntimeError, TimeoutError) as exc:
                 _log.warning("consumer.cancel_failed", queue=self.queue, error=str(exc))
         try:
             await asyncio.wait_for(self._idle.wait(), timeout=grace)

@@ -18,6 +18,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from aio_pika.exceptions import AMQPError
 
 from broker.auditing import AuditSink, make_audit_event
+from broker.connection import CANCEL_TIMEOUT
 from broker.envelope import EnvelopeError, Opener, Sealed
 from broker.errors import PublishFailed
 from broker.publisher import Publisher
@@ -91,8 +92,9 @@ class ControlSubscriber:
         """Stop consuming (the exclusive queue goes with the connection)."""
         if self._queue is not None and self._tag is not None:
             try:
-                await self._queue.cancel(self._tag)
-            except (AMQPError, ConnectionError, RuntimeError) as exc:
+                if not self._queue.channel.is_closed:
+                    await self._queue.cancel(self._tag, timeout=CANCEL_TIMEOUT)
+            except (AMQPError, ConnectionError, RuntimeError, TimeoutError) as exc:
                 _log.warning("control.cancel_failed", error=str(exc))
             self._tag = None
 

@@ -18,6 +18,7 @@ from broker import (
     REJECT_REASON_HEADER,
     BrokerSettings,
     Consumer,
+    ControlSubscriber,
     Delivery,
     Opened,
     Opener,
@@ -25,6 +26,7 @@ from broker import (
     Publisher,
     PublishFailed,
     ReplayCache,
+    RevocationList,
     Sealer,
     Topology,
     connect,
@@ -251,3 +253,49 @@ async def test_stop_waits_for_the_in_flight_handler(rig: Rig) -> None:
     messages, _ = await queue_counts(rig.channel, rig.topology.queue("worker.jobs"))
     assert messages == 0
     assert datetime.now(UTC)
+
+
+async def test_stop_returns_when_the_connection_is_already_gone(
+    amqp_url: str, namespace: str, keys_dir: Path, cleanup_namespace: None
+) -> None:
+    """A SIGTERM while the broker is away must still end: cancelling is bounded in time."""
+    settings = BrokerSettings(amqp_url=amqp_url, namespace=namespace, keys_dir=keys_dir)
+    connection = await connect(amqp_url)
+    channel = await open_channel(connection, prefetch=8)
+    topology = Topology(namespace)
+    await topology.declare(channel)
+    consumer = Consumer(
+        queue="worker.jobs",
+        channel=channel,
+        topology=topology,
+        opener=Opener("worker", TrustStoreFile(keys_dir / "trust.json"), replay=ReplayCache(10)),
+        publisher=Publisher(channel, topology, Sealer(KeyRing.load(keys_dir, "worker").signing_key())),
+        audit=_Audit(),
+        handlers={},
+        settings=settings,
+    )
+    await consumer.start()
+    await connection.close()
+    await asyncio.wait_for(consumer.stop(grace=1), 30)
+    assert not consumer.consuming
+
+
+async def test_control_subscriber_stop_returns_when_the_connection_is_already_gone(
+    amqp_url: str, namespace: str, keys_dir: Path, cleanup_namespace: None
+) -> None:
+    connection = await connect(amqp_url)
+    channel = await open_channel(connection, prefetch=8)
+    topology = Topology(namespace)
+    await topology.declare(channel)
+    trust = TrustStoreFile(keys_dir / "trust.json")
+    subscriber = ControlSubscriber(
+        channel=channel,
+        topology=topology,
+        opener=Opener("worker", trust, replay=ReplayCache(10)),
+        revocations=RevocationList(),
+        trust=trust,
+        audit=_Audit(),
+    )
+    await subscriber.start()
+    await connection.close()
+    await asyncio.wait_for(subscriber.stop(), 30)
