@@ -3,7 +3,7 @@ retries and dead-lettering, and the signed envelopes. The only package that talk
 
 from __future__ import annotations
 
-from broker.auditing import AuditSink, BrokerAuditSink, make_audit_event
+from broker.auditing import AuditSink, BrokerAuditSink, derived_event_id, make_audit_event
 from broker.connection import connect, open_channel, redact_url
 from broker.consumer import Consumer, Delivery, Handler
 from broker.control import AUDIENCE_HEADER, ControlSubscriber, publish_control
@@ -90,6 +90,7 @@ __all__ = [
     "body_digest",
     "configure_logging",
     "connect",
+    "derived_event_id",
     "exchange_for",
     "extend_actor",
     "make_audit_event",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from datetime import UTC, datetime
 from typing import Protocol
@@ -9,13 +10,22 @@ from typing import Protocol
 from broker.publisher import Publisher
 from schemas import AuditEvent
 
-__all__ = ["AuditSink", "BrokerAuditSink", "make_audit_event"]
+__all__ = ["AuditSink", "BrokerAuditSink", "derived_event_id", "make_audit_event"]
 
 
 class AuditSink(Protocol):
     """Somewhere audit events go; ``emit`` returns once the event is durable or confirmed."""
 
     async def emit(self, event: AuditEvent) -> None: ...
+
+
+def derived_event_id(*parts: str) -> str:
+    """An event id fixed by what the event is about (e.g. source, type, jti).
+
+    A handler that runs again for the same delivery (a redelivery after a crash) then emits
+    the same id, and the audit log, which deduplicates by id, records the decision once.
+    """
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]
 
 
 def make_audit_event(
@@ -31,11 +41,15 @@ def make_audit_event(
     trace: str | None = None,
     jti: str | None = None,
     detail: str | None = None,
+    event_id: str | None = None,
 ) -> AuditEvent:
-    """A new audit event with a fresh id (the audit log's deduplication key) and timestamp."""
+    """A new audit event with a fresh id (the audit log's deduplication key) and timestamp.
+
+    Pass ``event_id`` (see :func:`derived_event_id`) when a retry must not record it twice.
+    """
     return AuditEvent.model_validate(
         {
-            "event_id": secrets.token_hex(16),
+            "event_id": event_id if event_id is not None else secrets.token_hex(16),
             "ts": datetime.now(UTC),
             "type": type,
             "actor": actor,

@@ -18,6 +18,7 @@ from broker import (
     RetryLater,
     ServiceRuntime,
     configure_logging,
+    derived_event_id,
     extend_actor,
     make_audit_event,
     run_daemon,
@@ -146,6 +147,8 @@ class ParserHandlers:
         claims = opened.claims
         await audit.emit(
             make_audit_event(
+                # A job parsed again (a redelivery after a crash) is recorded once.
+                event_id=derived_event_id("parser", type_, claims.job or claims.jti),
                 source="parser",
                 type=type_,
                 action="parse",

@@ -18,6 +18,7 @@ from broker import (
     Opened,
     PermanentFailure,
     Publisher,
+    derived_event_id,
     extend_actor,
     make_audit_event,
 )
@@ -103,8 +104,12 @@ class WorkerHandlers:
             aud="parser",
             opened=opened,
         )
-        if started:
+        # Not only when this delivery started it: a worker killed after the transition and
+        # before this line must still record it when the message comes back.
+        audited = f"audit.job.started:{job.job_id}"
+        if not await self.store.was_processed(audited):
             await self._audit(opened, "job.started", "process", "success")
+            await self.store.mark_processed(audited)
 
     async def on_parse_completed(self, opened: Opened[ParseCompleted], delivery: Delivery) -> None:
         """Store the result (once), mark the job done, tell the gateway."""
@@ -229,6 +234,8 @@ class WorkerHandlers:
         claims = opened.claims
         await self.audit.emit(
             make_audit_event(
+                # One id per job and decision: a re-emission after a crash is deduplicated.
+                event_id=derived_event_id("worker", type_, claims.job or claims.jti),
                 source="worker",
                 type=type_,
                 action=action,

@@ -1,0 +1,424 @@
+"""Fault-injection helpers: daemons as real processes, a short broker outage, and counters.
+
+A :class:`DaemonProcess` is one ``sealflow <daemon>`` subprocess whose JSON log lines are
+collected with the time they arrived, so a test can wait on a log event (never on a clock),
+SIGKILL it, or read when it reconnected. :func:`broker_outage` stops the local RabbitMQ
+application and always starts it again. :class:`JobLedger` submits jobs the way the gateway
+does (blob, record, sealed ``job.submitted``, audit) and counts what the pipeline did with
+them in the shared store, the audit log and the queues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from audit import AuditRecord, iter_records
+from broker import BrokerAuditSink, Publisher, make_audit_event
+from schemas import JobSubmitted
+from store import BlobStore, JobStore, NewJob
+
+REPO = Path(__file__).resolve().parents[2]
+FINAL_STATES = frozenset({"done", "failed"})
+DAEMONS = ("audit", "parser", "worker")
+
+
+def daemon_env(
+    amqp_url: str, namespace: str, data_dir: Path, keys_dir: Path, **extra: str
+) -> dict[str, str]:
+    """The environment of every daemon of one test: its namespace, dirs and quick retries."""
+    env = dict(os.environ)
+    env.update(
+        SEALFLOW_AMQP_URL=amqp_url,
+        SEALFLOW_NAMESPACE=namespace,
+        SEALFLOW_DATA_DIR=str(data_dir),
+        SEALFLOW_KEYS_DIR=str(keys_dir),
+        SEALFLOW_WORKER_HEALTH_PORT="0",
+        SEALFLOW_PARSER_HEALTH_PORT="0",
+        SEALFLOW_AUDIT_HEALTH_PORT="0",
+        SEALFLOW_AUDIT_BATCH_WAIT="0.001",
+        SEALFLOW_CHECKPOINT_EVERY="5",
+        SEALFLOW_RETRY_BASE_DELAY="0.05",
+        SEALFLOW_MAX_ATTEMPTS="3",
+        SEALFLOW_SHUTDOWN_GRACE="10",
+        SEALFLOW_PARSER_TIMEOUT_SECONDS="15",
+        NO_COLOR="1",
+    )
+    env.update(extra)
+    return env
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """One line a daemon wrote, the wall-clock time it arrived, and its JSON if it was JSON."""
+
+    at: float
+    text: str
+    fields: dict[str, Any]
+
+    @property
+    def event(self) -> str | None:
+        value = self.fields.get("event")
+        return value if isinstance(value, str) else None
+
+
+class DaemonProcess:
+    """``python -m sealflow <name>`` with its output collected line by line."""
+
+    def __init__(self, name: str, env: dict[str, str]) -> None:
+        self.name = name
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "sealflow", name],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[LogLine] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, name=f"log-{name}", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for text in self.process.stdout:
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                parsed = None
+            line = LogLine(time.time(), text, parsed if isinstance(parsed, dict) else {})
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def count(self, event: str, since: int = 0) -> int:
+        """How many ``event`` log lines arrived at or after index ``since``."""
+        with self._changed:
+            return sum(line.event == event for line in self.lines[since:])
+
+    def mark(self) -> int:
+        """An index into the log: wait for what comes after it."""
+        with self._changed:
+            return len(self.lines)
+
+    def wait_for(
+        self, event: str, *, count: int = 1, since: int = 0, timeout: float = 60
+    ) -> LogLine:
+        """The ``count``-th ``event`` line after ``since``; fails with the log tail if none comes."""
+        deadline = time.monotonic() + timeout
+
+        def found() -> list[LogLine]:
+            return [line for line in self.lines[since:] if line.event == event]
+
+        with self._changed:
+            while len(found()) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self.process.poll() is not None:
+                    break
+                self._changed.wait(min(remaining, 0.5))
+            matches = found()
+        if len(matches) < count:
+            raise AssertionError(
+                f"{self.name} never logged {event!r} x{count} (exit {self.process.poll()}):\n"
+                + self.tail()
+            )
+        return matches[count - 1]
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        """Connected, topology declared, consuming."""
+        self.wait_for("daemon.ready", timeout=timeout)
+
+    def tail(self, lines: int = 30) -> str:
+        with self._changed:
+            return "".join(line.text for line in self.lines[-lines:])
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up, no flush, no acks."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(30)
+        self._reader.join(5)
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM and the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout)
+        self._reader.join(5)
+        return code
+
+
+@dataclass
+class Daemons:
+    """The worker, parser and audit processes of one test, started and stopped by name."""
+
+    env: dict[str, str]
+    running: dict[str, DaemonProcess] = field(default_factory=dict)
+    exited: list[DaemonProcess] = field(default_factory=list)
+
+    def start(self, *names: str, wait: bool = True) -> list[DaemonProcess]:
+        started = [self._spawn(name) for name in names]
+        if wait:
+            for daemon in started:
+                daemon.wait_ready()
+        return started
+
+    def _spawn(self, name: str) -> DaemonProcess:
+        if name in self.running:
+            raise RuntimeError(f"{name} is already running")
+        daemon = DaemonProcess(name, self.env)
+        self.running[name] = daemon
+        return daemon
+
+    def __getitem__(self, name: str) -> DaemonProcess:
+        return self.running[name]
+
+    def kill(self, name: str) -> DaemonProcess:
+        daemon = self.running.pop(name)
+        daemon.kill()
+        self.exited.append(daemon)
+        return daemon
+
+    def stop(self, name: str) -> int:
+        daemon = self.running.pop(name)
+        self.exited.append(daemon)
+        return daemon.stop()
+
+    def stop_all(self) -> dict[str, int]:
+        return {name: self.stop(name) for name in list(self.running)}
+
+    def kill_leftovers(self) -> None:
+        for daemon in [*self.running.values(), *self.exited]:
+            if daemon.process.poll() is None:
+                daemon.process.kill()
+                daemon.process.wait(10)
+        self.running.clear()
+
+
+# -- the broker -----------------------------------------------------------------------------
+
+
+def can_restart_broker(amqp_url: str) -> str | None:
+    """Why this run cannot stop and start the broker, or None when it can."""
+    if urlsplit(amqp_url).hostname not in {"127.0.0.1", "localhost"}:
+        return "the broker is not local"
+    if shutil.which("rabbitmqctl") is None:
+        return "rabbitmqctl is not installed"
+    return None
+
+
+def rabbitmqctl(*args: str, timeout: float = 120) -> None:
+    """Run ``rabbitmqctl`` against the local node; raise with its output on failure."""
+    ctl = shutil.which("rabbitmqctl")
+    assert ctl is not None
+    result = subprocess.run(
+        [ctl, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"rabbitmqctl {' '.join(args)}: {result.stdout}{result.stderr}")
+
+
+@dataclass
+class Outage:
+    """When the broker went away and when it answered again (epoch seconds)."""
+
+    stopped_at: float = 0.0
+    restored_at: float = 0.0
+
+
+@contextlib.contextmanager
+def broker_outage() -> Iterator[Outage]:
+    """``rabbitmqctl stop_app`` now; ``start_app`` + ``await_startup`` on exit, whatever happens.
+
+    The local broker is shared with other test runs: keep the body short (seconds).
+    """
+    outage = Outage()
+    rabbitmqctl("stop_app")
+    outage.stopped_at = time.time()
+    try:
+        yield outage
+    finally:
+        rabbitmqctl("start_app")
+        rabbitmqctl("await_startup")
+        outage.restored_at = time.time()
+
+
+# -- jobs, and what became of them ----------------------------------------------------------
+
+
+def text_document(index: int) -> bytes:
+    return f"fault test document {index} {secrets.token_hex(8)}\n".encode() * 20
+
+
+@dataclass
+class JobLedger:
+    """Submits jobs as the gateway does and reads back what the pipeline did with them."""
+
+    data_dir: Path
+    publisher: Publisher
+    store: JobStore
+    submitted: list[str] = field(default_factory=list)
+
+    @property
+    def blobs(self) -> BlobStore:
+        return BlobStore(self.data_dir / "blobs")
+
+    async def submit(self, data: bytes, *, owner: str = "alice", name: str = "doc.txt") -> str:
+        """Blob, job record, ``job.submitted`` sealed for the worker, and its audit event."""
+        sha = await asyncio.to_thread(self.blobs.put, data)
+        job_id, trace = secrets.token_hex(16), secrets.token_hex(16)
+        await self.store.create(
+            NewJob(
+                job_id=job_id,
+                owner=owner,
+                filename=name,
+                content_type="text/plain",
+                size=len(data),
+                blob_sha256=sha,
+                trace=trace,
+            )
+        )
+        sealed = await self.publisher.send(
+            JobSubmitted(
+                job_id=job_id,
+                owner=owner,
+                filename=name,
+                content_type="text/plain",
+                size=len(data),
+                blob_sha256=sha,
+                submitted_at=datetime.now(UTC),
+            ),
+            typ="job.submitted",
+            aud="worker",
+            sub=owner,
+            job=job_id,
+            act={"sub": "gateway"},
+            trace=trace,
+        )
+        await BrokerAuditSink(self.publisher).emit(
+            make_audit_event(
+                source="gateway",
+                type="job.submitted",
+                action="submit",
+                outcome="success",
+                actor=owner,
+                subject=owner,
+                job=job_id,
+                trace=trace,
+                jti=sealed.jti,
+            )
+        )
+        self.submitted.append(job_id)
+        return job_id
+
+    async def wait_final(self, job_ids: list[str], timeout: float = 90) -> dict[str, str]:
+        """Each job's final state, once every one of them has one."""
+        async with asyncio.timeout(timeout):
+            while True:
+                states = {}
+                for job_id in job_ids:
+                    job = await self.store.get(job_id)
+                    states[job_id] = job.state if job is not None else "missing"
+                if all(state in FINAL_STATES for state in states.values()):
+                    return states
+                await asyncio.sleep(0.1)
+
+    def history(self) -> dict[str, list[str]]:
+        """Every job's state transitions, in order, straight from the store's table."""
+        return {
+            job_id: [state for (state,) in rows]
+            for job_id, rows in self._grouped("SELECT job_id, state FROM job_events ORDER BY id")
+        }
+
+    def result_counts(self) -> Counter[str]:
+        """Result rows per job (the store allows one; a second would be a duplicate)."""
+        with self._db() as db:
+            return Counter(job_id for (job_id,) in db.execute("SELECT job_id FROM results"))
+
+    def _grouped(self, sql: str) -> list[tuple[str, list[tuple[str]]]]:
+        grouped: dict[str, list[tuple[str]]] = {}
+        with self._db() as db:
+            for job_id, *rest in db.execute(sql):
+                grouped.setdefault(job_id, []).append(tuple(rest))  # type: ignore[arg-type]
+        return list(grouped.items())
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(f"file:{self.data_dir / 'jobs.db'}?mode=ro", uri=True, timeout=10)
+        try:
+            yield db
+        finally:
+            db.close()
+
+
+def audit_records(data_dir: Path) -> list[AuditRecord]:
+    """Every record of the audit log so far (empty before the first one)."""
+    directory = data_dir / "audit"
+    return list(iter_records(directory)) if directory.exists() else []
+
+
+async def wait_audit(
+    data_dir: Path,
+    predicate: Callable[[list[AuditRecord]], bool],
+    *,
+    timeout: float = 60,
+) -> list[AuditRecord]:
+    """The audit log once ``predicate`` holds for it (else the log as it was, to assert on)."""
+    records: list[AuditRecord] = []
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            while True:
+                records = audit_records(data_dir)
+                if predicate(records):
+                    return records
+                await asyncio.sleep(0.1)
+    return records
+
+
+def audit_types_by_job(records: list[AuditRecord]) -> dict[str, Counter[str]]:
+    """Per job, how many audit records of each type."""
+    by_job: dict[str, Counter[str]] = {}
+    for record in records:
+        if record.event.job is not None:
+            by_job.setdefault(record.event.job, Counter())[record.event.type] += 1
+    return by_job
+
+
+async def drain(channel: Any, queue: str) -> list[Any]:
+    """Take every message waiting in ``queue`` (no ack needed: they are gone)."""
+    source = await channel.get_queue(queue, ensure=False)
+    taken = []
+    while (message := await source.get(fail=False, no_ack=True)) is not None:
+        taken.append(message)
+    return taken
+
+
+async def wait_queue_depth(channel: Any, queue: str, depth: int, *, timeout: float = 60) -> int:
+    """Wait until ``queue`` holds at least ``depth`` messages; return how many it holds."""
+    from sealflow_testing import queue_counts
+
+    async with asyncio.timeout(timeout):
+        while True:
+            messages, _ = await queue_counts(channel, queue)
+            if messages >= depth:
+                return messages
+            await asyncio.sleep(0.1)
