@@ -627,6 +627,8 @@ async def _end_session(request: web.Request) -> web.Response:
         and any(_origin(redirect_uri) == _origin(uri) for uri in client.redirect_uris)
     )
     if allowed and claims is not None and redirect_uri is not None:
+        if state is None:
+            return web.Response(status=302, headers={"Location": redirect_uri, **NO_STORE})
         return _redirect(redirect_uri, {"state": state})
     return web.Response(
         text=message_page("Signed out", "You are signed out of Sealflow."),

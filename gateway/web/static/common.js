@@ -2,7 +2,7 @@
 "use strict";
 
 window.Sealflow = (function () {
-  const STATE_ICONS = { queued: "○", parsing: "◐", parsed: "◑", done: "✓", failed: "✕" };
+  const STATE_ICONS = { queued: "○", processing: "◐", done: "✓", failed: "✕" };
 
   function csrfToken() {
     const meta = document.querySelector('meta[name="csrf-token"]');

@@ -141,7 +141,7 @@
       const answer = xhr.response || {};
       if (xhr.status === 202 && answer.jobs && answer.jobs.length) {
         const job = answer.jobs[0];
-        finish(item, true, "queued");
+        finish(item, true, "uploaded");
         showJob({
           job_id: job.job_id, filename: job.filename, size: file.size,
           content_type: file.type || "detected by the gateway", state: job.state,
