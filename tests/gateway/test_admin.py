@@ -18,7 +18,7 @@ from keys import KeyRing, SigningKey
 from schemas import JobSubmitted, ParseRequested
 from store import NewJob
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 ADMIN_ROUTES = [
     ("GET", "/api/audit"),
