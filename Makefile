@@ -18,11 +18,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# System packages the tests use: Compose (only to parse docker-compose.yml; no engine needed).
+# System packages the tests use, from Debian: Chromium for the browser tests (Playwright drives
+# /usr/bin/chromium; it cannot download a browser of its own here) and Compose, only to parse
+# docker-compose.yml (no engine needed).
+CHROMIUM ?= /usr/bin/chromium
+SYSTEM_PACKAGES := $(if $(wildcard $(CHROMIUM)),,chromium) \
+	$(if $(shell command -v docker-compose || (docker compose version >/dev/null 2>&1 && echo y)),,docker-compose)
 system-deps:
-	@if ! command -v docker-compose >/dev/null && ! docker compose version >/dev/null 2>&1; then \
-		echo "installing Debian's docker-compose (to check docker-compose.yml)"; \
-		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq docker-compose >/dev/null; \
+	@if [ -n "$(strip $(SYSTEM_PACKAGES))" ]; then \
+		echo "installing Debian packages: $(strip $(SYSTEM_PACKAGES))"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
 	fi
 
 ## make up: run the whole pipeline on this machine (starts RabbitMQ if it is installed and down)
