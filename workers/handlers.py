@@ -31,7 +31,7 @@ from schemas import (
     ParseFailed,
     ParseRequested,
 )
-from store import InvalidTransition, Job, JobStore, NewJob, NewResult, ResultChunk
+from store import InvalidTransition, Job, JobStore, NewResult, ResultChunk
 
 __all__ = ["WorkerHandlers"]
 
@@ -66,16 +66,12 @@ class WorkerHandlers:
                 "job owner differs from the envelope's subject", reason="owner_mismatch"
             )
         if await self.store.get(job.job_id) is None:
-            await self.store.create(
-                NewJob(
-                    job_id=job.job_id,
-                    owner=job.owner,
-                    filename=job.filename,
-                    content_type=job.content_type,
-                    size=job.size,
-                    blob_sha256=job.blob_sha256,
-                    trace=claims.trace,
-                )
+            # The gateway records a job before publishing it and deletes the record when the
+            # publish is not confirmed (its client got 503). The broker may have had the
+            # message all the same: it must not come back as a job nobody was told about.
+            raise PermanentFailure(
+                "no such job: its upload was withdrawn when its publish was not confirmed",
+                reason="job_unknown",
             )
         try:
             started = await self.store.transition(job.job_id, "processing")

@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -239,27 +239,70 @@ def rabbitmqctl(*args: str, timeout: float = 120) -> None:
 
 @dataclass
 class Outage:
-    """When the broker went away and when it answered again (epoch seconds)."""
+    """The broker going away and coming back; times are epoch seconds."""
 
+    stopping: asyncio.Future[None]
+    """Done once ``rabbitmqctl stop_app`` returned: the broker is down."""
     stopped_at: float = 0.0
     restored_at: float = 0.0
+    """When a fresh AMQP connection first succeeded after ``start_app``."""
+
+    async def down(self) -> None:
+        """Wait until the broker is down."""
+        await self.stopping
+        if not self.stopped_at:
+            self.stopped_at = time.time()
 
 
-@contextlib.contextmanager
-def broker_outage() -> Iterator[Outage]:
-    """``rabbitmqctl stop_app`` now; ``start_app`` + ``await_startup`` on exit, whatever happens.
+@contextlib.asynccontextmanager
+async def broker_outage(amqp_url: str) -> AsyncIterator[Outage]:
+    """Start ``rabbitmqctl stop_app`` now; on exit ``start_app`` + ``await_startup``, always.
 
-    The local broker is shared with other test runs: keep the body short (seconds).
+    The body runs while the broker is stopping (``await outage.down()`` to wait for it), so
+    work is caught in flight. ``rabbitmqctl`` runs in a thread: this process's event loop
+    (an in-process gateway) keeps running and sees the connection drop as it happens. The
+    local broker is shared with other test runs: keep the body short (seconds).
     """
-    outage = Outage()
-    rabbitmqctl("stop_app")
-    outage.stopped_at = time.time()
+    outage = Outage(stopping=asyncio.ensure_future(asyncio.to_thread(rabbitmqctl, "stop_app")))
     try:
         yield outage
+        await outage.down()
     finally:
-        rabbitmqctl("start_app")
-        rabbitmqctl("await_startup")
-        outage.restored_at = time.time()
+        # Shielded: even a test cancelled by its timeout gives the broker back.
+        await asyncio.shield(_restore(amqp_url, outage))
+
+
+async def _restore(amqp_url: str, outage: Outage) -> None:
+    with contextlib.suppress(Exception):
+        await outage.stopping  # never start the app while stop_app still runs
+    starting = asyncio.ensure_future(asyncio.to_thread(_start_broker))
+    probe = asyncio.ensure_future(_first_connection(amqp_url))
+    try:
+        await starting
+        async with asyncio.timeout(60):
+            outage.restored_at = await probe
+    finally:
+        probe.cancel()
+
+
+def _start_broker() -> None:
+    rabbitmqctl("start_app")
+    rabbitmqctl("await_startup")
+
+
+async def _first_connection(amqp_url: str) -> float:
+    """The time a fresh AMQP connection first succeeds (probed every 0.1 s)."""
+    import aio_pika
+
+    while True:
+        try:
+            connection = await aio_pika.connect(amqp_url, timeout=1)
+        except Exception:  # any refusal means "not yet"
+            await asyncio.sleep(0.1)
+            continue
+        at = time.time()
+        await connection.close()
+        return at
 
 
 # -- jobs, and what became of them ----------------------------------------------------------
@@ -330,14 +373,19 @@ class JobLedger:
         self.submitted.append(job_id)
         return job_id
 
+    async def states(self, job_ids: list[str]) -> dict[str, str]:
+        """Each job's state now ("missing" if it has no record)."""
+        states = {}
+        for job_id in job_ids:
+            job = await self.store.get(job_id)
+            states[job_id] = job.state if job is not None else "missing"
+        return states
+
     async def wait_final(self, job_ids: list[str], timeout: float = 90) -> dict[str, str]:
         """Each job's final state, once every one of them has one."""
         async with asyncio.timeout(timeout):
             while True:
-                states = {}
-                for job_id in job_ids:
-                    job = await self.store.get(job_id)
-                    states[job_id] = job.state if job is not None else "missing"
+                states = await self.states(job_ids)
                 if all(state in FINAL_STATES for state in states.values()):
                     return states
                 await asyncio.sleep(0.1)
