@@ -117,6 +117,12 @@ async def test_a_viewer_sees_no_upload_form_and_its_upload_is_refused(
     await _signed_in(page, site, "vera")
     await expect(page.locator("h1")).to_have_text("Your jobs")
     await expect(page.locator("#upload-form")).to_have_count(0)
+    # Keyboard: the first Tab reaches "Skip to content", the next ones the navigation.
+    await page.keyboard.press("Tab")
+    await expect(page.locator("a.skip")).to_be_focused()
+    await page.keyboard.press("Tab")
+    await page.keyboard.press("Tab")
+    await expect(page.locator("nav a >> text=Jobs")).to_be_focused()
     status = await page.evaluate(
         """async () => {
             const data = new FormData();
