@@ -2,14 +2,22 @@
 
 Bounded: at most ``max_entries`` live revocations (lapsed ones are pruned first); beyond that
 the oldest-lapsing one is dropped with a warning rather than the process growing without end.
+
+With a ``journal`` (``SEALFLOW_DATA_DIR/revocations.jsonl``, shared by the daemons of one
+machine) every applied revocation is appended, and a daemon that starts loads them before it
+takes a message: the control fanout reaches only the processes running when it was sent, so
+without it a worker restarted after a revocation would accept what it must refuse.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import time
+from pathlib import Path
 
 import structlog
+from pydantic import ValidationError
 
 from schemas import Revocation
 
@@ -17,19 +25,67 @@ __all__ = ["RevocationList"]
 
 _log = structlog.get_logger("sealflow.revocation")
 
+MAX_JOURNAL_BYTES = 16 * 1024 * 1024
+"""Most of the journal read at start (about 50,000 revocations)."""
+
 
 class RevocationList:
     """The envelope's ``Revocations``: a dict lookup per kind on the hot path."""
 
-    def __init__(self, max_entries: int = 100_000) -> None:
+    def __init__(self, max_entries: int = 100_000, *, journal: Path | None = None) -> None:
         self.max_entries = max_entries
+        self.journal = journal
         self._until: dict[str, dict[str, float]] = {"kid": {}, "jti": {}, "sub": {}}
+        self._seen: set[str] = set()
 
     def __len__(self) -> int:
         return sum(len(entries) for entries in self._until.values())
 
     def add(self, revocation: Revocation) -> None:
-        """Start enforcing ``revocation`` (idempotent; a later ``until`` extends it)."""
+        """Start enforcing ``revocation`` (idempotent; a later ``until`` extends it).
+
+        It is appended to the journal first, so it is enforced only once it is durable.
+        """
+        if self.journal is not None and revocation.revocation_id not in self._seen:
+            self._append(revocation)
+        self._apply(revocation)
+
+    def restore(self, now: float | None = None) -> int:
+        """Apply the journal's revocations that have not lapsed; returns how many."""
+        if self.journal is None or not self.journal.exists():
+            return 0
+        moment = time.time() if now is None else now
+        restored = skipped = 0
+        with self.journal.open("rb") as handle:
+            data = handle.read(MAX_JOURNAL_BYTES)
+        for line in data.splitlines():
+            try:
+                revocation = Revocation.model_validate_json(line)
+            except ValidationError:
+                skipped += 1
+                continue
+            if revocation.until is not None and revocation.until.timestamp() <= moment:
+                continue
+            self._apply(revocation)
+            restored += 1
+        if skipped:
+            _log.warning("revocation.journal_lines_skipped", count=skipped)
+        return restored
+
+    def _append(self, revocation: Revocation) -> None:
+        assert self.journal is not None
+        self.journal.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        line = revocation.model_dump_json().encode("utf-8") + b"\n"
+        # One O_APPEND write per line: daemons sharing the file never interleave within one.
+        fd = os.open(self.journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _apply(self, revocation: Revocation) -> None:
+        self._seen.add(revocation.revocation_id)
         until = revocation.until.timestamp() if revocation.until is not None else math.inf
         entries = self._until[revocation.kind]
         entries[revocation.value] = max(until, entries.get(revocation.value, -math.inf))

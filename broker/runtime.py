@@ -58,7 +58,7 @@ class ServiceRuntime:
             ring.signing_key(), policy=self.policy, lifetime=self.settings.envelope_lifetime
         )
         self.trust = TrustStoreFile(keys_dir / "trust.json", min_interval=1.0)
-        self.revocations = RevocationList()
+        self.revocations = RevocationList(journal=self.settings.data_dir / "revocations.jsonl")
         self.control: ControlSubscriber | None = None
         self.replay = ReplayCache(
             self.settings.replay_cache_entries,
@@ -101,6 +101,7 @@ class ServiceRuntime:
         )
         await self.control.start()
         restored = self.replay.restore(time.time())
+        revoked = self.revocations.restore(time.time())
         self._tasks.append(asyncio.create_task(self._watch_keys(), name="watch-keys"))
         self._tasks.append(asyncio.create_task(self._flush_replay(), name="flush-replay"))
         _log.info(
@@ -108,6 +109,7 @@ class ServiceRuntime:
             namespace=self.settings.namespace,
             kid=self.sealer.kid,
             replay_restored=restored,
+            revocations_restored=revoked,
         )
 
     def consume(
