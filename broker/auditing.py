@@ -79,7 +79,10 @@ class BrokerAuditSink:
             event,
             typ=f"audit.{event.type}",
             aud="audit",
-            sub=event.subject or event.actor or event.source,
+            # The emitting service speaks for itself: the user an event is about is in the
+            # event, not in ``sub``, so revoking that user never silences the audit of what
+            # was refused in their name.
+            sub=event.source,
             job=event.job,
             trace=event.trace,
         )

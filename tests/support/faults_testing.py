@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from audit import AuditRecord, iter_records
-from broker import BrokerAuditSink, Publisher, make_audit_event
+from broker import BrokerAuditSink, Publisher, Sealed, make_audit_event
 from schemas import JobSubmitted
 from store import BlobStore, JobStore, NewJob
 
@@ -325,8 +325,10 @@ class JobLedger:
     def blobs(self) -> BlobStore:
         return BlobStore(self.data_dir / "blobs")
 
-    async def submit(self, data: bytes, *, owner: str = "alice", name: str = "doc.txt") -> str:
-        """Blob, job record, ``job.submitted`` sealed for the worker, and its audit event."""
+    async def prepare(
+        self, data: bytes, *, owner: str = "alice", name: str = "doc.txt"
+    ) -> JobSubmitted:
+        """Store the blob and record the job, as the gateway does before it publishes."""
         sha = await asyncio.to_thread(self.blobs.put, data)
         job_id, trace = secrets.token_hex(16), secrets.token_hex(16)
         await self.store.create(
@@ -340,23 +342,32 @@ class JobLedger:
                 trace=trace,
             )
         )
-        sealed = await self.publisher.send(
-            JobSubmitted(
-                job_id=job_id,
-                owner=owner,
-                filename=name,
-                content_type="text/plain",
-                size=len(data),
-                blob_sha256=sha,
-                submitted_at=datetime.now(UTC),
-            ),
+        return JobSubmitted(
+            job_id=job_id,
+            owner=owner,
+            filename=name,
+            content_type="text/plain",
+            size=len(data),
+            blob_sha256=sha,
+            submitted_at=datetime.now(UTC),
+        )
+
+    def seal(self, message: JobSubmitted) -> Sealed:
+        """``job.submitted`` sealed for the worker, acting for the job's owner."""
+        return self.publisher.sealer.seal(
+            message,
             typ="job.submitted",
             aud="worker",
-            sub=owner,
-            job=job_id,
+            sub=message.owner,
+            job=message.job_id,
             act={"sub": "gateway"},
-            trace=trace,
         )
+
+    async def submit(self, data: bytes, *, owner: str = "alice", name: str = "doc.txt") -> str:
+        """Blob, job record, ``job.submitted`` sealed for the worker, and its audit event."""
+        message = await self.prepare(data, owner=owner, name=name)
+        sealed = self.seal(message)
+        await self.publisher.publish(sealed)
         await BrokerAuditSink(self.publisher).emit(
             make_audit_event(
                 source="gateway",
@@ -365,13 +376,12 @@ class JobLedger:
                 outcome="success",
                 actor=owner,
                 subject=owner,
-                job=job_id,
-                trace=trace,
+                job=message.job_id,
                 jti=sealed.jti,
             )
         )
-        self.submitted.append(job_id)
-        return job_id
+        self.submitted.append(message.job_id)
+        return message.job_id
 
     async def states(self, job_ids: list[str]) -> dict[str, str]:
         """Each job's state now ("missing" if it has no record)."""
