@@ -49,3 +49,4 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/envelope.py
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/gateway.py
