@@ -77,6 +77,7 @@ class Reason(StrEnum):
     WRONG_TYP = "wrong_typ"
     MISSING_KID = "missing_kid"
     UNKNOWN_KID = "unknown_kid"
+    KEY_RETIRED = "key_retired"
     ALG_KEY_MISMATCH = "alg_key_mismatch"
     BAD_SIGNATURE = "bad_signature"
     MALFORMED_CLAIMS = "malformed_claims"
@@ -571,6 +572,14 @@ class Opener:
         if key is None and self.trust.refresh():
             key = self.trust.lookup(kid, now)
         if key is None:
+            # A trust store that still lists the key (past its not_after) can say why.
+            owner = getattr(self.trust, "service_of", None)
+            service = owner(kid) if callable(owner) else None
+            if isinstance(service, str):
+                raise EnvelopeError(
+                    Reason.KEY_RETIRED,
+                    f"kid {kid!r} of {service} was retired and is no longer accepted",
+                )
             raise EnvelopeError(Reason.UNKNOWN_KID, f"kid {kid!r} is not trusted")
         return key
 
