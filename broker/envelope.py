@@ -428,6 +428,8 @@ class Opener:
                 raise EnvelopeError(Reason.MALFORMED_HEADER, "envelope is not ASCII") from exc
         if not isinstance(token, str):
             raise EnvelopeError(Reason.MALFORMED_HEADER, "envelope header is not a string")
+        if not token.isascii():  # a compact JWS is ASCII; found by tests/fuzz
+            raise EnvelopeError(Reason.MALFORMED_HEADER, "envelope is not ASCII")
         if len(token) > self.max_header_bytes:
             raise EnvelopeError(
                 Reason.HEADER_TOO_LARGE,
