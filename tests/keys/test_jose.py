@@ -1,12 +1,33 @@
-"""PyJWT is used in one module only, so that every JOSE decision can be audited in one place."""
+"""``keys.jose``: the one module that uses PyJWT, and its checked token decoding."""
 
 from __future__ import annotations
 
 import ast
+import base64
+import json
+import time
 from pathlib import Path
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from keys import KeyRing, TokenError
+from keys.jose import decode_token, encode_token
+
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ["schemas", "keys", "broker", "store", "identity", "gateway", "workers", "parser", "audit", "sealflow"]
+PACKAGES = [
+    "schemas",
+    "keys",
+    "broker",
+    "store",
+    "identity",
+    "gateway",
+    "workers",
+    "parser",
+    "audit",
+    "sealflow",
+]
 
 
 def _imports_jwt(path: Path) -> bool:
@@ -31,3 +52,136 @@ def test_only_keys_jose_imports_pyjwt() -> None:
         if _imports_jwt(path)
     )
     assert importers == ["keys/jose.py"]
+
+
+# -- decode_token: every check, each with its reason ------------------------------------------
+
+
+ISSUER, AUDIENCE, TYP = "https://id.example", "api", "at+jwt"
+
+
+@pytest.fixture(scope="module")
+def ring(tmp_path_factory: pytest.TempPathFactory) -> KeyRing:
+    return KeyRing.create(tmp_path_factory.mktemp("keys"), "identity")
+
+
+def _claims(**overrides: object) -> dict[str, object]:
+    now = int(time.time())
+    claims: dict[str, object] = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": "alice",
+        "iat": now,
+        "exp": now + 60,
+    }
+    claims.update(overrides)
+    return {k: v for k, v in claims.items() if v is not None}
+
+
+def _decode(ring: KeyRing, token: str, **kwargs: object) -> dict[str, object]:
+    options: dict[str, object] = {"typ": TYP, "issuer": ISSUER, "audience": AUDIENCE, "leeway": 5}
+    options.update(kwargs)
+    return decode_token(token, ring.verification_keys(), **options)  # type: ignore[arg-type]
+
+
+def _b64(data: dict[str, object]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def _reason(ring: KeyRing, token: str, **kwargs: object) -> str:
+    with pytest.raises(TokenError) as caught:
+        _decode(ring, token, **kwargs)
+    return caught.value.reason
+
+
+def test_a_valid_token_decodes(ring: KeyRing) -> None:
+    token = encode_token(ring.signing_key(), _claims(), TYP)
+    assert _decode(ring, token)["sub"] == "alice"
+
+
+def test_audience_may_be_a_list(ring: KeyRing) -> None:
+    token = encode_token(ring.signing_key(), _claims(aud=["other", AUDIENCE]), TYP)
+    assert _decode(ring, token)["sub"] == "alice"
+
+
+@pytest.mark.parametrize(
+    ("claims", "reason"),
+    [
+        ({"iss": "https://evil.example"}, "wrong_issuer"),
+        ({"aud": "other"}, "wrong_audience"),
+        ({"aud": ["other"]}, "wrong_audience"),
+        ({"aud": 7}, "invalid"),
+        ({"exp": int(time.time()) - 60}, "expired"),
+        ({"iat": int(time.time()) + 600, "exp": int(time.time()) + 900}, "issued_in_future"),
+        ({"nbf": int(time.time()) + 600}, "not_yet_valid"),
+        ({"exp": True}, "invalid"),
+        ({"exp": "soon"}, "invalid"),
+        ({"sub": 5}, "invalid"),
+        ({"sub": None}, "invalid"),
+    ],
+)
+def test_claims_are_checked(ring: KeyRing, claims: dict[str, object], reason: str) -> None:
+    token = encode_token(ring.signing_key(), _claims(**claims), TYP)
+    assert _reason(ring, token) == reason
+
+
+def test_wrong_typ_is_refused(ring: KeyRing) -> None:
+    token = encode_token(ring.signing_key(), _claims(), "JWT")
+    assert _reason(ring, token) == "wrong_typ"
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        ({"alg": "none", "typ": TYP}, "alg_not_allowed"),
+        ({"alg": "HS256", "typ": TYP}, "alg_not_allowed"),
+        ({"alg": "ES256", "typ": TYP, "kid": "nope"}, "unknown_kid"),
+        (
+            {"alg": "ES256", "typ": TYP, "jku": "https://evil.example/jwks"},
+            "forbidden_header_param",
+        ),
+    ],
+)
+def test_headers_are_checked_before_any_key_is_used(
+    ring: KeyRing, header: dict[str, object], reason: str
+) -> None:
+    token = f"{_b64(header)}.{_b64(_claims())}.c2ln"
+    assert _reason(ring, token) == reason
+
+
+def test_alg_of_another_key_type_is_refused(ring: KeyRing) -> None:
+    kid = ring.signing_key().kid
+    token = f"{_b64({'alg': 'RS256', 'typ': TYP, 'kid': kid})}.{_b64(_claims())}.c2ln"
+    assert _reason(ring, token) == "alg_key_mismatch"
+
+
+def test_a_tampered_payload_fails_the_signature(ring: KeyRing) -> None:
+    header, _, signature = encode_token(ring.signing_key(), _claims(), TYP).split(".")
+    forged = f"{header}.{_b64(_claims(sub='mallory'))}.{signature}"
+    assert _reason(ring, forged) == "bad_signature"
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["", "a.b", "a.b.c.d", "!!!.e30.c2ln", "W10.e30.c2ln", "e30.e30.a", "x" * 9000],
+)
+def test_malformed_tokens_are_refused(ring: KeyRing, token: str) -> None:
+    assert _reason(ring, token) in {"malformed", "wrong_typ"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_any_single_character_change_is_refused(ring: KeyRing, data: st.DataObject) -> None:
+    token = encode_token(ring.signing_key(), _claims(), TYP)
+    index = data.draw(st.integers(0, len(token) - 1))
+    replacement = data.draw(st.sampled_from("ABCabc0129-_.="))
+    mutated = token[:index] + replacement + token[index + 1 :]
+    if mutated == token:
+        return
+    try:
+        claims = _decode(ring, mutated)
+    except TokenError:
+        return
+    # Base64url's last character carries unused bits: a change there may decode to the same
+    # bytes, and then the token is the same token.
+    assert claims == _decode(ring, token)
