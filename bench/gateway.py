@@ -338,7 +338,7 @@ def _report(
     print(
         f"\ntoken validation, µs per token ({args.tokens} tokens, ES256):\n"
         f"  Authenticator.authenticate, never-seen token  {validation['cold_us']:8.1f}\n"
-        f"  keys.verify_access_token (PyJWT decode)       {validation['bare_verify_us']:8.1f}\n"
+        f"  keys.verify_access_token (keys.jose decode)  {validation['bare_verify_us']:8.1f}\n"
         f"  signature check alone (cryptography)          {validation['crypto_us']:8.1f}\n"
         f"  Authenticator.authenticate, cached token      {validation['cached_us']:8.2f}"
     )
