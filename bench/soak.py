@@ -43,6 +43,7 @@ from typing import Any
 import structlog
 from daemons import SERVICES, Daemons, daemon_env
 from forgeries import KINDS, QUEUES, Forger, Forgery
+from unsealed import UnsealedOpener, UnsealedSealer
 
 from audit import iter_records, verify_log
 from broker import (
@@ -85,6 +86,13 @@ class SoakConfig:
     in_flight: int = 64
     timeout: float = 1800.0
     rss_every: int = 1000
+    unsealed: bool = False
+    """Bench only (``bench/e2e.py``): the daemons and this process with envelopes switched off
+    (``bench/unsealed.py``); forgeries would be accepted, so none are injected."""
+
+    def __post_init__(self) -> None:
+        if self.unsealed and (self.n_forgeries or self.n_kills or self.broker_restarts):
+            raise ValueError("an unsealed run takes no faults: set forgeries=0 and kills=0")
 
     @property
     def n_forgeries(self) -> int:
@@ -342,7 +350,7 @@ class Soak:
             channel = await open_channel(connection)
             listen_channel = await open_channel(connection, prefetch=256)
             await self.topology.declare(channel)
-            daemons = await asyncio.to_thread(Daemons.start_all, env)
+            daemons = await asyncio.to_thread(Daemons.start_all, env, unsealed=self.config.unsealed)
             try:
                 await self._run_with(daemons, channel, listen_channel)
             finally:
@@ -357,14 +365,17 @@ class Soak:
         return self.report
 
     async def _run_with(self, daemons: Daemons, channel: Any, listen_channel: Any) -> None:
-        gateway = Sealer(KeyRing.load(self.keys_dir, "gateway").signing_key())
+        sealer_class, opener_class = (
+            (UnsealedSealer, UnsealedOpener) if self.config.unsealed else (Sealer, Opener)
+        )
+        gateway = sealer_class(KeyRing.load(self.keys_dir, "gateway").signing_key())
         worker = Sealer(KeyRing.load(self.keys_dir, "worker").signing_key())
         publisher = Publisher(channel, self.topology, gateway)
         audit = BrokerAuditSink(publisher)
         forger = Forger(publisher, gateway, worker)
         self.store = store = await JobStore.open(self.data_dir / "jobs.db")
         blobs = BlobStore(self.data_dir / "blobs")
-        opener = Opener(
+        opener = opener_class(
             "gateway",
             TrustStoreFile(self.keys_dir / "trust.json"),
             replay=ReplayCache(self.config.jobs * 4 + 10_000),

@@ -12,7 +12,7 @@ import pytest
 
 _BENCH = str(Path(__file__).resolve().parents[2] / "bench")
 if _BENCH not in sys.path:
-    sys.path.insert(0, _BENCH)
+    sys.path.append(_BENCH)  # after the packages: bench/gateway.py must not shadow gateway
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
