@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from aio_pika.exceptions import AMQPError
 from daemons import SERVICES, Daemons, daemon_env
 from forgeries import KINDS, QUEUES, Forger, Forgery
 from unsealed import UnsealedOpener, UnsealedSealer
@@ -303,6 +304,14 @@ async def queue_counts(channel: Any, name: str) -> tuple[int, int]:
     return int(result.message_count or 0), int(result.consumer_count or 0)
 
 
+async def _counts_or_none(channel: Any, names: list[str]) -> list[int] | None:
+    """Message counts of ``names``, or ``None`` while the broker is away (someone restarts it)."""
+    try:
+        return [(await queue_counts(channel, name))[0] for name in names]
+    except (AMQPError, ConnectionError, RuntimeError):
+        return None
+
+
 def rabbitmqctl(*args: str) -> None:
     """Run ``rabbitmqctl`` on the local broker (bounded in time)."""
     subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
@@ -547,11 +556,10 @@ class Soak:
             return forger.replay_of(sealed)
         return None
 
-    async def _dead_letter_count(self, channel: Any) -> int:
-        total = 0
-        for base in (*QUEUES, "gateway.events"):
-            total += (await queue_counts(channel, self.topology.queue(f"{base}.dlq")))[0]
-        return total
+    async def _dead_letter_count(self, channel: Any) -> int | None:
+        names = [self.topology.queue(f"{base}.dlq") for base in (*QUEUES, "gateway.events")]
+        counts = await _counts_or_none(channel, names)
+        return None if counts is None else sum(counts)
 
     def _audit_rejections(self) -> set[str]:
         ids: set[str] = set()
@@ -570,7 +578,7 @@ class Soak:
             while True:
                 dead = await self._dead_letter_count(channel)
                 audited = len(await asyncio.to_thread(self._audit_rejections))
-                if dead >= expected and audited >= expected:
+                if dead is not None and dead >= expected and audited >= expected:
                     return
                 await asyncio.sleep(0.2)
 
@@ -580,8 +588,8 @@ class Soak:
         names += [self.topology.retry_queue(q) for q in QUEUES]
         async with asyncio.timeout(timeout):
             while True:
-                counts = [(await queue_counts(channel, name))[0] for name in names]
-                if not any(counts):
+                counts = await _counts_or_none(channel, names)
+                if counts is not None and not any(counts):
                     return
                 await asyncio.sleep(0.2)
 
@@ -703,7 +711,7 @@ async def restart_broker(channel: Any, topology: Topology, outage: float) -> dic
     async with asyncio.timeout(180):
         while waiting:
             for service, queue in list(waiting.items()):
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(AMQPError, ConnectionError, RuntimeError):
                     if (await queue_counts(channel, topology.queue(queue)))[1] >= 1:
                         recovered[f"{service}_s"] = round(time.monotonic() - up, 2)
                         del waiting[service]
