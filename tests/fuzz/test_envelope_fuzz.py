@@ -26,6 +26,7 @@ DEFAULT_EXAMPLES = 150
 """Per property in the default suite (seconds in all)."""
 SLOW_EXAMPLES = int(os.environ.get("SEALFLOW_FUZZ_EXAMPLES", "10000"))
 """Per property under ``-m slow``; docs/security.md records the count behind its figures."""
+pytestmark = pytest.mark.timeout(3600)  # the slow variants run for many minutes
 _HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 
 

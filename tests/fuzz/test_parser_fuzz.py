@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from parser import ParsedDocument, ParseError, ParseLimits, parse_bytes
 from parser.errors import PARSE_ERROR_REASONS
 
+pytestmark = pytest.mark.timeout(3600)  # the slow variants run for many minutes
 DEFAULT_EXAMPLES = 100
 SLOW_EXAMPLES = int(os.environ.get("SEALFLOW_FUZZ_EXAMPLES", "10000")) // 2
 LIMITS = ParseLimits(
