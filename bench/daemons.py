@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,10 +159,6 @@ class Daemon:
         assert self.process is not None
         return sum(_rss(pid) for pid in (self.process.pid, *_children(self.process.pid)))
 
-    def own_rss(self) -> int:
-        """Resident set size in bytes of the daemon process alone."""
-        return _rss(self.pid)
-
 
 def _rss(pid: int) -> int:
     try:
@@ -224,8 +219,3 @@ class Daemons:
             if daemon is not None and daemon.process is not None:
                 codes[service] = daemon.stop()
         return codes
-
-
-def monotonic() -> float:
-    """The clock every figure here is measured with."""
-    return time.monotonic()
