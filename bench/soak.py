@@ -574,13 +574,21 @@ class Soak:
     async def _wait_accounted(self, channel: Any, timeout: float = 120) -> None:
         """Until every forgery so far is dead-lettered and audited (bounded)."""
         expected = len(self.forgeries)
-        async with asyncio.timeout(timeout):
-            while True:
-                dead = await self._dead_letter_count(channel)
-                audited = len(await asyncio.to_thread(self._audit_rejections))
-                if dead is not None and dead >= expected and audited >= expected:
-                    return
-                await asyncio.sleep(0.2)
+        dead: int | None = None
+        audited = 0
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    dead = await self._dead_letter_count(channel)
+                    audited = len(await asyncio.to_thread(self._audit_rejections))
+                    if dead is not None and dead >= expected and audited >= expected:
+                        return
+                    await asyncio.sleep(0.2)
+        except TimeoutError as exc:
+            kinds = [f"{f.kind}@{f.queue}" for f in self.forgeries]
+            raise TimeoutError(
+                f"{expected} forgeries {kinds}: {dead} dead letters, {audited} audited"
+            ) from exc
 
     async def _wait_drained(self, channel: Any, timeout: float = 120) -> None:
         """Until the daemons' queues and retry queues are empty (all work acknowledged)."""
