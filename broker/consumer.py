@@ -8,6 +8,7 @@ dead-lettered with ``x-sealflow-reject-reason`` and audited; its handler never r
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -20,7 +21,7 @@ import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from aio_pika.exceptions import AMQPError
 
-from broker.auditing import AuditSink, make_audit_event
+from broker.auditing import AuditSink, derived_event_id, make_audit_event
 from broker.connection import CANCEL_TIMEOUT
 from broker.envelope import EnvelopeError, Opened, Opener, Reason
 from broker.errors import PermanentFailure, PublishFailed
@@ -34,6 +35,7 @@ from broker.metrics import (
 from broker.publisher import Publisher
 from broker.settings import BrokerSettings
 from broker.topology import ATTEMPT_HEADER, REJECT_REASON_HEADER, Topology
+from schemas import AuditEvent
 
 __all__ = ["Consumer", "Delivery", "Handler"]
 
@@ -229,26 +231,22 @@ class Consumer:
             return
         MESSAGES_REJECTED.labels(self.service, str(error.reason)).inc()
         _log.warning("envelope.rejected", reason=str(error.reason), detail=error.detail)
-        await self._dead_letter(message, str(error.reason), error.detail, audit=False)
-        try:
-            await self.audit.emit(
-                make_audit_event(
-                    source=self.service,
-                    type="envelope.rejected",
-                    action=f"open {message.type or 'unknown'}"[:64],
-                    outcome="rejected",
-                    actor=claims.iss if claims is not None else None,
-                    subject=claims.sub if claims is not None else None,
-                    reason=str(error.reason),
-                    job=claims.job if claims is not None else None,
-                    trace=claims.trace if claims is not None else None,
-                    jti=claims.jti if claims is not None else None,
-                    detail=f"{error.detail}; queue={self.queue}; "
-                    f"message_id={_printable(message.message_id)} (unverified)",
-                )
-            )
-        except PublishFailed as exc:
-            _log.error("audit.emit_failed", error=exc.detail)
+        event = make_audit_event(
+            source=self.service,
+            type="envelope.rejected",
+            action=f"open {message.type or 'unknown'}"[:64],
+            outcome="rejected",
+            actor=claims.iss if claims is not None else None,
+            subject=claims.sub if claims is not None else None,
+            reason=str(error.reason),
+            job=claims.job if claims is not None else None,
+            trace=claims.trace if claims is not None else None,
+            jti=claims.jti if claims is not None else None,
+            detail=f"{error.detail}; queue={self.queue}; "
+            f"message_id={_printable(message.message_id)} (unverified)",
+            event_id=_decision_id(self.service, "envelope.rejected", message, str(error.reason)),
+        )
+        await self._dead_letter(message, str(error.reason), error.detail, event=event)
 
     async def _retry_or_dead_letter(
         self, message: AbstractIncomingMessage, delivery: Delivery, failure: BaseException
@@ -292,8 +290,19 @@ class Consumer:
         await self._ack(message)
 
     async def _dead_letter(
-        self, message: AbstractIncomingMessage, reason: str, detail: str, *, audit: bool = True
+        self,
+        message: AbstractIncomingMessage,
+        reason: str,
+        detail: str,
+        *,
+        event: AuditEvent | None = None,
     ) -> None:
+        """Copy ``message`` to its DLQ with the reason, audit the decision, and only then ack.
+
+        Acking last means a crash or a broker outage in between loses no decision: the message
+        comes back, is refused again, and the audit log (which deduplicates by event id, fixed
+        by the message and reason) records it once.
+        """
         headers = dict(message.headers or {})
         headers[REJECT_REASON_HEADER] = reason
         headers["x-sealflow-reject-detail"] = detail[:500]
@@ -320,23 +329,27 @@ class Consumer:
             _log.error("dead_letter.publish_failed", reason=reason, error=exc.detail)
             await self._nack(message)
             return
-        if audit:
-            try:
-                await self.audit.emit(
-                    make_audit_event(
-                        source=self.service,
-                        type="message.dead_lettered",
-                        action=f"handle {message.type or 'unknown'}"[:64],
-                        outcome="failure",
-                        reason=reason[:64],
-                        detail=detail,
-                        job=structlog.contextvars.get_contextvars().get("job"),
-                        jti=structlog.contextvars.get_contextvars().get("jti"),
-                        trace=structlog.contextvars.get_contextvars().get("trace"),
-                    )
-                )
-            except PublishFailed as exc:
-                _log.error("audit.emit_failed", error=exc.detail)
+        if event is None:
+            context = structlog.contextvars.get_contextvars()
+            event = make_audit_event(
+                source=self.service,
+                type="message.dead_lettered",
+                action=f"handle {message.type or 'unknown'}"[:64],
+                outcome="failure",
+                reason=reason[:64],
+                detail=detail,
+                job=context.get("job"),
+                jti=context.get("jti"),
+                trace=context.get("trace"),
+                event_id=_decision_id(self.service, "message.dead_lettered", message, reason),
+            )
+        try:
+            await self.audit.emit(event)
+        except PublishFailed as exc:
+            _log.error("audit.emit_failed", error=exc.detail)
+            await asyncio.sleep(1.0)  # the broker is struggling: do not spin on the message
+            await self._nack(message)
+            return
         await self._ack(message)
 
     async def _ack(self, message: AbstractIncomingMessage) -> None:
@@ -351,6 +364,16 @@ class Consumer:
             await message.nack(requeue=True)
         except (AMQPError, ConnectionError, RuntimeError) as exc:
             _log.warning("nack.failed", error=str(exc))
+
+
+def _decision_id(service: str, kind: str, message: AbstractIncomingMessage, reason: str) -> str:
+    """One audit id per refused message and reason, however often it comes back.
+
+    The body's digest is part of it, so distinct messages that share (or lack) an id stay
+    distinct records.
+    """
+    digest = hashlib.sha256(message.body).hexdigest()
+    return derived_event_id(service, kind, str(message.message_id), digest, reason)
 
 
 def _attempt(headers: Mapping[str, Any] | None) -> int:

@@ -137,6 +137,45 @@ async def test_handled_message_is_acked_once(rig: Rig) -> None:
     assert messages == 0
 
 
+async def test_a_rejection_is_acked_only_once_it_is_audited(rig: Rig) -> None:
+    """The audit publish fails once: the message comes back, is refused again, and the two
+    refusals are one decision (same event id), recorded once the audit publish goes through."""
+    failures = 1
+    events: list[AuditEvent] = []
+
+    class FlakyAudit:
+        async def emit(self, event: AuditEvent) -> None:
+            nonlocal failures
+            if failures:
+                failures -= 1
+                raise PublishFailed("audit exchange unreachable (test)")
+            events.append(event)
+
+    rig.audit = FlakyAudit()  # type: ignore[assignment]
+
+    async def handler(opened: Opened[Any], delivery: Delivery) -> None:
+        raise AssertionError("a rejected envelope must never be handled")
+
+    consumer = rig.consumer(handler)
+    await consumer.start()
+    sealed = rig.publisher.sealer.seal(
+        job_message(), typ="job.submitted", aud="worker", sub="alice"
+    )
+    amqp = rig.publisher.message_for(sealed)
+    amqp.message_id = "1" * 32
+    await rig.publisher.publish_raw(amqp, routing_key=rig.topology.queue("worker.jobs"))
+    async with asyncio.timeout(20):
+        while not events:
+            await asyncio.sleep(0.05)
+    await consumer.stop()
+    [event] = events
+    assert (event.type, event.reason) == ("envelope.rejected", "jti_mismatch")
+    messages, _ = await queue_counts(rig.channel, rig.topology.queue("worker.jobs"))
+    assert messages == 0
+    dead = await rig.dead_letter()
+    assert dead.headers[REJECT_REASON_HEADER] == "jti_mismatch"
+
+
 async def test_transient_failure_is_retried_with_backoff_then_succeeds(rig: Rig) -> None:
     attempts: list[int] = []
     done = asyncio.Event()
@@ -269,7 +308,9 @@ async def test_stop_returns_when_the_connection_is_already_gone(
         channel=channel,
         topology=topology,
         opener=Opener("worker", TrustStoreFile(keys_dir / "trust.json"), replay=ReplayCache(10)),
-        publisher=Publisher(channel, topology, Sealer(KeyRing.load(keys_dir, "worker").signing_key())),
+        publisher=Publisher(
+            channel, topology, Sealer(KeyRing.load(keys_dir, "worker").signing_key())
+        ),
         audit=_Audit(),
         handlers={},
         settings=settings,
