@@ -50,3 +50,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/envelope.py
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/gateway.py
+	$(BIN)/python bench/e2e.py
