@@ -9,7 +9,7 @@ from gateway.web.context import WEB_KEY, WebContext
 from gateway.web.csrf import CSRF_FIELD, CSRF_HEADER, CsrfRejected
 from gateway.web.navigation import login_path, safe_return_path
 from gateway.web.oidc import Discovery, OidcClient, OidcError, TokenResponse, s256
-from gateway.web.secret import SESSION_KEY_FILE, SessionSecretError, load_session_secret
+from gateway.web.session_key import SESSION_KEY_FILE, SessionSecretError, load_session_secret
 from gateway.web.sessions import BoundedStore, PendingLogin, SessionStores, TokenSet, WebSession
 from gateway.web.settings import WEB_CLIENT_ID, WEB_GRANT_TYPES, WEB_SCOPE, WebSettings
 from gateway.web.setup import SESSION_COOKIE, setup_web

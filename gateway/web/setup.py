@@ -33,7 +33,7 @@ from gateway.web.navigation import login_path
 from gateway.web.oidc import OidcClient
 from gateway.web.pages import SignInNeeded, add_page_routes
 from gateway.web.render import filesize, highlight, iso, render, when
-from gateway.web.secret import load_session_secret
+from gateway.web.session_key import load_session_secret
 from gateway.web.sessions import SessionStores
 from gateway.web.settings import WebSettings
 from gateway.web.signin import add_signin_routes
