@@ -35,9 +35,14 @@ from sealflow.client.payload import FilePayload
 from sealflow.client.settings import ClientSettings
 from sealflow.client.sse import iter_events
 
-__all__ = ["POLL_INTERVAL", "GatewayClient"]
+__all__ = ["MIN_PREFIX", "POLL_INTERVAL", "GatewayClient"]
 
 POLL_INTERVAL: Final = 1.0
+# A prefix shorter than this would match too much to be worth a lookup; a job id is 32 hex digits.
+MIN_PREFIX: Final = 4
+_FULL_ID_LENGTH: Final = 32
+_PREFIX_PAGE: Final = 200
+_PREFIX_MAX_PAGES: Final = 50
 _MAX_ERROR_BODY: Final = 64 * 1024
 _MAX_DETAIL: Final = 500
 _log = structlog.get_logger("sealflow.client.gateway")
@@ -184,6 +189,32 @@ class GatewayClient:
         if cursor:
             params["cursor"] = cursor
         return await self._json(JobPage, "GET", "/api/jobs", params=params)
+
+    async def resolve_job_id(self, text: str, *, all_owners: bool = False) -> str:
+        """The one job whose id starts with ``text``, so that a short id from a table round-trips.
+
+        A full-length id is taken as it is; a prefix is looked up in the caller's jobs (every
+        owner's with ``all_owners``), at most ``_PREFIX_MAX_PAGES`` pages deep.
+        """
+        wanted = text.strip().lower()
+        if len(wanted) >= _FULL_ID_LENGTH:
+            return wanted
+        if len(wanted) < MIN_PREFIX:
+            raise ApiError(400, "bad_request", f"give at least {MIN_PREFIX} characters of a job id")
+        matches: list[str] = []
+        cursor: str | None = None
+        for _ in range(_PREFIX_MAX_PAGES):
+            page = await self.list_jobs(all_owners=all_owners, limit=_PREFIX_PAGE, cursor=cursor)
+            matches.extend(job.job_id for job in page.jobs if job.job_id.startswith(wanted))
+            cursor = page.next
+            if len(matches) > 1 or cursor is None:
+                break
+        if not matches:
+            raise ApiError(404, "not_found", f"no job of yours has an id starting with {wanted}")
+        if len(matches) > 1:
+            shown = ", ".join(matches[:5])
+            raise ApiError(409, "ambiguous_id", f"{wanted} starts several job ids: {shown}")
+        return matches[0]
 
     async def get_job(self, job_id: str) -> JobDetail:
         """``GET /api/jobs/{id}``."""

@@ -68,6 +68,15 @@ def _state(state: str) -> str:
     return f"[{_COLOURS.get(state, 'yellow')}]{escape(state)}[/]"
 
 
+def _job_table(*columns: str) -> Table:
+    """A table whose first column shows job ids whole, so that they can be copied back."""
+    table = Table()
+    table.add_column("job", no_wrap=True, overflow="fold", min_width=32)
+    for column in columns:
+        table.add_column(column)
+    return table
+
+
 def _when(moment: datetime | None) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment is not None else ""
 
@@ -147,7 +156,7 @@ def upload(files: tuple[Path, ...], wait: float | None) -> None:
         return await _upload_all(context, list(files), wait)
 
     rows = run_client(main)
-    table = Table("job", "file", "state", "detail")
+    table = _job_table("file", "state", "detail")
     for row in rows:
         job_id = row.job.job_id if row.job is not None else "-"
         table.add_row(job_id, escape(row.path.name), _state(row.state), escape(row.detail))
@@ -183,7 +192,7 @@ def jobs(state: str | None, all_owners: bool, limit: int, as_json: bool) -> None
     if not page.jobs:
         click.echo("No jobs." if state is None else f"No {state} jobs.")
         return
-    table = Table("job", "file", "state", "created", "finished", "error")
+    table = _job_table("file", "state", "created", "finished", "error")
     if all_owners:
         table.add_column("owner")
     for job in page.jobs:
@@ -210,11 +219,18 @@ def jobs(state: str | None, all_owners: bool, limit: int, as_json: bool) -> None
 @click.command()
 @click.argument("job_id", metavar="ID")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
-def result(job_id: str, as_json: bool) -> None:
-    """Print the text extracted from job ID (its metadata and chunks too, with --json)."""
+@click.option(
+    "--all", "all_owners", is_flag=True, help="Look a short ID up among every user's jobs (admins)."
+)
+def result(job_id: str, as_json: bool, all_owners: bool) -> None:
+    """Print the text extracted from job ID (its metadata and chunks too, with --json).
+
+    ID is a whole job id or a unique prefix of one (at least 4 characters).
+    """
 
     async def main(context: ClientContext) -> JobResult:
-        return await context.gateway.result(job_id)
+        full_id = await context.gateway.resolve_job_id(job_id, all_owners=all_owners)
+        return await context.gateway.result(full_id)
 
     answer = run_client(main)
     if as_json:

@@ -202,6 +202,48 @@ async def test_result_text_json_and_not_ready(run_cli, signed_in, gateway_peer, 
     assert json.loads(full.stdout)["metadata"] == {"title": "Sample"}
 
 
+async def test_jobs_at_80_columns_shows_whole_ids(
+    run_cli, signed_in, gateway_peer, document
+) -> None:
+    """A narrow terminal still shows every job id whole, so it can be pasted into `result`."""
+    assert (await run_cli("upload", str(document))).exit_code == 0
+    [job_id] = gateway_peer.jobs
+    table = await run_cli("jobs", COLUMNS="80")
+    assert table.exit_code == 0
+    assert job_id in table.stdout
+    assert max(len(line) for line in table.stdout.splitlines()) <= 80
+
+
+async def test_result_takes_a_unique_prefix(run_cli, signed_in, gateway_peer, document) -> None:
+    """`result` accepts the first characters of an id when they name exactly one job."""
+    assert (await run_cli("upload", str(document))).exit_code == 0
+    [job_id] = gateway_peer.jobs
+    gateway_peer.jobs[job_id].state = "done"
+    text = await run_cli("result", job_id[:6])
+    assert text.exit_code == 0, text.output
+    assert text.stdout == document.read_text() + "\n"
+
+
+async def test_result_refuses_an_ambiguous_unknown_or_short_prefix(
+    run_cli, signed_in, gateway_peer, document
+) -> None:
+    """A prefix that names several jobs, none, or is too short is one clear line, exit 1."""
+    assert (await run_cli("upload", str(document), str(document))).exit_code == 0
+    renamed = {"abcd" + job_id[4:]: job for job_id, job in gateway_peer.jobs.items()}
+    for new_id, job in renamed.items():
+        job.job_id, job.state = new_id, "done"
+    gateway_peer.jobs = renamed
+    ambiguous = await run_cli("result", "abcd")
+    assert ambiguous.exit_code == 1
+    assert ambiguous.output.startswith("error: gateway answered 409 ambiguous_id: abcd starts")
+    unknown = await run_cli("result", "ffff0000")
+    assert unknown.exit_code == 1
+    assert "no job of yours has an id starting with ffff0000" in unknown.output
+    short = await run_cli("result", "ab")
+    assert short.exit_code == 1
+    assert "at least 4 characters" in short.output
+
+
 async def test_logout_revokes_and_deletes(run_cli, signed_in, identity_peer, cache) -> None:
     result = await run_cli("logout")
     assert result.exit_code == 0
