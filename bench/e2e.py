@@ -6,7 +6,9 @@ parser and audit daemons as processes, jobs in six formats submitted by the publ
 ``sealflow submit`` with ``--in-flight`` jobs at most outstanding, timed from the first submit
 to the last final event at the gateway queue. Sealed rounds run the production daemons;
 unsealed rounds run them through ``bench/unsealed.py`` (no signing, no verifying, no digest,
-no replay cache). Rounds alternate so that the shared machine's drift hits both alike.
+no replay cache). Each round also runs the bare job flow of ``bench/bare.py`` (aio-pika alone,
+same hops, queues, confirms and publishes per job; no envelopes, no storage), the anchor of
+the "end to end" ratio. Rounds alternate so that the shared machine's drift hits all alike.
 
     .venv/bin/python bench/e2e.py --jobs 1500 --rounds 2 [--broker-restart]
 """
@@ -23,6 +25,7 @@ import tempfile
 from pathlib import Path
 
 import structlog
+from bare import run_bare_flow
 from soak import SoakConfig, SoakReport, run_soak
 
 
@@ -56,7 +59,7 @@ async def main() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
     amqp_url = os.environ.get("SEALFLOW_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
-    rates: dict[str, list[float]] = {"sealed": [], "unsealed": []}
+    rates: dict[str, list[float]] = {"sealed": [], "unsealed": [], "bare": []}
     reports: dict[str, list[SoakReport]] = {"sealed": [], "unsealed": []}
     for n in range(args.rounds):
         order = ("sealed", "unsealed") if n % 2 == 0 else ("unsealed", "sealed")
@@ -82,7 +85,15 @@ async def main() -> None:
                 f"{report.load_after})",
                 flush=True,
             )
+        bare = await asyncio.to_thread(run_bare_flow, amqp_url, args.jobs, args.in_flight)
+        rates["bare"].append(bare.jobs_per_second)
+        print(
+            f"round {n} {'bare':>8}: {bare.jobs_per_second:6.1f} jobs/s ({bare.jobs} jobs in "
+            f"{bare.elapsed_s:.1f} s; load {bare.load_before} → {bare.load_after})",
+            flush=True,
+        )
     sealed, unsealed = statistics.median(rates["sealed"]), statistics.median(rates["unsealed"])
+    anchor = statistics.median(rates["bare"])
     print(
         f"\nend to end, {args.jobs} jobs per round, {args.in_flight} in flight, "
         f"{args.rounds} rounds each; median jobs/s"
@@ -91,6 +102,10 @@ async def main() -> None:
     print(
         f"  sealed {sealed:.1f}  unsealed {unsealed:.1f}  ratio {ratio:.0%}  (target ≥ 85 %: "
         f"{'met' if ratio >= 0.85 else 'MISSED'})"
+    )
+    print(
+        f"  sealed {sealed:.1f}  bare job flow {anchor:.1f}  ratio {sealed / anchor:.0%}  "
+        f"(target ≥ 50 %: {'met' if sealed >= 0.5 * anchor else 'MISSED'})"
     )
     for mode in ("sealed", "unsealed"):
         last = reports[mode][-1]

@@ -9,6 +9,9 @@ same broker (one namespace), each with its own data directory:
   re-declared here with ``auth="none"`` and a wrapper that injects a fixed principal. The
   switch exists only in this file (``_no_auth_operations``); production has no such setting.
 
+- ``bare``: the anchor, ``bench/bare.py``'s upload handler: write the file, fsync it and its
+  directory, one confirmed publish to a quorum queue; no auth, no job store, no audit.
+
 The load comes from a separate process (aiohttp client, its own event loop): 4 KiB text
 files, each different, posted as multipart at 32 and 128 concurrent connections, rounds
 alternating between the two gateways. Then token validation alone: µs per
@@ -145,6 +148,19 @@ def _no_auth_operations() -> list[Any]:
     return operations
 
 
+def _bare_upload_app(amqp_url: str, data_dir: Path) -> web.Application:
+    """``bench/bare.py``'s handler, loaded by path: this script takes bench/ off sys.path."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_bare", Path(__file__).with_name("bare.py"))
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module.bare_upload_app(amqp_url, data_dir)
+
+
 async def _site(app: web.Application, port: int) -> web.AppRunner:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -275,6 +291,9 @@ async def main(args: argparse.Namespace) -> None:
                 app = create_app(settings, broker_settings=broker, operations=operations)
                 ports[mode] = _free_port()
                 runners.append(await _site(app, ports[mode]))
+            (root / "bare").mkdir()
+            ports["bare"] = _free_port()
+            runners.append(await _site(_bare_upload_app(amqp_url, root / "bare"), ports["bare"]))
             tokens = _mint(keys_dir, issuer, 128)
             results: dict[tuple[int, str], list[dict[str, Any]]] = {}
             context = multiprocessing.get_context("spawn")
@@ -282,7 +301,9 @@ async def main(args: argparse.Namespace) -> None:
                 loop = asyncio.get_running_loop()
                 for connections in (32, 128):
                     for round_ in range(args.rounds):
-                        order = ("auth", "no-auth") if round_ % 2 == 0 else ("no-auth", "auth")
+                        order = ("auth", "no-auth", "bare")
+                        if round_ % 2:
+                            order = order[::-1]
                         for mode in order:
                             url = f"http://127.0.0.1:{ports[mode]}/api/jobs"
                             result = await loop.run_in_executor(
@@ -325,16 +346,27 @@ def _report(
     print("-" * len(header))
     for connections in (32, 128):
         rps: dict[str, float] = {}
-        for mode in ("auth", "no-auth"):
+        p99: dict[str, float] = {}
+        for mode in ("auth", "no-auth", "bare"):
             runs = results[(connections, mode)]
             rps[mode] = statistics.median(r["rps"] for r in runs)
+            p99[mode] = statistics.median(r["p99_ms"] for r in runs)
             bad = sum(n for r in runs for s, n in r["statuses"].items() if int(s) != 202)
             print(
                 f"{connections:>5} | {mode:<7} | {rps[mode]:>8.0f} | "
                 f"{statistics.median(r['p50_ms'] for r in runs):>7.1f} | "
                 f"{statistics.median(r['p99_ms'] for r in runs):>7.1f} | {bad:>7}"
             )
-        print(f"{connections:>5} | ratio   | {100 * rps['auth'] / rps['no-auth']:>7.1f}% |")
+        print(
+            f"{connections:>5} | ratio   | {100 * rps['auth'] / rps['no-auth']:>7.1f}% | auth / no-auth"
+        )
+        to_bare = rps["auth"] / rps["bare"]
+        p99_ratio = p99["auth"] / p99["bare"]
+        print(
+            f"{connections:>5} | ratio   | {100 * to_bare:>7.1f}% | auth / bare handler "
+            f"(target ≥ 70 %: {'met' if to_bare >= 0.7 else 'MISSED'}); p99 {p99_ratio:.1f}× "
+            f"the handler's (target ≤ 2×: {'met' if p99_ratio <= 2 else 'MISSED'})"
+        )
     print(
         f"\ntoken validation, µs per token ({args.tokens} tokens, ES256):\n"
         f"  Authenticator.authenticate, never-seen token  {validation['cold_us']:8.1f}\n"
