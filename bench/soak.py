@@ -34,7 +34,7 @@ import secrets
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -317,13 +317,24 @@ def rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
 
 
+BrokerFault = Callable[[], Awaitable[dict[str, float]]]
+"""A broker-side fault other than the local restart (a cluster node stopped); its figures."""
+
+
 class Soak:
     """One soak run on one namespace; :meth:`run` returns the report."""
 
     def __init__(
-        self, config: SoakConfig, *, amqp_url: str, namespace: str, work_dir: Path
+        self,
+        config: SoakConfig,
+        *,
+        amqp_url: str,
+        namespace: str,
+        work_dir: Path,
+        broker_fault: BrokerFault | None = None,
     ) -> None:
         self.config = config
+        self.broker_fault = broker_fault
         self.amqp_url = amqp_url
         self.namespace = namespace
         self.work_dir = work_dir
@@ -536,9 +547,12 @@ class Soak:
             self._restarts[arg] = asyncio.create_task(asyncio.to_thread(daemon.start))
         else:
             await self._wait_accounted(channel)
-            self.report.broker_restarts.append(
-                await restart_broker(channel, self.topology, self.config.outage_seconds)
-            )
+            if self.broker_fault is not None:
+                self.report.broker_restarts.append(await self.broker_fault())
+            else:
+                self.report.broker_restarts.append(
+                    await restart_broker(channel, self.topology, self.config.outage_seconds)
+                )
 
     def _replay(self, forger: Forger) -> Forgery | None:
         """A copy of a ``job.submitted`` whose job finished ≥ 1 s ago, with no worker SIGKILL
@@ -728,11 +742,24 @@ async def restart_broker(channel: Any, topology: Topology, outage: float) -> dic
 
 
 async def run_soak(
-    config: SoakConfig, *, amqp_url: str, namespace: str, work_dir: Path
+    config: SoakConfig,
+    *,
+    amqp_url: str,
+    namespace: str,
+    work_dir: Path,
+    broker_fault: BrokerFault | None = None,
 ) -> SoakReport:
-    """Run one soak and delete its namespace afterwards."""
+    """Run one soak and delete its namespace afterwards; ``broker_restarts`` of the config
+    inject ``broker_fault`` when one is given, else a restart of the local broker."""
     try:
-        return await Soak(config, amqp_url=amqp_url, namespace=namespace, work_dir=work_dir).run()
+        soak = Soak(
+            config,
+            amqp_url=amqp_url,
+            namespace=namespace,
+            work_dir=work_dir,
+            broker_fault=broker_fault,
+        )
+        return await soak.run()
     finally:
         connection = await connect(amqp_url, name="soak-cleanup")
         try:
