@@ -39,7 +39,9 @@ def cluster(tmp_path: Path) -> Iterator[RabbitCluster]:
 def _leaders(cluster: RabbitCluster, namespace: str) -> dict[str, tuple[str, str]]:
     """Each of the namespace's queues: (type, leader node), asked of node 2."""
     rows = json.loads(
-        cluster.ctl(cluster.nodes[1], "list_queues", "name", "type", "leader", "--formatter", "json")
+        cluster.ctl(
+            cluster.nodes[1], "list_queues", "name", "type", "leader", "--formatter", "json"
+        )
     )
     return {
         row["name"]: (row["type"], row["leader"])

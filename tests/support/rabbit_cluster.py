@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import shutil
+import signal
 import socket
 import subprocess
 from dataclasses import dataclass, field
@@ -91,7 +91,9 @@ class RabbitCluster:
             check=False,
         )
         if done.returncode != 0:
-            raise RuntimeError(f"rabbitmqctl {' '.join(args)} on {node.name}: {done.stderr[-2000:]}")
+            raise RuntimeError(
+                f"rabbitmqctl {' '.join(args)} on {node.name}: {done.stderr[-2000:]}"
+            )
         return done.stdout
 
     def start(self) -> None:
