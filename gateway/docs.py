@@ -1,29 +1,39 @@
-"""Swagger UI at ``/docs``, served from the ``swagger-ui-bundle`` package (no CDN).
+"""Swagger UI 5 at ``/docs``, served from npm's ``swagger-ui-dist`` (no CDN), on OpenAPI 3.1.
 
-The page loads the bundle and one init script from ``/docs/static/``; nothing is inline, so
-its Content-Security-Policy allows scripts from the gateway itself only. Only an allow-list
-of the bundle's files is served, read once when the routes are added.
+``make install`` unpacks the pinned ``swagger-ui-dist`` release into
+``<environment>/share/sealflow/swagger-ui`` (the Dockerfile does the same);
+``SEALFLOW_SWAGGER_UI_DIR`` points elsewhere. The page loads the bundle and one init script from
+``/docs/static/``; nothing is inline, so its Content-Security-Policy allows scripts from the
+gateway itself only. Only an allow-list of the files is served, read once at start; when they
+are missing, ``/docs`` answers 503 saying how to install them and the API is unaffected.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.resources.abc import Traversable
+from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
-import swagger_ui_bundle  # type: ignore[import-untyped]
+import structlog
 from aiohttp import web
 
-from gateway.errors import NotFound
+from gateway.errors import NotFound, Unavailable
 from gateway.operations import Operation, Parameter
 from schemas import ErrorBody
 
-__all__ = ["DOCS_KEY", "DOCS_OPERATIONS", "STATIC_FILES", "DocsBodies", "add_swagger_ui"]
+__all__ = [
+    "DOCS_KEY",
+    "DOCS_OPERATIONS",
+    "STATIC_FILES",
+    "DocsBodies",
+    "add_swagger_ui",
+]
 
 INIT_SCRIPT: Final = "sealflow-docs.js"
+_log = structlog.get_logger("sealflow.gateway.docs")
 
-# Served name -> content type. ``sealflow-docs.js`` is ours; the rest come from the bundle.
+# Served name -> content type. ``sealflow-docs.js`` is ours; the rest come from swagger-ui-dist.
 STATIC_FILES: Final = {
     "swagger-ui.css": "text/css",
     "index.css": "text/css",
@@ -56,7 +66,7 @@ _PAGE: Final = """<!DOCTYPE html>
 _INIT: Final = """"use strict";
 window.addEventListener("load", function () {
   window.ui = SwaggerUIBundle({
-    url: "/docs/openapi-3.0.json",
+    url: "/openapi.json",
     dom_id: "#swagger-ui",
     deepLinking: true,
     persistAuthorization: true,
@@ -71,12 +81,12 @@ window.addEventListener("load", function () {
 
 @dataclass(frozen=True, slots=True)
 class DocsBodies:
-    """What the docs routes answer: the two spec renditions and the static files."""
+    """What the docs routes answer: the spec, the static files (``None``: not installed)."""
 
     openapi_31: bytes
-    openapi_30: bytes
-    static: dict[str, bytes]
+    static: dict[str, bytes] | None
     page_csp: str
+    assets: Path
 
 
 DOCS_KEY: Final = web.AppKey("gateway_docs", DocsBodies)
@@ -95,11 +105,25 @@ def _page_csp(issuer: str | None) -> str:
     )
 
 
-def _static_files() -> dict[str, bytes]:
-    root: Traversable = swagger_ui_bundle.swagger_ui_path
-    files = {name: (root / name).read_bytes() for name in STATIC_FILES if name != INIT_SCRIPT}
+def _static_files(root: Path) -> dict[str, bytes] | None:
+    """The allow-listed files from ``root``, or ``None`` (logged once) when any is missing."""
+    try:
+        files = {name: (root / name).read_bytes() for name in STATIC_FILES if name != INIT_SCRIPT}
+    except OSError as error:
+        _log.warning("docs.swagger_ui_missing", directory=str(root), error=error.strerror)
+        return None
     files[INIT_SCRIPT] = _INIT.encode()
     return files
+
+
+def _installed(request: web.Request) -> dict[str, bytes]:
+    bodies = request.app[DOCS_KEY]
+    if bodies.static is None:
+        raise Unavailable(
+            f"Swagger UI is not installed in {bodies.assets}: run `make install`, or set "
+            "SEALFLOW_SWAGGER_UI_DIR to an unpacked swagger-ui-dist"
+        )
+    return bodies.static
 
 
 async def openapi_json(request: web.Request) -> web.Response:
@@ -107,13 +131,9 @@ async def openapi_json(request: web.Request) -> web.Response:
     return web.Response(body=request.app[DOCS_KEY].openapi_31, content_type="application/json")
 
 
-async def openapi_30_json(request: web.Request) -> web.Response:
-    """The same document as OpenAPI 3.0.3, which the bundled Swagger UI renders."""
-    return web.Response(body=request.app[DOCS_KEY].openapi_30, content_type="application/json")
-
-
 async def docs_page(request: web.Request) -> web.Response:
     """The Swagger UI page."""
+    _installed(request)
     return web.Response(
         text=_PAGE,
         content_type="text/html",
@@ -127,7 +147,7 @@ async def docs_page(request: web.Request) -> web.Response:
 async def docs_asset(request: web.Request) -> web.Response:
     """One file of the allow-list; anything else is 404."""
     name = request.match_info["filename"]
-    body = request.app[DOCS_KEY].static.get(name)
+    body = _installed(request).get(name)
     if body is None:
         raise NotFound("no such file")
     return web.Response(
@@ -156,18 +176,8 @@ DOCS_OPERATIONS: Final[tuple[Operation, ...]] = (
         "Swagger UI",
         "docs",
         auth="none",
-        responses={200: None},
+        responses={200: None, 503: ErrorBody},
         content_type="text/html",
-    ),
-    Operation(
-        "GET",
-        "/docs/openapi-3.0.json",
-        openapi_30_json,
-        "getOpenApi30",
-        "This API as OpenAPI 3.0.3 (for Swagger UI)",
-        "docs",
-        auth="none",
-        responses={200: None},
     ),
     Operation(
         "GET",
@@ -186,21 +196,21 @@ DOCS_OPERATIONS: Final[tuple[Operation, ...]] = (
                 schema={"type": "string", "enum": list(STATIC_FILES)},
             ),
         ),
-        responses={200: None, 404: ErrorBody},
+        responses={200: None, 404: ErrorBody, 503: ErrorBody},
     ),
 )
 """The docs routes, declared like every other so that the spec lists them too."""
 
 
 def add_swagger_ui(
-    app: web.Application, *, openapi_31: bytes, openapi_30: bytes, issuer: str | None
+    app: web.Application, *, openapi_31: bytes, issuer: str | None, assets: Path
 ) -> None:
-    """Register the docs routes answering with these documents."""
+    """Register the docs routes answering with this document and the files under ``assets``."""
     app[DOCS_KEY] = DocsBodies(
         openapi_31=openapi_31,
-        openapi_30=openapi_30,
-        static=_static_files(),
+        static=_static_files(assets),
         page_csp=_page_csp(issuer),
+        assets=assets,
     )
     for op in DOCS_OPERATIONS:
         app.router.add_route(op.method, op.path, op.handler, name=op.operation_id)

@@ -2,15 +2,12 @@
 
 ``build_spec`` is the single source of ``/openapi.json``: paths, parameters, request bodies,
 responses (errors as ``ErrorBody``), security (a bearer JWT, and the issuer's OpenID Connect
-discovery) with each operation's scopes. ``add_docs_routes`` serves it and Swagger UI.
-
-The Swagger UI that ``swagger-ui-bundle`` ships (4.15) renders OpenAPI 3.0 only, so the page
-loads ``/docs/openapi-3.0.json``, the same document translated by :func:`downgrade_to_30`.
+discovery) with each operation's scopes. ``add_docs_routes`` serves it and Swagger UI 5, which
+renders OpenAPI 3.1 as it is.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
@@ -23,8 +20,9 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from gateway.appkeys import SETTINGS_KEY
 from gateway.docs import DOCS_OPERATIONS, add_swagger_ui
 from gateway.operations import Operation
+from gateway.settings import GatewaySettings
 
-__all__ = ["OPENAPI_VERSION", "add_docs_routes", "build_spec", "downgrade_to_30"]
+__all__ = ["OPENAPI_VERSION", "add_docs_routes", "build_spec"]
 
 OPENAPI_VERSION: Final = "3.1.0"
 BEARER_SCHEME: Final = "bearerAuth"
@@ -222,84 +220,6 @@ def build_spec(
     }
 
 
-# -- OpenAPI 3.0 for Swagger UI 4 -----------------------------------------------------------
-
-
-def _schema_30(node: Any) -> Any:
-    """A JSON Schema 2020-12 node as an OpenAPI 3.0 schema object (the parts pydantic emits)."""
-    if isinstance(node, list):
-        return [_schema_30(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    schema = {key: _schema_30(value) for key, value in node.items()}
-    if "const" in schema:
-        schema["enum"] = [schema.pop("const")]
-    schema.pop("contentMediaType", None)
-    schema.pop("contentEncoding", None)
-    examples = schema.pop("examples", None)
-    if isinstance(examples, list) and examples:
-        schema["example"] = examples[0]
-    for bound, strict in (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum")):
-        if isinstance(schema.get(strict), int | float) and not isinstance(schema[strict], bool):
-            schema[bound] = schema.pop(strict)
-            schema[strict] = True
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        rest = [k for k in kind if k != "null"]
-        if len(rest) < len(kind):
-            schema["nullable"] = True
-        if len(rest) == 1:
-            schema["type"] = rest[0]
-        else:
-            del schema["type"]
-            schema["anyOf"] = [{"type": k} for k in rest]
-    for combiner in ("anyOf", "oneOf"):
-        options = schema.get(combiner)
-        if not isinstance(options, list):
-            continue
-        rest = [o for o in options if o != {"type": "null"}]
-        if len(rest) == len(options):
-            continue
-        schema["nullable"] = True
-        if len(rest) == 1:
-            del schema[combiner]
-            only = rest[0]
-            if "$ref" in only:
-                schema["allOf"] = [only]  # 3.0 ignores siblings of $ref
-            else:
-                schema.update({k: v for k, v in only.items() if k not in schema})
-        else:
-            schema[combiner] = rest
-    if "$ref" in schema and len(schema) > 1:
-        schema = {k: v for k, v in schema.items() if k != "$ref"} | {
-            "allOf": [{"$ref": schema["$ref"]}]
-        }
-    return schema
-
-
-def downgrade_to_30(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """The same API as OpenAPI 3.0.3, for Swagger UI versions that cannot read 3.1."""
-    result = copy.deepcopy(dict(spec))
-    result["openapi"] = "3.0.3"
-    components = result.get("components", {})
-    components["schemas"] = {
-        name: _schema_30(schema) for name, schema in components.get("schemas", {}).items()
-    }
-    for item in result.get("paths", {}).values():
-        for operation in item.values():
-            for param in operation.get("parameters", []):
-                param["schema"] = _schema_30(param["schema"])
-            for holder in [operation.get("requestBody", {}), *operation["responses"].values()]:
-                for media in holder.get("content", {}).values():
-                    media["schema"] = _schema_30(media["schema"])
-            # 3.0 allows scopes only for OAuth2 and OpenID Connect schemes.
-            operation["security"] = [
-                {name: (scopes if name == OIDC_SCHEME else []) for name, scopes in req.items()}
-                for req in operation.get("security", [])
-            ]
-    return result
-
-
 # -- serving --------------------------------------------------------------------------------
 
 
@@ -308,12 +228,8 @@ def add_docs_routes(app: web.Application, operations: Iterable[Operation]) -> No
     settings = app.get(SETTINGS_KEY)
     issuer = settings.issuer_url if settings is not None else None
     spec = build_spec([*operations, *DOCS_OPERATIONS], issuer=issuer)
-    add_swagger_ui(
-        app,
-        openapi_31=_encode(spec),
-        openapi_30=_encode(downgrade_to_30(spec)),
-        issuer=issuer,
-    )
+    assets = (settings if settings is not None else GatewaySettings()).swagger_ui_dir
+    add_swagger_ui(app, openapi_31=_encode(spec), issuer=issuer, assets=assets)
 
 
 def _encode(document: Mapping[str, Any]) -> bytes:

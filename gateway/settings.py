@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Final
 
@@ -69,6 +70,11 @@ class GatewaySettings(BaseSettings):
     upload_timeout: float = Field(default=300.0, gt=0)
     """Longest an upload request may take, reading included."""
     shutdown_timeout: float = Field(default=10.0, ge=0)
+
+    swagger_ui_dir: Path = Field(
+        default_factory=lambda: Path(sys.prefix) / "share" / "sealflow" / "swagger-ui"
+    )
+    """An unpacked ``swagger-ui-dist`` for ``/docs`` (``make install`` puts one here)."""
 
     @property
     def issuer_url(self) -> str:

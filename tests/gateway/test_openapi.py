@@ -12,13 +12,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from gateway_testing import Gateway
-from openapi_spec_validator.validation import OpenAPIV30SpecValidator, OpenAPIV31SpecValidator
+from openapi_spec_validator.validation import OpenAPIV31SpecValidator
 
 from broker import BrokerSettings
 from gateway import GatewaySettings, all_operations, create_app
 from gateway.docs import DOCS_OPERATIONS, STATIC_FILES
 from gateway.errors import error_middleware
-from gateway.openapi import add_docs_routes, build_spec, downgrade_to_30
+from gateway.openapi import add_docs_routes, build_spec
 
 ISSUER = "http://127.0.0.1:8081"
 
@@ -57,15 +57,6 @@ def test_the_spec_is_valid_openapi_3_1() -> None:
         jsonschema_rs.validator_for({"type": "string", "pattern": pattern})  # ECMA-262 regex
 
 
-def test_the_swagger_ui_rendition_is_valid_openapi_3_0() -> None:
-    spec = downgrade_to_30(_spec())
-    assert spec["openapi"] == "3.0.3"
-    assert _errors(OpenAPIV30SpecValidator(spec)) == []
-    text = repr(spec)
-    assert "'const'" not in text
-    assert "{'type': 'null'}" not in text
-
-
 def test_components_hoist_every_model_and_refs_point_at_them() -> None:
     spec = _spec()
     schemas = spec["components"]["schemas"]
@@ -102,10 +93,6 @@ def test_security_schemes_and_per_operation_scopes() -> None:
     assert replay["x-required-roles"] == ["admin"]
     assert {"bearerAuth": ["jobs:admin"]} in replay["security"]
     assert paths["/api/audit"]["get"]["x-required-scopes"] == ["audit:read"]
-    # 3.0 allows scopes only on OAuth2/OIDC schemes.
-    replay_30 = downgrade_to_30(spec)["paths"]["/api/dlq/{letter_id}/replay"]["post"]
-    assert {"bearerAuth": []} in replay_30["security"]
-    assert {"openIdConnect": ["jobs:admin"]} in replay_30["security"]
 
 
 def test_upload_is_multipart_with_an_array_of_binary_files_and_errors_use_error_body() -> None:
@@ -193,10 +180,37 @@ async def test_docs_page_loads_the_bundle_and_an_init_script_without_inline_scri
     assert "cdn" not in page.lower()
     init = await docs_client.get("/docs/static/sealflow-docs.js")
     text = await init.text()
-    assert 'url: "/docs/openapi-3.0.json"' in text
+    assert 'url: "/openapi.json"' in text  # Swagger UI 5 reads OpenAPI 3.1 as it is
     assert "persistAuthorization: true" in text
-    rendition = await docs_client.get("/docs/openapi-3.0.json")
-    assert (await rendition.json())["openapi"] == "3.0.3"
+    gone = await docs_client.get("/docs/openapi-3.0.json")
+    assert gone.status == 404  # no hand-written 3.0 downgrade any more
+
+
+async def test_the_served_swagger_ui_is_version_5(docs_client: TestClient) -> None:
+    """The bundle is a current Swagger UI (5.x renders 3.1; 4.15 could not)."""
+    bundle = await (await docs_client.get("/docs/static/swagger-ui-bundle.js")).text()
+    versions = set(re.findall(r'PACKAGE_VERSION:"(\d+)\.\d+\.\d+"', bundle))
+    assert versions == {"5"}, versions
+
+
+async def test_docs_without_installed_assets_is_503_and_the_api_spec_still_served(
+    tmp_path: Path,
+) -> None:
+    """A missing swagger-ui-dist is a clear 503 naming the fix; nothing else breaks."""
+    from gateway.appkeys import SETTINGS_KEY
+
+    app = web.Application(middlewares=[error_middleware])
+    app[SETTINGS_KEY] = GatewaySettings(swagger_ui_dir=tmp_path / "absent")
+    add_docs_routes(app, all_operations())
+    async with TestClient(TestServer(app)) as client:
+        page = await client.get("/docs")
+        assert page.status == 503
+        body = await page.json()
+        assert body["error"] == "unavailable"
+        assert "make install" in body["detail"]
+        asset = await client.get("/docs/static/swagger-ui-bundle.js")
+        assert asset.status == 503
+        assert (await client.get("/openapi.json")).status == 200
 
 
 @pytest.mark.parametrize("name", sorted(STATIC_FILES))
