@@ -13,7 +13,7 @@ SWAGGER_UI_SHA512 := U06rpMtW9V3XPGOBeamTUSr0Z09jMX4IJuANpE/EZbAhw0G8CgwrzU4YmXk
 SWAGGER_UI_DIR := $(VENV)/share/sealflow/swagger-ui
 SWAGGER_UI_FILES := swagger-ui-bundle.js swagger-ui.css index.css favicon-16x16.png favicon-32x32.png LICENSE NOTICE
 
-.PHONY: up test lint bench install system-deps
+.PHONY: up test lint bench install system-deps pythons
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,30 @@ test: $(STAMP) system-deps
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+	$(MAKE) --no-print-directory pythons
+
+# The other Python versions the project states (pyproject's classifiers): every test module is
+# imported (collection) and the unit suites of the shapes and the envelope run, each in its own
+# .venv-X.Y. A version this machine lacks is named, not hidden; the full suite runs on $(PYTHON).
+OTHER_PYTHONS := 3.12 3.13
+PYTHON_UNIT_TESTS := tests/schemas tests/broker/test_envelope.py tests/sealflow/test_packaging.py
+pythons:
+	@set -o pipefail; for version in $(OTHER_PYTHONS); do \
+		interpreter=""; \
+		for candidate in $$(ls $$HOME/.pyenv/versions/$$version.*/bin/python$$version 2>/dev/null) $$(command -v python$$version); do \
+			if $$candidate -c 'import sys' 2>/dev/null; then interpreter=$$candidate; fi; \
+		done; \
+		if [ -z "$$interpreter" ]; then echo "Python $$version: not installed on this machine, not tested"; continue; fi; \
+		venv=.venv-$$version; stamp=$$venv/.installed-$$(cat pyproject.toml | sha256sum | cut -c1-12); \
+		if [ ! -f $$stamp ]; then \
+			rm -rf $$venv && $$interpreter -m venv $$venv \
+			&& $$venv/bin/pip install --quiet --disable-pip-version-check -e '.[test]' \
+			&& touch $$stamp || exit 1; \
+		fi; \
+		echo "Python $$version ($$interpreter):"; \
+		$$venv/bin/python -m pytest -q -p no:cacheprovider --collect-only tests | tail -n 1 || exit 1; \
+		$$venv/bin/python -m pytest -q -p no:cacheprovider $(PYTHON_UNIT_TESTS) | tail -n 1 || exit 1; \
+	done
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
