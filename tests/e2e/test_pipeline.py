@@ -34,7 +34,7 @@ from keys import KeyRing, SigningKey, TrustStore
 from parser.daemon import ParserSettings
 from parser.daemon import serve as serve_parser
 from schemas import JobSubmitted, ParseRequested
-from store import BlobStore, JobStore, NewJob
+from store import BlobStore, JobStore, NewJob, SqliteJobStore
 from workers import WorkerSettings
 from workers import serve as serve_worker
 
@@ -172,7 +172,7 @@ async def pipeline(
     )
     settings.data_dir.mkdir(parents=True)
     stop = asyncio.Event()
-    store = await JobStore.open(settings.data_dir / "jobs.db")
+    store = await SqliteJobStore.open(settings.data_dir / "jobs.db")
     daemons = [
         asyncio.create_task(
             serve_audit(

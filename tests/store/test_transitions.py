@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -155,10 +154,9 @@ async def test_concurrent_terminal_transitions_exactly_one_wins(
 
 
 async def test_concurrent_transitions_across_connections_exactly_one_wins(
-    tmp_path: Path, new_job: MakeJob
+    open_store: Callable[[], Awaitable[JobStore]], new_job: MakeJob
 ) -> None:
-    path = tmp_path / "shared.sqlite3"
-    async with await JobStore.open(path) as one, await JobStore.open(path) as two:
+    async with await open_store() as one, await open_store() as two:
         for _ in range(10):
             job_id = await _job_in(one, new_job, "processing")
             _exactly_one_won(await _race(one, two, job_id))

@@ -1,4 +1,4 @@
-"""The job database's schema, created and migrated on open (tracked in ``PRAGMA user_version``).
+"""The embedded job database's schema, created and migrated on open (``PRAGMA user_version``).
 
 Each entry of ``MIGRATIONS`` takes the schema from version *i* to *i + 1* and runs in one
 transaction together with the ``user_version`` bump, so a crash leaves either version.
