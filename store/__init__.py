@@ -22,7 +22,7 @@ from store.errors import (
     StoreUnavailable,
 )
 from store.job_store import JobStore
-from store.postgres import PgJobStore
+from store.postgres import PgJobStore, PgRevocations, PgSpentEnvelopes
 from store.records import (
     JOB_STATES,
     Job,
@@ -58,6 +58,8 @@ __all__ = [
     "NewJob",
     "NewResult",
     "PgJobStore",
+    "PgRevocations",
+    "PgSpentEnvelopes",
     "ResultChunk",
     "SearchHit",
     "SqliteJobStore",

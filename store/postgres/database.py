@@ -18,7 +18,14 @@ from psycopg_pool import AsyncConnectionPool
 from store.errors import StoreUnavailable
 from store.postgres.migrations import SCHEMA_VERSION, migrate, schema_version
 
-__all__ = ["DEFAULT_POOL_MAX", "Connection", "PgDatabase", "open_pool", "unavailable"]
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_POOL_MAX",
+    "Connection",
+    "PgDatabase",
+    "open_pool",
+    "unavailable",
+]
 
 DEFAULT_POOL_MAX: Final = 10
 DEFAULT_CONNECT_TIMEOUT: Final = 10.0
