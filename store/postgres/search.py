@@ -19,24 +19,40 @@ from store.timestamps import from_micros, to_micros, utcnow
 
 __all__ = ["PgResults"]
 
+# ts_headline marks matches with two control characters that the body cannot hold (they are
+# removed from it first), so that the cuts can be found and marked with … as FTS5 does.
+_START: Final = "\x01"
+_STOP: Final = "\x02"
 _HEADLINE: Final = (
-    'StartSel="[", StopSel="]", MaxWords=16, MinWords=8, ShortWord=0, '
-    'MaxFragments=1, FragmentDelimiter="…"'
+    f'StartSel="{_START}", StopSel="{_STOP}", MaxWords=16, MinWords=8, ShortWord=0, MaxFragments=1'
 )
+_ELLIPSIS: Final = "…"
 # The best ``limit`` chunks first, then a headline for those only (ts_headline is costly).
 _SEARCH: Final[LiteralString] = (
     "WITH q AS (SELECT plainto_tsquery('sealflow_search', %(terms)s) AS query), "
     "best AS ("
-    " SELECT c.id, c.job_id, j.filename, c.idx, c.body, ts_rank(c.words, q.query, 1) AS rank"
+    " SELECT c.id, c.job_id, j.filename, c.idx, translate(c.body, E'\\x01\\x02', '') AS body,"
+    " ts_rank(c.words, q.query, 1) AS rank"
     " FROM result_chunks AS c JOIN jobs AS j ON j.job_id = c.job_id, q"
     " WHERE c.words @@ q.query {owner}"
     " ORDER BY rank DESC, c.id LIMIT %(limit)s) "
     "SELECT best.job_id, best.filename, best.idx,"
-    " ts_headline('sealflow_search', best.body, q.query, %(headline)s), best.rank "
+    " best.body, ts_headline('sealflow_search', best.body, q.query, %(headline)s), best.rank "
     "FROM best, q ORDER BY best.rank DESC, best.id"
 )
 _SEARCH_ALL: Final = _SEARCH.format(owner="")
 _SEARCH_OWNER: Final = _SEARCH.format(owner="AND j.owner = %(owner)s")
+
+
+def _snippet(headline: str, body: str) -> str:
+    """``headline`` with its matches in ``[`` ``]`` and ``…`` where it cuts ``body`` (as FTS5)."""
+    plain = headline.replace(_START, "").replace(_STOP, "")
+    marked = headline.replace(_START, "[").replace(_STOP, "]")
+    if not body.startswith(plain):
+        marked = _ELLIPSIS + marked
+    if not body.endswith(plain):
+        marked += _ELLIPSIS
+    return marked
 
 
 class PgResults(PgDatabase):
@@ -130,8 +146,8 @@ class PgResults(PgDatabase):
                 job_id=job_id,
                 filename=filename,
                 chunk_index=idx,
-                snippet=snippet,
+                snippet=_snippet(headline, body),
                 score=float(rank),
             )
-            for job_id, filename, idx, snippet, rank in rows
+            for job_id, filename, idx, body, headline, rank in rows
         ]

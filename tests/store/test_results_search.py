@@ -169,3 +169,30 @@ async def test_chunk_ids_are_not_confused_after_delete(store: JobStore, new_job:
     await store.store_result(second.job_id, _result("beta one", "beta two"))
     assert await store.search(None, "alpha") == []
     assert [h.chunk_index for h in await store.search(None, "beta two")] == [1]
+
+
+async def test_snippets_mark_cuts_with_an_ellipsis(store: JobStore, new_job: MakeJob) -> None:
+    """A snippet of a long chunk shows the match in context, with … where the text was cut."""
+    job = await store.create(new_job())
+    words = " ".join(f"w{i}" for i in range(40))
+    await store.store_result(job.job_id, _result(f"{words} narwhal {words}", "narwhal"))
+    by_chunk = {hit.chunk_index: hit.snippet for hit in await store.search(None, "narwhal")}
+    assert by_chunk[1] == "[narwhal]"
+    long = by_chunk[0]
+    assert long.startswith("…")
+    assert long.endswith("…")
+    assert "[narwhal]" in long
+    assert len(long) < 200
+
+
+async def test_words_inside_addresses_and_names_are_found(
+    store: JobStore, new_job: MakeJob
+) -> None:
+    """Punctuation splits words on both backends: an e-mail's, a file name's, a URL's parts."""
+    job = await store.create(new_job())
+    await store.store_result(
+        job.job_id,
+        _result("mail alice@example.com about report_final.txt at https://sealflow.dev/x"),
+    )
+    for query in ("alice", "example com", "report final", "txt", "sealflow dev"):
+        assert [h.job_id for h in await store.search(None, query)] == [job.job_id], query
