@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sqlite3
+import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
@@ -40,16 +43,42 @@ def _with_database(url: str, name: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
 
 
-def postgres_server() -> str:
-    """The server's admin URL; fails the test, saying why, when it does not answer."""
-    server = os.environ.get("SEALFLOW_TEST_POSTGRES_URL", _DEFAULT_SERVER)
+def _answers(server: str) -> str | None:
+    """None if the server takes a query, else why not."""
     try:
         with psycopg.connect(server, connect_timeout=10) as conn:
             conn.execute("SELECT 1")
     except psycopg.OperationalError as exc:
+        return str(exc).strip()
+    return None
+
+
+def _start_local_cluster() -> None:
+    """Start this machine's PostgreSQL cluster the way it was started (Debian's tools)."""
+    clusters = sorted(Path("/etc/postgresql").glob("*/main"))
+    if not clusters or shutil.which("pg_ctlcluster") is None:
+        return
+    version = clusters[-1].parent.name
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"],
+        check=False,
+        timeout=60,
+        capture_output=True,
+    )
+
+
+def postgres_server() -> str:
+    """The server's admin URL; a local server that is down is started, else the test fails
+    saying why (never a silent skip)."""
+    server = os.environ.get("SEALFLOW_TEST_POSTGRES_URL", _DEFAULT_SERVER)
+    problem = _answers(server)
+    if problem is not None and urlsplit(server).hostname in {"127.0.0.1", "localhost", "::1"}:
+        _start_local_cluster()
+        problem = _answers(server)
+    if problem is not None:
         pytest.fail(
-            f"PostgreSQL does not answer at {urlsplit(server).netloc} ({exc}); start it, or "
-            "set SEALFLOW_TEST_POSTGRES_URL to a server where this user may create databases",
+            f"PostgreSQL does not answer at {urlsplit(server).netloc} ({problem}); start it, "
+            "or set SEALFLOW_TEST_POSTGRES_URL to a server where this user may create databases",
             pytrace=False,
         )
     return server
