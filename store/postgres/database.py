@@ -1,8 +1,10 @@
 """The PostgreSQL connection pool of the shared store, and its transactions.
 
-psycopg 3 with ``psycopg_pool``: an async pool of libpq connections. Every method of the
-store runs in one transaction on one pooled connection; a cancelled caller's connection
-is rolled back (or discarded, if it broke) by the pool before anyone reuses it.
+psycopg 3 with ``psycopg_pool``: an async pool of libpq connections in autocommit mode. A
+method of the store that needs one statement sends just it (one round trip); one that needs
+several runs them in an explicit transaction, or a read-only repeatable-read snapshot. A
+cancelled caller's connection is rolled back (or discarded, if it broke) by the pool before
+anyone reuses it.
 """
 
 from __future__ import annotations
@@ -58,7 +60,13 @@ async def open_pool(
     the schema is newer than this code (or, with ``upgrade`` False, not this code's).
     """
     pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
-        url, min_size=1, max_size=max_size, timeout=timeout, open=False, name="sealflow-store"
+        url,
+        min_size=1,
+        max_size=max_size,
+        timeout=timeout,
+        open=False,
+        name="sealflow-store",
+        kwargs={"autocommit": True},
     )
     try:
         async with unavailable():
@@ -100,7 +108,20 @@ class PgDatabase:
         await self.pool.close()
 
     @contextlib.asynccontextmanager
+    async def _statement(self) -> AsyncIterator[Connection]:
+        """A connection for one statement, atomic on its own (autocommit)."""
+        async with self.pool.connection() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[Connection]:
         """One transaction: committed when the block ends, rolled back if it raises."""
         async with self.pool.connection() as conn, conn.transaction():
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def _snapshot(self) -> AsyncIterator[Connection]:
+        """A read-only transaction whose statements all see the same committed state."""
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             yield conn

@@ -31,39 +31,41 @@ _LIST_JOBS: Final[dict[tuple[bool, bool], LiteralString]] = {
 }
 
 
+# Run under the creation lock: the statement's snapshot then sees every job committed before
+# it, so MAX(created_at) + 1 is strictly increasing and a taken id is a conflict, not a race.
+_INSERT_JOB: Final = (
+    "WITH job AS ("
+    " INSERT INTO jobs (job_id, owner, filename, content_type, size, blob_sha256, state,"
+    " created_at, updated_at, trace)"
+    " SELECT %(job_id)s, %(owner)s, %(filename)s, %(content_type)s, %(size)s, %(blob)s,"
+    " 'queued', t.at, t.at, %(trace)s"
+    " FROM (SELECT GREATEST(%(now)s, COALESCE(MAX(created_at) + 1, 0)) AS at FROM jobs) AS t"
+    " ON CONFLICT (job_id) DO NOTHING RETURNING job_id, created_at) "
+    "INSERT INTO job_events (job_id, state, at, detail) "
+    "SELECT job_id, 'queued', created_at, NULL FROM job RETURNING at"
+)
+
+
 async def _insert_job(conn: Connection, job: NewJob) -> Job:
     """Insert the job row and its ``queued`` event inside the caller's transaction."""
-    now = to_micros(utcnow())
     await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CREATE_LOCK,))
-    cur = await conn.execute("SELECT MAX(created_at) FROM jobs")
+    cur = await conn.execute(
+        _INSERT_JOB,
+        {
+            "job_id": job.job_id,
+            "owner": job.owner,
+            "filename": job.filename,
+            "content_type": job.content_type,
+            "size": job.size,
+            "blob": job.blob_sha256,
+            "trace": job.trace,
+            "now": to_micros(utcnow()),
+        },
+    )
     row = await cur.fetchone()
-    latest = row[0] if row is not None else None
-    created = now if latest is None else max(now, int(latest) + 1)
-    # Under the lock, this statement's snapshot sees every job committed before ours.
-    cur = await conn.execute("SELECT 1 FROM jobs WHERE job_id = %s", (job.job_id,))
-    if await cur.fetchone() is not None:
+    if row is None:
         raise DuplicateJob(f"job {job.job_id} already exists")
-    await conn.execute(
-        "INSERT INTO jobs (job_id, owner, filename, content_type, size, blob_sha256, "
-        "state, created_at, updated_at, trace) "
-        "VALUES (%s, %s, %s, %s, %s, %s, 'queued', %s, %s, %s)",
-        (
-            job.job_id,
-            job.owner,
-            job.filename,
-            job.content_type,
-            job.size,
-            job.blob_sha256,
-            created,
-            created,
-            job.trace,
-        ),
-    )
-    await conn.execute(
-        "INSERT INTO job_events (job_id, state, at, detail) VALUES (%s, 'queued', %s, NULL)",
-        (job.job_id, created),
-    )
-    return queued_job(job, created)
+    return queued_job(job, int(row[0]))
 
 
 class PgJobs(PgDatabase):
@@ -87,12 +89,12 @@ class PgJobs(PgDatabase):
     async def read_blob(self, sha256: str, *, max_bytes: int) -> bytes:
         """See ``JobStore.read_blob``."""
         check_sha256(sha256)
-        async with self._transaction() as conn:
+        async with self._snapshot() as conn:
             return await read_blob(conn, sha256, max_bytes=max_bytes)
 
     async def get(self, job_id: str) -> Job | None:
         """See ``JobStore.get``."""
-        async with self._transaction() as conn:
+        async with self._statement() as conn:
             cur = await conn.execute(_SELECT_JOB + "WHERE job_id = %s", (job_id,))
             row = await cur.fetchone()
         return None if row is None else job_from_row(row)
@@ -109,7 +111,7 @@ class PgJobs(PgDatabase):
         limit, upper = check_list(state, limit, before)
         filters = [value for value in (owner, state) if value is not None]
         params: tuple[object, ...] = (*filters, upper, limit)
-        async with self._transaction() as conn:
+        async with self._statement() as conn:
             cur = await conn.execute(_LIST_JOBS[(owner is not None, state is not None)], params)
             rows = await cur.fetchall()
         return [job_from_row(row) for row in rows]
@@ -129,7 +131,7 @@ class PgJobs(PgDatabase):
 
     async def blob_in_use(self, blob_sha256: str) -> bool:
         """See ``JobStore.blob_in_use``."""
-        async with self._transaction() as conn:
+        async with self._statement() as conn:
             cur = await conn.execute(
                 "SELECT 1 FROM jobs WHERE blob_sha256 = %s LIMIT 1", (blob_sha256,)
             )
@@ -184,7 +186,7 @@ class PgJobs(PgDatabase):
 
     async def events(self, job_id: str) -> builtins.list[JobEvent]:
         """See ``JobStore.events``."""
-        async with self._transaction() as conn:
+        async with self._statement() as conn:
             cur = await conn.execute(
                 "SELECT state, at, detail FROM job_events WHERE job_id = %s ORDER BY id",
                 (job_id,),

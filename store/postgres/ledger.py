@@ -17,14 +17,14 @@ class PgLedger(PgDatabase):
     async def was_processed(self, key: str) -> bool:
         """See ``JobStore.was_processed``."""
         check_key(key)
-        async with self._transaction() as conn:
+        async with self._statement() as conn:
             cur = await conn.execute("SELECT 1 FROM processed_keys WHERE key = %s", (key,))
             return await cur.fetchone() is not None
 
     async def mark_processed(self, key: str) -> bool:
         """See ``JobStore.mark_processed``."""
         check_key(key)
-        async with self._transaction() as conn:
+        async with self._statement() as conn:
             cur = await conn.execute(
                 "INSERT INTO processed_keys (key, at) VALUES (%s, %s) ON CONFLICT DO NOTHING",
                 (key, to_micros(utcnow())),

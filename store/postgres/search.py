@@ -101,7 +101,7 @@ class PgResults(PgDatabase):
 
     async def get_result(self, job_id: str) -> JobResult | None:
         """See ``JobStore.get_result``."""
-        async with self._transaction() as conn:
+        async with self._snapshot() as conn:
             cur = await conn.execute(
                 "SELECT text, metadata, pages, parser, stored_at FROM results WHERE job_id = %s",
                 (job_id,),
@@ -138,7 +138,7 @@ class PgResults(PgDatabase):
             return []
         params = {"terms": " ".join(terms), "limit": limit, "headline": _HEADLINE, "owner": owner}
         sql = _SEARCH_ALL if owner is None else _SEARCH_OWNER
-        async with self._transaction() as conn:
+        async with self._statement() as conn:
             cur = await conn.execute(sql, params)
             rows = await cur.fetchall()
         return [
