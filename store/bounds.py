@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Final
 
+from schemas.limits import MAX_DETAIL_CHARS
 from store.records import JOB_STATES, JobState
 from store.timestamps import to_micros
 
@@ -24,7 +25,6 @@ __all__ = [
 
 MAX_LIST_LIMIT: Final = 500
 MAX_SEARCH_LIMIT: Final = 100
-MAX_DETAIL_CHARS: Final = 4_000
 MAX_REASON_CHARS: Final = 128
 MAX_KEY_CHARS: Final = 512
 NO_UPPER_BOUND: Final = 2**63 - 1
@@ -32,7 +32,11 @@ NO_UPPER_BOUND: Final = 2**63 - 1
 
 
 def bounded_detail(detail: str | None) -> str | None:
-    """Free-text detail is often untrusted (error messages): cap it and make it valid UTF-8."""
+    """Free-text detail is often untrusted (error messages): cap it and make it valid UTF-8.
+
+    The cap is the messages' own (``schemas.limits.MAX_DETAIL_CHARS``), so a stored detail
+    always fits the ``job.failed`` event that carries it.
+    """
     if detail is None:
         return None
     if len(detail) > MAX_DETAIL_CHARS:

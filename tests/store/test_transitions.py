@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from schemas.limits import MAX_DETAIL_CHARS
 from store import (
     InvalidTransition,
     JobNotFound,
@@ -108,7 +109,7 @@ async def test_long_detail_is_capped(store: JobStore, new_job: MakeJob) -> None:
     job = await store.get(job_id)
     assert job is not None
     assert job.error_detail is not None
-    assert len(job.error_detail) == 4_000
+    assert len(job.error_detail) == MAX_DETAIL_CHARS
     assert job.error_detail.endswith("…")
 
 
