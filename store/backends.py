@@ -13,6 +13,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 import psycopg
+import structlog
 
 from store.job_store import JobStore
 from store.postgres import PgJobStore
@@ -27,6 +28,7 @@ from store.sqlite.schema import migrate as sqlite_migrate
 
 __all__ = ["Upgrade", "backend_of", "open_store", "upgrade_schema"]
 
+_log = structlog.get_logger("sealflow.store")
 _POSTGRES_SCHEMES: Final = frozenset({"postgresql", "postgres"})
 EMBEDDED_FILE: Final = "jobs.db"
 
@@ -42,10 +44,14 @@ def backend_of(database_url: str | None) -> str:
 
 async def open_store(database_url: str | None, data_dir: Path) -> JobStore:
     """The job store the settings name, its schema migrated to this code's version."""
+    store: JobStore
     if backend_of(database_url) == "postgresql":
         assert database_url is not None
-        return await PgJobStore.open(database_url)
-    return await SqliteJobStore.open(Path(data_dir) / EMBEDDED_FILE)
+        store = await PgJobStore.open(database_url)
+    else:
+        store = await SqliteJobStore.open(Path(data_dir) / EMBEDDED_FILE)
+    _log.info("store.opened", backend=store.backend)
+    return store
 
 
 @dataclass(frozen=True, slots=True)
