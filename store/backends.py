@@ -23,8 +23,7 @@ from store.postgres.migrations import migrate as pg_migrate
 from store.sqlite import SqliteJobStore
 from store.sqlite.database import DEFAULT_BUSY_TIMEOUT_MS, connect
 from store.sqlite.schema import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
-from store.sqlite.schema import check_fts5
-from store.sqlite.schema import migrate as sqlite_migrate
+from store.sqlite.schema import prepare as prepare_sqlite
 
 __all__ = ["Upgrade", "backend_of", "open_store", "upgrade_schema"]
 
@@ -75,9 +74,7 @@ async def upgrade_schema(database_url: str | None, data_dir: Path) -> Upgrade:
     path.parent.mkdir(parents=True, exist_ok=True)
     db = await connect(path, busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS, read_only=False)
     try:
-        await check_fts5(db)
-        await db.execute("PRAGMA journal_mode = WAL")
-        found = await sqlite_migrate(db)
+        found = await prepare_sqlite(db, path)
     finally:
         await db.close()
     return Upgrade("sqlite", found, SQLITE_SCHEMA_VERSION)

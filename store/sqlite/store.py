@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from store.blobs import BlobStore
-from store.errors import StoreUnavailable
 from store.job_store import JobStore
 from store.sqlite.database import DEFAULT_BUSY_TIMEOUT_MS, connect
 from store.sqlite.jobs import SqliteJobs
 from store.sqlite.ledger import SqliteLedger
-from store.sqlite.schema import check_fts5, migrate
+from store.sqlite.schema import prepare
 from store.sqlite.search import SqliteResults
 
 __all__ = ["SqliteJobStore"]
@@ -40,14 +39,7 @@ class SqliteJobStore(SqliteJobs, SqliteResults, SqliteLedger, JobStore):
         path.parent.mkdir(parents=True, exist_ok=True)
         writer = await connect(path, busy_timeout_ms=busy_timeout_ms, read_only=False)
         try:
-            await check_fts5(writer)
-            async with writer.execute("PRAGMA journal_mode = WAL") as cursor:
-                row = await cursor.fetchone()
-            if row is None or str(row[0]).lower() != "wal":
-                raise StoreUnavailable(
-                    f"could not switch {path} to WAL mode", reason="wal_unavailable"
-                )
-            await migrate(writer)
+            await prepare(writer, path)
             reader = await connect(path, busy_timeout_ms=busy_timeout_ms, read_only=True)
         except BaseException:
             await writer.close()
