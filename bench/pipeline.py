@@ -168,7 +168,7 @@ async def latency(
     from audit.daemon import serve as serve_audit
     from parser.daemon import ParserSettings
     from parser.daemon import serve as serve_parser
-    from store import BlobStore, JobStore, NewJob
+    from store import BlobStore, NewJob, SqliteJobStore
     from workers import WorkerSettings
     from workers import serve as serve_worker
 
@@ -194,7 +194,7 @@ async def latency(
     opener = Opener(
         "gateway", TrustStoreFile(keys_dir / "trust.json"), replay=ReplayCache(jobs * 8)
     )
-    store = await JobStore.open(data_dir / "jobs.db")
+    store = await SqliteJobStore.open(data_dir / "jobs.db")
     blobs = BlobStore(data_dir / "blobs")
     sent: dict[str, float] = {}
     latencies: list[float] = []

@@ -65,7 +65,7 @@ from broker import (
 from keys import KeyRing, TrustStore, TrustStoreFile, write_trust_store
 from schemas import SERVICES as ALL_SERVICES
 from schemas import JobSubmitted
-from store import BlobStore, JobStore, NewJob
+from store import BlobStore, JobStore, NewJob, SqliteJobStore
 
 FINAL = ("job.completed", "job.failed")
 OWNER = "alice"
@@ -393,7 +393,7 @@ class Soak:
         publisher = Publisher(channel, self.topology, gateway)
         audit = BrokerAuditSink(publisher)
         forger = Forger(publisher, gateway, worker)
-        self.store = store = await JobStore.open(self.data_dir / "jobs.db")
+        self.store = store = await SqliteJobStore.open(self.data_dir / "jobs.db")
         blobs = BlobStore(self.data_dir / "blobs")
         opener = opener_class(
             "gateway",

@@ -19,6 +19,8 @@ class BrokerSettings(BaseSettings):
     namespace: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]{0,64}$")
     data_dir: Path = Path("./var")
     keys_dir: Path = Path("./var/keys")
+    database_url: str | None = Field(default=None, pattern=r"^(postgres(ql)?://.*)?$")
+    """Unset: the embedded SQLite + files under ``data_dir``; ``postgresql://…``: PostgreSQL."""
     policy_file: Path | None = None
     prefetch: int = Field(default=16, ge=1, le=1000)
     max_attempts: int = Field(default=5, ge=1, le=100)

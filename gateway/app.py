@@ -42,7 +42,7 @@ from gateway.openapi import add_docs_routes
 from gateway.operations import Operation
 from gateway.settings import GatewaySettings
 from gateway.web import setup_web
-from store import BlobStore, JobStore
+from store import BlobStore, open_store
 
 __all__ = ["all_operations", "create_app"]
 
@@ -143,7 +143,7 @@ def create_app(
     app[BLOBS_KEY] = blobs
 
     async def parts(app: web.Application) -> AsyncIterator[None]:
-        store = await JobStore.open(settings.data_dir / "jobs.db")
+        store = await open_store(settings.database_url, settings.data_dir)
         app[STORE_KEY] = store
         app[BLOB_KEEPER_KEY] = BlobKeeper(blobs, store)
         rt = app[RUNTIME_KEY]

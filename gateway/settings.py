@@ -36,6 +36,8 @@ class GatewaySettings(BaseSettings):
     api_audience: str = "sealflow-gateway"
     data_dir: Path = Path("./var")
     keys_dir: Path = Path("./var/keys")
+    database_url: str | None = Field(default=None, pattern=r"^(postgres(ql)?://.*)?$")
+    """Unset: the embedded SQLite + files under ``data_dir``; ``postgresql://…``: PostgreSQL."""
 
     max_upload_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
     """Largest accepted file, per file."""

@@ -13,6 +13,7 @@ from sealflow import __version__
 _COMMANDS: dict[str, str] = {
     "audit": "sealflow.commands.audit:audit",
     "clients": "sealflow.commands.clients:clients",
+    "db": "sealflow.commands.db:db",
     "gateway": "sealflow.commands.gateway:gateway",
     "identity": "sealflow.commands.identity:identity",
     "jobs": "sealflow.commands.jobs:jobs",

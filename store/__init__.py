@@ -1,12 +1,16 @@
-"""Storage: content-addressed blob files and the SQLite job store with full-text search.
+"""Storage behind one interface (``JobStore``) with two backends, chosen by one setting.
 
-Used by the gateway (blobs, jobs, search), the worker (states, results) and the parser
-(blobs). It never talks AMQP.
+``open_store(SEALFLOW_DATABASE_URL, data_dir)``: unset means the embedded SQLite file and
+content-addressed blob files (``store.sqlite``); ``postgresql://…`` means PostgreSQL
+(``store.postgres``), which also holds blobs, spent envelope ids and revocations for every
+replica. Used by the gateway, the worker and the parser. It never talks AMQP.
 """
 
 from __future__ import annotations
 
+from store.backends import Upgrade, backend_of, open_store, upgrade_schema
 from store.blobs import BlobStore
+from store.bounds import MAX_LIST_LIMIT, MAX_SEARCH_LIMIT
 from store.errors import (
     BlobCorrupt,
     BlobNotFound,
@@ -17,7 +21,8 @@ from store.errors import (
     StoreError,
     StoreUnavailable,
 )
-from store.jobs import MAX_LIST_LIMIT, MAX_SEARCH_LIMIT, JobStore
+from store.job_store import JobStore
+from store.postgres import PgJobStore, PgRevocations, PgSpentEnvelopes
 from store.records import (
     JOB_STATES,
     Job,
@@ -31,6 +36,7 @@ from store.records import (
     SearchHit,
 )
 from store.search_query import to_fts5_query
+from store.sqlite import SqliteJobStore
 
 __all__ = [
     "JOB_STATES",
@@ -51,9 +57,17 @@ __all__ = [
     "MetadataValue",
     "NewJob",
     "NewResult",
+    "PgJobStore",
+    "PgRevocations",
+    "PgSpentEnvelopes",
     "ResultChunk",
     "SearchHit",
+    "SqliteJobStore",
     "StoreError",
     "StoreUnavailable",
+    "Upgrade",
+    "backend_of",
+    "open_store",
     "to_fts5_query",
+    "upgrade_schema",
 ]

@@ -1,10 +1,13 @@
-"""Validation of sha-256 hex digests used as blob names."""
+"""Validation of sha-256 hex digests used as blob names, and of bytes against their name."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 
-__all__ = ["check_sha256"]
+from store.errors import BlobCorrupt
+
+__all__ = ["check_blob", "check_sha256"]
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
@@ -17,3 +20,11 @@ def check_sha256(value: str) -> str:
     if not isinstance(value, str) or _SHA256_HEX.fullmatch(value) is None:
         raise ValueError("sha256 must be 64 lowercase hexadecimal characters")
     return value
+
+
+def check_blob(data: bytes, sha256: str, size: int) -> None:
+    """Raise ``BlobCorrupt`` unless ``data`` is ``size`` bytes hashing to ``sha256``."""
+    if len(data) != size:
+        raise BlobCorrupt(f"blob is {len(data)} bytes, the job says {size}")
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise BlobCorrupt(f"blob does not hash to {sha256}")

@@ -1,16 +1,17 @@
-"""Turn an untrusted search string into a safe FTS5 MATCH expression.
+"""Turn an untrusted search string into a safe query: its words only, never query syntax.
 
-Every run of letters and digits becomes a double-quoted FTS5 string, and the strings are
-joined by spaces (implicit AND). Quotes, ``*``, ``^``, ``:``, parentheses, ``NEAR``,
-``AND``/``OR``/``NOT`` and control characters are therefore never FTS5 syntax: words
-such as ``OR`` are searched as words and punctuation is dropped.
+Every run of letters and digits is a term. For FTS5 each becomes a double-quoted string,
+joined by spaces (implicit AND); for PostgreSQL the terms, joined by spaces, are given to
+``plainto_tsquery``, which ANDs them and reads no operator. Quotes, ``*``, ``^``, ``:``,
+parentheses, ``NEAR``, ``AND``/``OR``/``NOT``, ``&``, ``|``, ``!`` and control characters
+are therefore never syntax on either backend: ``OR`` is searched as a word.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["MAX_QUERY_CHARS", "MAX_QUERY_TERMS", "to_fts5_query"]
+__all__ = ["MAX_QUERY_CHARS", "MAX_QUERY_TERMS", "query_terms", "to_fts5_query"]
 
 MAX_QUERY_CHARS = 1_000
 MAX_QUERY_TERMS = 32
@@ -19,13 +20,18 @@ MAX_QUERY_TERMS = 32
 _TERM = re.compile(r"[^\W_]+")
 
 
-def to_fts5_query(text: str) -> str | None:
-    """The FTS5 expression for ``text``, or None when it has no searchable term.
+def query_terms(text: str) -> list[str]:
+    """The searchable terms of ``text``, in order.
 
     Only the first ``MAX_QUERY_CHARS`` characters and ``MAX_QUERY_TERMS`` terms count, which
     bounds the work one query can ask of the index.
     """
-    terms = _TERM.findall(text[:MAX_QUERY_CHARS])[:MAX_QUERY_TERMS]
+    return list(_TERM.findall(text[:MAX_QUERY_CHARS])[:MAX_QUERY_TERMS])
+
+
+def to_fts5_query(text: str) -> str | None:
+    """The FTS5 expression for ``text``, or None when it has no searchable term."""
+    terms = query_terms(text)
     if not terms:
         return None
     return " ".join(f'"{term}"' for term in terms)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from broker import BrokerSettings, ServiceRuntime, configure_logging, run_daemon
-from store import JobStore
+from store import open_store
 from workers.handlers import WorkerHandlers
 from workers.settings import WorkerSettings
 
@@ -23,7 +23,7 @@ async def serve(
     worker_settings = worker_settings if worker_settings is not None else WorkerSettings()
     runtime = ServiceRuntime("worker", settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = await JobStore.open(settings.data_dir / "jobs.db")
+    store = await open_store(settings.database_url, settings.data_dir)
 
     async def setup(rt: ServiceRuntime) -> None:
         assert rt.publisher is not None

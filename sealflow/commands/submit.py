@@ -31,7 +31,7 @@ from broker import (
 from broker.auditing import BrokerAuditSink
 from keys import KeyMaterialError, KeyRing
 from schemas import JobSubmitted
-from store import BlobStore, JobStore, NewJob
+from store import BlobStore, NewJob, open_store
 
 __all__ = ["submit"]
 
@@ -53,7 +53,7 @@ async def _submit(paths: list[Path], owner: str, wait: float | None, console: Co
     settings = BrokerSettings()
     blobs = BlobStore(settings.data_dir / "blobs")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = await JobStore.open(settings.data_dir / "jobs.db")
+    store = await open_store(settings.database_url, settings.data_dir)
     connection = await connect(
         settings.amqp_url, timeout=settings.connect_timeout, name="sealflow-submit"
     )

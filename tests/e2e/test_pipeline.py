@@ -16,6 +16,8 @@ import aio_pika
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from sealflow_testing import queue_counts
+from store_testing import BACKENDS, reset_postgres
+from store_testing import postgres_url as postgres_url  # the session fixture, registered here
 
 from audit import AuditLog, AuditSettings, iter_records, verify_log
 from audit.daemon import AuditDaemonSettings
@@ -34,7 +36,7 @@ from keys import KeyRing, SigningKey, TrustStore
 from parser.daemon import ParserSettings
 from parser.daemon import serve as serve_parser
 from schemas import JobSubmitted, ParseRequested
-from store import BlobStore, JobStore, NewJob
+from store import BlobStore, JobStore, NewJob, open_store
 from workers import WorkerSettings
 from workers import serve as serve_worker
 
@@ -159,9 +161,20 @@ class Pipeline:
 
 @pytest.fixture
 async def pipeline(
-    amqp_url: str, namespace: str, keys_dir: Path, tmp_path: Path, cleanup_namespace: None
+    request: pytest.FixtureRequest,
+    amqp_url: str,
+    namespace: str,
+    keys_dir: Path,
+    tmp_path: Path,
+    cleanup_namespace: None,
 ) -> AsyncIterator[Pipeline]:
+    """The daemons on the embedded store, or on PostgreSQL when parametrized "postgresql"."""
+    database_url: str | None = None
+    if getattr(request, "param", "sqlite") == "postgresql":
+        database_url = request.getfixturevalue("postgres_url")
+        reset_postgres(database_url)
     settings = BrokerSettings(
+        database_url=database_url,
         amqp_url=amqp_url,
         namespace=namespace,
         data_dir=tmp_path / "data",
@@ -172,7 +185,7 @@ async def pipeline(
     )
     settings.data_dir.mkdir(parents=True)
     stop = asyncio.Event()
-    store = await JobStore.open(settings.data_dir / "jobs.db")
+    store = await open_store(settings.database_url, settings.data_dir)
     daemons = [
         asyncio.create_task(
             serve_audit(
@@ -217,6 +230,7 @@ async def pipeline(
                 raise result
 
 
+@pytest.mark.parametrize("pipeline", BACKENDS, indirect=True)
 async def test_a_job_of_each_format_reaches_done_with_result_and_audit_trail(
     pipeline: Pipeline,
 ) -> None:
@@ -358,6 +372,7 @@ async def test_poison_document_ends_failed_with_a_reason(pipeline: Pipeline) -> 
     assert await pipeline.wait_final(unsupported) == "failed"
 
 
+@pytest.mark.parametrize("pipeline", BACKENDS, indirect=True)
 async def test_resubmitted_job_message_does_not_duplicate_work(pipeline: Pipeline) -> None:
     """The same job.submitted arriving twice (a fresh envelope, as a re-publish would make)."""
     job_id = await pipeline.submit("notes.txt", "text/plain", b"once only\n")

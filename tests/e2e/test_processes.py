@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from store import JobStore
+from store import SqliteJobStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -213,7 +213,7 @@ def test_sigterm_during_work_loses_nothing(
     assert started["replay_restored"] >= 1  # spent jtis survive the restart
 
     async def final_states() -> list[str]:
-        store = await JobStore.open(Path(sealflow_env["SEALFLOW_DATA_DIR"]) / "jobs.db")
+        store = await SqliteJobStore.open(Path(sealflow_env["SEALFLOW_DATA_DIR"]) / "jobs.db")
         try:
             async with asyncio.timeout(90):
                 while True:

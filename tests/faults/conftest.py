@@ -16,7 +16,7 @@ from gateway import GatewaySettings, create_app
 from identity import IdentitySettings
 from identity import create_app as create_identity_app
 from keys import KeyRing
-from store import JobStore
+from store import SqliteJobStore
 
 ENVELOPE_LIFETIME = 5
 """The shortest lifetime ``BrokerSettings`` allows: backlogs go stale quickly."""
@@ -68,7 +68,7 @@ async def bus(
     topology = Topology(broker_settings.namespace)
     await topology.declare(channel)
     sealer = Sealer(KeyRing.load(keys_dir, "gateway").signing_key())
-    store = await JobStore.open(data_dir / "jobs.db")
+    store = await SqliteJobStore.open(data_dir / "jobs.db")
     try:
         yield JobLedger(data_dir, Publisher(channel, topology, sealer), store)
     finally:

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from gateway_testing import AUDIENCE, Gateway, Issuer, free_port
+from store_testing import postgres_url as postgres_url  # the session fixture, registered here
+from store_testing import reset_postgres
 
 from broker import BrokerSettings
 from gateway import RUNTIME_KEY, GatewaySettings, create_app
@@ -34,11 +36,17 @@ async def issuer(keys_dir: Path, tmp_path: Path) -> AsyncIterator[Issuer]:
 
 @pytest.fixture
 def broker_settings(
-    amqp_url: str, namespace: str, keys_dir: Path, tmp_path: Path
+    request: pytest.FixtureRequest, amqp_url: str, namespace: str, keys_dir: Path, tmp_path: Path
 ) -> BrokerSettings:
+    """The embedded store, or PostgreSQL when parametrized "postgresql" (indirect)."""
     data_dir = tmp_path / "data"
     data_dir.mkdir(exist_ok=True)
+    database_url: str | None = None
+    if getattr(request, "param", "sqlite") == "postgresql":
+        database_url = request.getfixturevalue("postgres_url")
+        reset_postgres(database_url)
     return BrokerSettings(
+        database_url=database_url,
         amqp_url=amqp_url,
         namespace=namespace,
         data_dir=data_dir,
@@ -56,6 +64,7 @@ def gateway_settings(issuer: Issuer, broker_settings: BrokerSettings) -> Gateway
         api_audience=AUDIENCE,
         data_dir=broker_settings.data_dir,
         keys_dir=broker_settings.keys_dir,
+        database_url=broker_settings.database_url,
         max_upload_bytes=64 * 1024,
         max_request_bytes=256 * 1024,
         max_files_per_upload=8,

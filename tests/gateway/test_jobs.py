@@ -9,6 +9,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from gateway_testing import Gateway, error_body, next_event, read_events
+from store_testing import BACKENDS
 
 from broker import BrokerSettings
 from gateway import GatewaySettings, Operation, create_app
@@ -166,6 +167,7 @@ async def test_an_admin_may_delete_anyones_job(gateway: Gateway) -> None:
     assert response.status == 204
 
 
+@pytest.mark.parametrize("broker_settings", BACKENDS, indirect=True)
 async def test_search_finds_own_documents_only(gateway: Gateway) -> None:
     mine = await submit(gateway, "alice", b"lighthouse")
     theirs = await submit(gateway, "bob", b"lighthouse too")

@@ -1,17 +1,21 @@
-"""Fixtures for the store tests: a blob store and a job store in tmp_path."""
+"""Fixtures for the store tests: blob files, and a job store on each backend in turn."""
 
 from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from store_testing import BACKENDS, reset_postgres
+from store_testing import postgres_url as postgres_url  # the session fixture, registered here
 
-from store import BlobStore, JobStore, NewJob
+from store import BlobStore, JobStore, NewJob, PgJobStore, SqliteJobStore
 
 _counter = itertools.count()
+
+OpenStore = Callable[[], Awaitable[JobStore]]
 
 
 @pytest.fixture
@@ -19,9 +23,20 @@ def blobs(tmp_path: Path) -> BlobStore:
     return BlobStore(tmp_path / "blobs")
 
 
+@pytest.fixture(params=BACKENDS)
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> OpenStore:
+    """Opens another handle on one empty database of the backend under test."""
+    if request.param == "sqlite":
+        path = tmp_path / "db" / "jobs.sqlite3"
+        return lambda: SqliteJobStore.open(path)
+    url: str = request.getfixturevalue("postgres_url")
+    reset_postgres(url)
+    return lambda: PgJobStore.open(url)
+
+
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[JobStore]:
-    async with await JobStore.open(tmp_path / "db" / "jobs.sqlite3") as opened:
+async def store(open_store: OpenStore) -> AsyncIterator[JobStore]:
+    async with await open_store() as opened:
         yield opened
 
 

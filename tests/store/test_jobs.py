@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,11 +17,13 @@ from store import (
     NewJob,
     NewResult,
     ResultChunk,
+    SqliteJobStore,
     StoreError,
     StoreUnavailable,
 )
 
 MakeJob = Callable[..., NewJob]
+OpenStore = Callable[[], Awaitable[JobStore]]
 
 
 async def test_create_returns_a_queued_job_and_get_reads_it(
@@ -138,10 +140,9 @@ async def test_delete_removes_job_and_events(store: JobStore, new_job: MakeJob) 
 
 
 async def test_reopen_keeps_jobs_events_results_and_search(
-    tmp_path: Path, new_job: MakeJob
+    open_store: OpenStore, new_job: MakeJob
 ) -> None:
-    path = tmp_path / "jobs.sqlite3"
-    async with await JobStore.open(path) as first:
+    async with await open_store() as first:
         job = await first.create(new_job())
         await first.transition(job.job_id, "processing")
         text = "persistent platypus"
@@ -157,7 +158,7 @@ async def test_reopen_keeps_jobs_events_results_and_search(
         )
         await first.transition(job.job_id, "done")
         await first.mark_processed("msg-1")
-    async with await JobStore.open(path) as second:
+    async with await open_store() as second:
         again = await second.get(job.job_id)
         assert again is not None
         assert again.state == "done"
@@ -175,7 +176,7 @@ async def test_reopen_keeps_jobs_events_results_and_search(
 
 async def test_open_sets_wal_foreign_keys_and_schema_version(tmp_path: Path) -> None:
     path = tmp_path / "jobs.sqlite3"
-    async with await JobStore.open(path):
+    async with await SqliteJobStore.open(path):
         pass
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -189,7 +190,7 @@ async def test_open_refuses_a_newer_schema(tmp_path: Path) -> None:
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA user_version = 99")
     with pytest.raises(StoreUnavailable) as info:
-        await JobStore.open(path)
+        await SqliteJobStore.open(path)
     assert info.value.reason == "schema_too_new"
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
+from store_testing import index_rows
 
 from store import JobNotFound, JobStore, NewJob, NewResult, ResultChunk
 
@@ -31,11 +30,6 @@ def _result(*texts: str, metadata: dict[str, object] | None = None) -> NewResult
         pages=len(texts),
         parser="text",
     )
-
-
-def _fts_rows(path: Path) -> int:
-    with sqlite3.connect(path) as db:
-        return int(db.execute("SELECT count(*) FROM chunks_fts").fetchone()[0])
 
 
 async def test_store_result_then_get_result_roundtrips(store: JobStore, new_job: MakeJob) -> None:
@@ -66,7 +60,7 @@ async def test_store_result_twice_returns_false_and_does_not_duplicate(
     job = await store.create(new_job())
     assert await store.store_result(job.job_id, _result("unique aardvark", "more text"))
     assert await store.store_result(job.job_id, _result("other text entirely")) is False
-    assert _fts_rows(store.path) == 2
+    assert await index_rows(store) == 2
     stored = await store.get_result(job.job_id)
     assert stored is not None
     assert "aardvark" in stored.text
@@ -77,7 +71,7 @@ async def test_store_result_twice_returns_false_and_does_not_duplicate(
 async def test_store_result_for_unknown_job_raises(store: JobStore) -> None:
     with pytest.raises(JobNotFound):
         await store.store_result("ghost", _result("text"))
-    assert _fts_rows(store.path) == 0
+    assert await index_rows(store) == 0
 
 
 async def test_search_finds_chunks_with_marked_snippets(store: JobStore, new_job: MakeJob) -> None:
@@ -159,14 +153,12 @@ async def test_delete_removes_result_and_search_rows(store: JobStore, new_job: M
     gone = await store.create(new_job())
     await store.store_result(keep.job_id, _result("kept manuscript"))
     await store.store_result(gone.job_id, _result("deleted manuscript", "second chunk"))
-    assert _fts_rows(store.path) == 3
+    assert await index_rows(store) == 3
     assert await store.delete(gone.job_id) is True
     assert await store.get_result(gone.job_id) is None
     assert [h.job_id for h in await store.search(None, "manuscript")] == [keep.job_id]
     assert await store.search(None, "deleted") == []
-    assert _fts_rows(store.path) == 1
-    with sqlite3.connect(store.path) as db:
-        assert db.execute("SELECT count(*) FROM result_chunks").fetchone()[0] == 1
+    assert await index_rows(store) == 1
 
 
 async def test_chunk_ids_are_not_confused_after_delete(store: JobStore, new_job: MakeJob) -> None:
@@ -177,3 +169,30 @@ async def test_chunk_ids_are_not_confused_after_delete(store: JobStore, new_job:
     await store.store_result(second.job_id, _result("beta one", "beta two"))
     assert await store.search(None, "alpha") == []
     assert [h.chunk_index for h in await store.search(None, "beta two")] == [1]
+
+
+async def test_snippets_mark_cuts_with_an_ellipsis(store: JobStore, new_job: MakeJob) -> None:
+    """A snippet of a long chunk shows the match in context, with … where the text was cut."""
+    job = await store.create(new_job())
+    words = " ".join(f"w{i}" for i in range(40))
+    await store.store_result(job.job_id, _result(f"{words} narwhal {words}", "narwhal"))
+    by_chunk = {hit.chunk_index: hit.snippet for hit in await store.search(None, "narwhal")}
+    assert by_chunk[1] == "[narwhal]"
+    long = by_chunk[0]
+    assert long.startswith("…")
+    assert long.endswith("…")
+    assert "[narwhal]" in long
+    assert len(long) < 200
+
+
+async def test_words_inside_addresses_and_names_are_found(
+    store: JobStore, new_job: MakeJob
+) -> None:
+    """Punctuation splits words on both backends: an e-mail's, a file name's, a URL's parts."""
+    job = await store.create(new_job())
+    await store.store_result(
+        job.job_id,
+        _result("mail alice@example.com about report_final.txt at https://sealflow.dev/x"),
+    )
+    for query in ("alice", "example com", "report final", "txt", "sealflow dev"):
+        assert [h.job_id for h in await store.search(None, query)] == [job.job_id], query

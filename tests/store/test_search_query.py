@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
 import pytest
 from hypothesis import example, given, settings
@@ -46,8 +46,8 @@ _NASTY = [
 _FTS_SYNTAX = st.text(alphabet=st.sampled_from(list('"*^:()+-{},. \x00NEARANDORNOTfox')))
 
 
-async def _seeded(path: Path) -> JobStore:
-    store = await JobStore.open(path)
+async def _seeded(open_store: Callable[[], Awaitable[JobStore]]) -> JobStore:
+    store = await open_store()
     text = 'The quick brown fox: NEAR the lazy dog AND OR NOT — ünïcödé * "quoted"'
     for owner in ("alice", "bob"):
         job = await store.create(
@@ -85,9 +85,9 @@ def test_query_is_only_quoted_words(query: str) -> None:
         assert term[1:-1].isalnum()
 
 
-def test_search_never_raises_for_any_text(tmp_path: Path) -> None:
+def test_search_never_raises_for_any_text(open_store: Callable[[], Awaitable[JobStore]]) -> None:
     with asyncio.Runner() as runner:
-        store = runner.run(_seeded(tmp_path / "jobs.sqlite3"))
+        store = runner.run(_seeded(open_store))
         try:
 
             @settings(max_examples=400, deadline=None)
@@ -103,8 +103,10 @@ def test_search_never_raises_for_any_text(tmp_path: Path) -> None:
             runner.run(store.close())
 
 
-async def test_quoted_words_still_find_their_text(tmp_path: Path) -> None:
-    store = await _seeded(tmp_path / "jobs.sqlite3")
+async def test_quoted_words_still_find_their_text(
+    open_store: Callable[[], Awaitable[JobStore]],
+) -> None:
+    store = await _seeded(open_store)
     try:
         assert {h.job_id for h in await store.search(None, 'NEAR("fox" dog)')} == {
             "job-alice",

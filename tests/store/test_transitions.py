@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
 import pytest
 
+from schemas.limits import MAX_DETAIL_CHARS
 from store import (
     InvalidTransition,
     JobNotFound,
@@ -109,7 +109,7 @@ async def test_long_detail_is_capped(store: JobStore, new_job: MakeJob) -> None:
     job = await store.get(job_id)
     assert job is not None
     assert job.error_detail is not None
-    assert len(job.error_detail) == 4_000
+    assert len(job.error_detail) == MAX_DETAIL_CHARS
     assert job.error_detail.endswith("…")
 
 
@@ -155,10 +155,9 @@ async def test_concurrent_terminal_transitions_exactly_one_wins(
 
 
 async def test_concurrent_transitions_across_connections_exactly_one_wins(
-    tmp_path: Path, new_job: MakeJob
+    open_store: Callable[[], Awaitable[JobStore]], new_job: MakeJob
 ) -> None:
-    path = tmp_path / "shared.sqlite3"
-    async with await JobStore.open(path) as one, await JobStore.open(path) as two:
+    async with await open_store() as one, await open_store() as two:
         for _ in range(10):
             job_id = await _job_in(one, new_job, "processing")
             _exactly_one_won(await _race(one, two, job_id))

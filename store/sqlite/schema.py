@@ -1,4 +1,4 @@
-"""The job database's schema, created and migrated on open (tracked in ``PRAGMA user_version``).
+"""The embedded job database's schema, created and migrated on open (``PRAGMA user_version``).
 
 Each entry of ``MIGRATIONS`` takes the schema from version *i* to *i + 1* and runs in one
 transaction together with the ``user_version`` bump, so a crash leaves either version.
@@ -7,12 +7,13 @@ transaction together with the ``user_version`` bump, so a crash leaves either ve
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import aiosqlite
 
 from store.errors import StoreUnavailable
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "check_fts5", "migrate"]
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "check_fts5", "migrate", "prepare"]
 
 _V1: tuple[str, ...] = (
     """
@@ -124,3 +125,17 @@ async def migrate(db: aiosqlite.Connection) -> int:
             await db.execute("ROLLBACK")
             raise
     return found
+
+
+async def prepare(db: aiosqlite.Connection, path: Path) -> int:
+    """Make the file at ``path`` usable: FTS5 present, WAL mode, schema migrated.
+
+    Returns the schema version found before. Raises ``StoreUnavailable`` if SQLite lacks
+    FTS5, refuses WAL, or the file's schema is newer than this code.
+    """
+    await check_fts5(db)
+    async with db.execute("PRAGMA journal_mode = WAL") as cursor:
+        row = await cursor.fetchone()
+    if row is None or str(row[0]).lower() != "wal":
+        raise StoreUnavailable(f"could not switch {path} to WAL mode", reason="wal_unavailable")
+    return await migrate(db)
