@@ -23,7 +23,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
-from broker import ENVELOPE_HEADER, Opener, ReplayCache, RevocationList, Sealer
+from broker import ENVELOPE_HEADER, Opener, RevocationList, Sealer, SpentIds
 from keys import KeyRing, TrustStore
 from schemas import JobSubmitted
 
@@ -130,7 +130,7 @@ def main() -> None:
                     receiver,
                     trust,
                     policy=policy_for_open,
-                    replay=ReplayCache(args.n * 2),
+                    spent=SpentIds(args.n * 2),
                     revocations=RevocationList(),  # as the daemons run it
                 )
                 it = iter(sealed)

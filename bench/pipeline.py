@@ -36,8 +36,8 @@ from broker import (
     Opened,
     Opener,
     Publisher,
-    ReplayCache,
     Sealer,
+    SpentIds,
     Topology,
     connect,
     open_channel,
@@ -147,7 +147,7 @@ async def sealed_round(
         queue="worker.jobs",
         channel=consume_channel,
         topology=topology,
-        opener=Opener("worker", TrustStoreFile(keys_dir / "trust.json"), replay=ReplayCache(n * 4)),
+        opener=Opener("worker", TrustStoreFile(keys_dir / "trust.json"), spent=SpentIds(n * 4)),
         publisher=publisher,
         audit=_NoAudit(),
         handlers={"job.submitted": handler},
@@ -191,9 +191,7 @@ async def latency(
     publisher = Publisher(
         channel, topology, Sealer(KeyRing.load(keys_dir, "gateway").signing_key())
     )
-    opener = Opener(
-        "gateway", TrustStoreFile(keys_dir / "trust.json"), replay=ReplayCache(jobs * 8)
-    )
+    opener = Opener("gateway", TrustStoreFile(keys_dir / "trust.json"), spent=SpentIds(jobs * 8))
     store = await SqliteJobStore.open(data_dir / "jobs.db")
     blobs = BlobStore(data_dir / "blobs")
     sent: dict[str, float] = {}

@@ -54,9 +54,9 @@ from broker import (
     Opener,
     Publisher,
     PublishFailed,
-    ReplayCache,
     Sealed,
     Sealer,
+    SpentIds,
     Topology,
     connect,
     make_audit_event,
@@ -398,7 +398,7 @@ class Soak:
         opener = opener_class(
             "gateway",
             TrustStoreFile(self.keys_dir / "trust.json"),
-            replay=ReplayCache(self.config.jobs * 4 + 10_000),
+            spent=SpentIds(self.config.jobs * 4 + 10_000),
         )
         events = await listen_channel.declare_queue(
             self.topology.queue("gateway.events"), passive=True

@@ -38,11 +38,11 @@ from broker.errors import (
 from broker.logging import configure_logging
 from broker.policy import Policy, PolicyError, PolicyRule
 from broker.publisher import Publisher, exchange_for
-from broker.replay import ReplayCache, ReplayCacheFull, ReplayState
-from broker.replay_journal import ReplayJournal
 from broker.revocation import RevocationList
 from broker.runtime import ServiceRuntime, run_daemon
 from broker.settings import BrokerSettings
+from broker.spent_ids import SpentIds, SpentIdsFull, SpentState
+from broker.spent_ids_journal import SpentIdsJournal
 from broker.topology import ATTEMPT_HEADER, QUEUE_BINDINGS, REJECT_REASON_HEADER, Topology
 
 __all__ = [
@@ -74,16 +74,16 @@ __all__ = [
     "PublishFailed",
     "Publisher",
     "Reason",
-    "ReplayCache",
-    "ReplayCacheFull",
-    "ReplayJournal",
-    "ReplayState",
     "RetryLater",
     "RevocationList",
     "Revocations",
     "Sealed",
     "Sealer",
     "ServiceRuntime",
+    "SpentIds",
+    "SpentIdsFull",
+    "SpentIdsJournal",
+    "SpentState",
     "TakenDeadLetter",
     "Topology",
     "TrustSource",

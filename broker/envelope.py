@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from pydantic_core import to_json
 
 from broker.policy import Policy
-from broker.replay import ReplayCache, ReplayCacheFull, ReplayState
+from broker.spent_ids import SpentIds, SpentIdsFull, SpentState
 from keys import SigningKey, VerificationKey
 from keys.jose import JWS_ALGORITHMS
 from schemas import EnvelopeClaims, SchemaError, WireModel, model_for
@@ -95,7 +95,7 @@ class Reason(StrEnum):
     REVOKED = "revoked"
     REPLAY = "replay"
     SCHEMA_INVALID = "schema_invalid"
-    REPLAY_CACHE_FULL = "replay_cache_full"
+    SPENT_IDS_FULL = "spent_ids_full"
 
 
 class EnvelopeError(Exception):
@@ -116,7 +116,7 @@ class EnvelopeError(Exception):
     @property
     def transient(self) -> bool:
         """True when the same message may succeed later (it is requeued, not dead-lettered)."""
-        return self.reason is Reason.REPLAY_CACHE_FULL
+        return self.reason is Reason.SPENT_IDS_FULL
 
 
 class TrustSource(Protocol):
@@ -380,7 +380,7 @@ class Opener:
         trust: TrustSource,
         *,
         policy: Policy | None = None,
-        replay: ReplayCache | None = None,
+        spent: SpentIds | None = None,
         revocations: Revocations | None = None,
         leeway: int = 5,
         max_lifetime: int = 900,
@@ -391,7 +391,7 @@ class Opener:
         self.service = service
         self.trust = trust
         self.policy = policy if policy is not None else Policy.default()
-        self.replay = replay if replay is not None else ReplayCache()
+        self.spent = spent if spent is not None else SpentIds()
         self.revocations = revocations
         self.leeway = leeway
         self.max_lifetime = max_lifetime
@@ -411,7 +411,7 @@ class Opener:
     ) -> Opened[WireModel]:
         """Verify an AMQP message's envelope and body; raise :class:`EnvelopeError` if any fails.
 
-        On success the ``jti`` is held as pending in the replay cache: call
+        On success the ``jti`` is held as pending among the spent ids: call
         :meth:`complete` once the handler's effect is durable, or :meth:`release` to let a
         retried copy through. ``redelivered`` is the broker's flag, which a publisher cannot
         set: a redelivery of a message whose handling never completed is let through.
@@ -489,8 +489,8 @@ class Opener:
             kind = self.revocations.revoked(kid=key.kid, jti=claims.jti, sub=claims.sub, now=now)
             if kind is not None:
                 raise EnvelopeError(Reason.REVOKED, f"{kind} is revoked", claims=claims)
-        state = self.replay.state(claims.jti, now)
-        if state is ReplayState.DONE or (state is ReplayState.PENDING and not redelivered):
+        state = self.spent.state(claims.jti, now)
+        if state is SpentState.DONE or (state is SpentState.PENDING and not redelivered):
             raise EnvelopeError(Reason.REPLAY, f"jti {claims.jti} was already seen", claims=claims)
         try:
             message = model_for(claims.typ).model_validate_json(body)
@@ -498,18 +498,18 @@ class Opener:
             detail = _first_error(exc) if isinstance(exc, ValidationError) else str(exc)
             raise EnvelopeError(Reason.SCHEMA_INVALID, detail, claims=claims) from exc
         try:
-            self.replay.claim(claims.jti, claims.exp + self.leeway, now)
-        except ReplayCacheFull as exc:
-            raise EnvelopeError(Reason.REPLAY_CACHE_FULL, str(exc), claims=claims) from exc
+            self.spent.claim(claims.jti, claims.exp + self.leeway, now)
+        except SpentIdsFull as exc:
+            raise EnvelopeError(Reason.SPENT_IDS_FULL, str(exc), claims=claims) from exc
         return Opened(claims=claims, message=message, body=body, kid=key.kid)
 
     def complete(self, jti: str) -> None:
         """The handler's effect is durable: this ``jti`` is spent."""
-        self.replay.complete(jti)
+        self.spent.complete(jti)
 
     def release(self, jti: str) -> None:
         """The handler failed transiently: let a retried copy of this envelope through."""
-        self.replay.release(jti)
+        self.spent.release(jti)
 
     def verify_signature(
         self,
@@ -525,7 +525,7 @@ class Opener:
         ``iss`` with a matching ``alg``, the signature, the claims' form, ``jti``/``typ``
         against the AMQP properties, the body digest, revocations — and none of freshness,
         audience, policy or replay. For re-checking a dead letter before it is re-sealed; it
-        neither reads nor marks the replay cache.
+        neither reads nor marks the spent ids.
         """
         raw = headers.get(ENVELOPE_HEADER) if headers is not None else None
         if isinstance(raw, bytes | bytearray):

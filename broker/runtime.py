@@ -26,10 +26,10 @@ from broker.control import ControlSubscriber
 from broker.envelope import Opener, Sealer
 from broker.policy import Policy
 from broker.publisher import Publisher
-from broker.replay import ReplayCache
-from broker.replay_journal import ReplayJournal
 from broker.revocation import RevocationList
 from broker.settings import BrokerSettings
+from broker.spent_ids import SpentIds
+from broker.spent_ids_journal import SpentIdsJournal
 from broker.topology import Topology
 from keys import KeyRing, TrustStoreFile
 
@@ -60,15 +60,15 @@ class ServiceRuntime:
         self.trust = TrustStoreFile(keys_dir / "trust.json", min_interval=1.0)
         self.revocations = RevocationList(journal=self.settings.data_dir / "revocations.jsonl")
         self.control: ControlSubscriber | None = None
-        self.replay = ReplayCache(
-            self.settings.replay_cache_entries,
-            journal=ReplayJournal(self.settings.data_dir / "replay" / f"{service}.jtis"),
+        self.spent_ids = SpentIds(
+            self.settings.spent_ids_entries,
+            journal=SpentIdsJournal(self.settings.data_dir / "replay" / f"{service}.jtis"),
         )
         self.opener = Opener(
             service,
             self.trust,
             policy=self.policy,
-            replay=self.replay,
+            spent=self.spent_ids,
             revocations=self.revocations,
             leeway=self.settings.leeway,
             max_body_bytes=self.settings.max_body_bytes,
@@ -100,15 +100,15 @@ class ServiceRuntime:
             audit=self.audit,
         )
         await self.control.start()
-        restored = self.replay.restore(time.time())
+        restored = self.spent_ids.restore(time.time())
         revoked = self.revocations.restore(time.time())
         self._tasks.append(asyncio.create_task(self._watch_keys(), name="watch-keys"))
-        self._tasks.append(asyncio.create_task(self._flush_replay(), name="flush-replay"))
+        self._tasks.append(asyncio.create_task(self._flush_spent_ids(), name="flush-spent-ids"))
         _log.info(
             "runtime.started",
             namespace=self.settings.namespace,
             kid=self.sealer.kid,
-            replay_restored=restored,
+            spent_ids_restored=restored,
             revocations_restored=revoked,
         )
 
@@ -157,18 +157,18 @@ class ServiceRuntime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        self.replay.flush(time.time())
-        if self.replay.journal is not None:
-            self.replay.journal.close()
+        self.spent_ids.flush(time.time())
+        if self.spent_ids.journal is not None:
+            self.spent_ids.journal.close()
         if self.connection is not None:
             await self.connection.close()
         _log.info("runtime.stopped")
 
-    async def _flush_replay(self) -> None:
+    async def _flush_spent_ids(self) -> None:
         """Make spent jtis durable every 0.2 s: a SIGKILL forgets at most that much."""
         while True:
             await asyncio.sleep(0.2)
-            self.replay.flush(time.time())
+            self.spent_ids.flush(time.time())
 
     async def _watch_keys(self) -> None:
         """Switch signing to a newly promoted key and reload trust, without a restart."""

@@ -29,6 +29,6 @@ class BrokerSettings(BaseSettings):
     envelope_lifetime: int = Field(default=300, ge=5, le=3600)
     leeway: int = Field(default=5, ge=0, le=120)
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
-    replay_cache_entries: int = Field(default=200_000, ge=1)
+    spent_ids_entries: int = Field(default=200_000, ge=1)
     shutdown_grace: float = Field(default=30.0, ge=0)
     connect_timeout: float = Field(default=10.0, gt=0)

@@ -25,9 +25,9 @@ from broker import (
     PermanentFailure,
     Publisher,
     PublishFailed,
-    ReplayCache,
     RevocationList,
     Sealer,
+    SpentIds,
     Topology,
     connect,
     open_channel,
@@ -94,7 +94,7 @@ async def rig(
     await topology.declare(channel)
     sealer = Sealer(KeyRing.load(keys_dir, "gateway").signing_key())
     opener = Opener(
-        "worker", TrustStoreFile(keys_dir / "trust.json", min_interval=0), replay=ReplayCache(1000)
+        "worker", TrustStoreFile(keys_dir / "trust.json", min_interval=0), spent=SpentIds(1000)
     )
     try:
         yield Rig(
@@ -307,7 +307,7 @@ async def test_stop_returns_when_the_connection_is_already_gone(
         queue="worker.jobs",
         channel=channel,
         topology=topology,
-        opener=Opener("worker", TrustStoreFile(keys_dir / "trust.json"), replay=ReplayCache(10)),
+        opener=Opener("worker", TrustStoreFile(keys_dir / "trust.json"), spent=SpentIds(10)),
         publisher=Publisher(
             channel, topology, Sealer(KeyRing.load(keys_dir, "worker").signing_key())
         ),
@@ -332,7 +332,7 @@ async def test_control_subscriber_stop_returns_when_the_connection_is_already_go
     subscriber = ControlSubscriber(
         channel=channel,
         topology=topology,
-        opener=Opener("worker", trust, replay=ReplayCache(10)),
+        opener=Opener("worker", trust, spent=SpentIds(10)),
         revocations=RevocationList(),
         trust=trust,
         audit=_Audit(),

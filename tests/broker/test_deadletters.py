@@ -20,8 +20,8 @@ from broker import (
     DeadLetterQueues,
     Opener,
     Publisher,
-    ReplayCache,
     Sealer,
+    SpentIds,
     Topology,
     connect,
     open_channel,
@@ -205,7 +205,7 @@ async def test_a_forged_message_dead_lettered_by_a_consumer_is_listed_with_its_r
         amqp_url=amqp_url, namespace=namespace, data_dir=tmp_path, keys_dir=rig.keys_dir
     )
     consume_channel = await open_channel(rig.connection, prefetch=4)
-    opener = Opener("worker", TrustStoreFile(rig.keys_dir / "trust.json"), replay=ReplayCache(100))
+    opener = Opener("worker", TrustStoreFile(rig.keys_dir / "trust.json"), spent=SpentIds(100))
     handled: list[Any] = []
 
     async def handler(opened: Any, delivery: Any) -> None:

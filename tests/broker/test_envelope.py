@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from jwt.algorithms import get_default_algorithms
 from sealflow_testing import NOW, Env, job_message, make_env
 
-from broker import ENVELOPE_HEADER, EnvelopeError, Reason, ReplayCache, Sealed, body_digest
+from broker import ENVELOPE_HEADER, EnvelopeError, Reason, Sealed, SpentIds, body_digest
 from schemas import JobSubmitted
 
 
@@ -448,21 +448,19 @@ def test_rejected_message_does_not_burn_its_jti(env: Env) -> None:
 
 
 def test_full_replay_cache_defers_instead_of_forgetting(env: Env) -> None:
-    opener = env.opener(replay=ReplayCache(1))
+    opener = env.opener(spent=SpentIds(1))
     open_sealed(env, sealed_job(env), opener=opener)
-    error = assert_rejected(
-        Reason.REPLAY_CACHE_FULL, open_sealed, env, sealed_job(env), opener=opener
-    )
+    error = assert_rejected(Reason.SPENT_IDS_FULL, open_sealed, env, sealed_job(env), opener=opener)
     assert error.transient
 
 
 def test_replay_cache_forgets_expired_entries(env: Env) -> None:
-    opener = env.opener(replay=ReplayCache(1))
+    opener = env.opener(spent=SpentIds(1))
     open_sealed(env, sealed_job(env), opener=opener)
     env.clock.now = NOW + 400
     fresh = sealed_job(env)
     assert open_sealed(env, fresh, opener=opener).claims.jti == fresh.jti
-    assert len(opener.replay) == 1
+    assert len(opener.spent) == 1
 
 
 def test_body_failing_its_schema_is_rejected(env: Env) -> None:

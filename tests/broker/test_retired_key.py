@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sealflow_testing import NOW, job_message
 
-from broker import EnvelopeError, Opener, Reason, ReplayCache, Sealer
+from broker import EnvelopeError, Opener, Reason, Sealer, SpentIds
 from keys import KeyRing, TrustStore
 from schemas import SERVICES
 
@@ -28,7 +28,7 @@ def test_a_retired_key_is_accepted_until_its_not_after_then_refused_as_retired(
     )
 
     def open_at(moment: float) -> None:
-        Opener("worker", trust, replay=ReplayCache(10), clock=lambda: moment).open(
+        Opener("worker", trust, spent=SpentIds(10), clock=lambda: moment).open(
             sealed.body, sealed.headers(), message_id=sealed.jti, message_type=sealed.typ
         )
 

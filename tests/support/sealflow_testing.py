@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from broker import Opener, ReplayCache, Sealer
+from broker import Opener, Sealer, SpentIds
 from keys import KeyRing, SigningKey, TrustStore, VerificationKey
 from schemas import SERVICES, JobSubmitted
 
@@ -53,7 +53,7 @@ class Env:
         return Sealer(self.signing[service], clock=self.clock, **kwargs)  # type: ignore[arg-type]
 
     def opener(self, service: str = "worker", **kwargs: object) -> Opener:
-        kwargs.setdefault("replay", ReplayCache(1000))
+        kwargs.setdefault("spent", SpentIds(1000))
         return Opener(service, self.trust, clock=self.clock, **kwargs)  # type: ignore[arg-type]
 
 

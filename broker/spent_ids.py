@@ -1,10 +1,10 @@
-"""The replay cache: remembers every accepted envelope ``jti`` until the envelope expires.
+"""Spent envelope ids: remembers every accepted envelope ``jti`` until the envelope expires.
 
 Memory is bounded: at most ``max_entries`` live entries (about 200 bytes each, so the default
 200,000 costs roughly 40 MB and covers ~660 messages/s sustained at a 300 s lifetime). When it is
-full of unexpired entries it refuses new ones (:class:`ReplayCacheFull`) rather than forget one,
-because forgetting would open a replay window; the consumer treats that as a transient failure.
-With a :class:`~broker.replay_journal.ReplayJournal`, spent ids survive a restart.
+full of unexpired entries it refuses new ones (:class:`SpentIdsFull`) rather than forget one,
+because forgetting would let a copy through; the consumer treats that as a transient failure.
+With a :class:`~broker.spent_ids_journal.SpentIdsJournal`, spent ids survive a restart.
 """
 
 from __future__ import annotations
@@ -14,33 +14,35 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from broker.replay_journal import ReplayJournal
+    from broker.spent_ids_journal import SpentIdsJournal
 
-__all__ = ["ReplayCache", "ReplayCacheFull", "ReplayState"]
+__all__ = ["SpentIds", "SpentIdsFull", "SpentState"]
 
 
-class ReplayCacheFull(Exception):
+class SpentIdsFull(Exception):
     """Every slot holds an unexpired ``jti``; the message must wait and be retried."""
 
 
-class ReplayState(Enum):
+class SpentState(Enum):
     """``PENDING`` while the handler runs (a broker redelivery may take it again), then ``DONE``."""
 
     PENDING = 1
     DONE = 2
 
 
-class ReplayCache:
+class SpentIds:
     """Bounded map of ``jti`` → (expiry, state), pruned in expiry order with a heap."""
 
     __slots__ = ("_entries", "_heap", "journal", "max_entries")
 
-    def __init__(self, max_entries: int = 200_000, *, journal: ReplayJournal | None = None) -> None:
+    def __init__(
+        self, max_entries: int = 200_000, *, journal: SpentIdsJournal | None = None
+    ) -> None:
         if max_entries < 1:
             raise ValueError("max_entries must be positive")
         self.max_entries = max_entries
         self.journal = journal
-        self._entries: dict[str, tuple[float, ReplayState]] = {}
+        self._entries: dict[str, tuple[float, SpentState]] = {}
         self._heap: list[tuple[float, str]] = []
 
     def restore(self, now: float) -> int:
@@ -51,7 +53,7 @@ class ReplayCache:
         for jti, expires_at in self.journal.load(now):
             if len(self._entries) >= self.max_entries:
                 break
-            self._entries[jti] = (expires_at, ReplayState.DONE)
+            self._entries[jti] = (expires_at, SpentState.DONE)
             heapq.heappush(self._heap, (expires_at, jti))
             restored += 1
         return restored
@@ -65,7 +67,7 @@ class ReplayCache:
             self.journal.compact(
                 (jti, expires_at)
                 for jti, (expires_at, state) in self._entries.items()
-                if state is ReplayState.DONE
+                if state is SpentState.DONE
             )
         else:
             self.journal.flush()
@@ -73,7 +75,7 @@ class ReplayCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def state(self, jti: str, now: float) -> ReplayState | None:
+    def state(self, jti: str, now: float) -> SpentState | None:
         """The state of ``jti`` if it is remembered and not yet expired."""
         entry = self._entries.get(jti)
         if entry is None or entry[0] < now:
@@ -84,15 +86,15 @@ class ReplayCache:
         """Remember ``jti`` as being handled until ``expires_at`` (epoch seconds)."""
         self.prune(now)
         if jti not in self._entries and len(self._entries) >= self.max_entries:
-            raise ReplayCacheFull(f"replay cache holds {self.max_entries} unexpired envelopes")
-        self._entries[jti] = (expires_at, ReplayState.PENDING)
+            raise SpentIdsFull(f"the spent-id cache holds {self.max_entries} unexpired envelopes")
+        self._entries[jti] = (expires_at, SpentState.PENDING)
         heapq.heappush(self._heap, (expires_at, jti))
 
     def complete(self, jti: str) -> None:
         """The handler's effect is durable: the ``jti`` may never be taken again."""
         entry = self._entries.get(jti)
         if entry is not None:
-            self._entries[jti] = (entry[0], ReplayState.DONE)
+            self._entries[jti] = (entry[0], SpentState.DONE)
             if self.journal is not None:
                 self.journal.append(jti, entry[0])
 

@@ -3,7 +3,7 @@
 One line per spent ``jti`` (``<jti> <expires_at>``), appended when a handler's effect is durable,
 flushed and fsynced at most every ``flush_interval`` by the runtime and on shutdown. A crash
 (SIGKILL) loses at most that interval's entries. Expired lines are dropped when the journal
-is loaded and whenever it is compacted, so its size follows the replay cache's, not uptime.
+is loaded and whenever it is compacted, so its size follows the spent-id cache's, not uptime.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from typing import IO
 
 import structlog
 
-__all__ = ["ReplayJournal"]
+__all__ = ["SpentIdsJournal"]
 
 _LINE = re.compile(r"([A-Za-z0-9_-]{1,128}) ([0-9]{1,12}(?:\.[0-9]{1,6})?)")
-_log = structlog.get_logger("sealflow.replay")
+_log = structlog.get_logger("sealflow.spent_ids")
 
 
-class ReplayJournal:
+class SpentIdsJournal:
     """Append-only file of ``(jti, expires_at)`` with atomic compaction."""
 
     def __init__(self, path: Path, *, compact_after: int = 100_000) -> None:
@@ -47,7 +47,7 @@ class ReplayJournal:
                     if expires_at >= now:
                         entries[match.group(1)] = expires_at
         if skipped:
-            _log.warning("replay_journal.skipped_lines", count=skipped, path=str(self.path))
+            _log.warning("spent_ids_journal.skipped_lines", count=skipped, path=str(self.path))
         live = list(entries.items())
         self.compact(live)
         return live

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sealflow_testing import NOW, Env, job_message, make_env
 
-from broker import ENVELOPE_HEADER, EnvelopeError, Reason, ReplayCache, ReplayJournal, ReplayState
+from broker import ENVELOPE_HEADER, EnvelopeError, Reason, SpentIds, SpentIdsJournal, SpentState
 
 
 @pytest.fixture
@@ -21,15 +21,15 @@ def test_a_replay_after_a_restart_is_still_rejected(env: Env, tmp_path: Path) ->
         job_message(), typ="job.submitted", aud="worker", sub="alice"
     )
 
-    def open_with(cache: ReplayCache) -> None:
-        env.opener(replay=cache).open(
+    def open_with(cache: SpentIds) -> None:
+        env.opener(spent=cache).open(
             sealed.body,
             {ENVELOPE_HEADER: sealed.token},
             message_id=sealed.jti,
             message_type=sealed.typ,
         )
 
-    first = ReplayCache(100, journal=ReplayJournal(journal_path))
+    first = SpentIds(100, journal=SpentIdsJournal(journal_path))
     first.restore(NOW)
     open_with(first)
     first.complete(sealed.jti)
@@ -37,7 +37,7 @@ def test_a_replay_after_a_restart_is_still_rejected(env: Env, tmp_path: Path) ->
     assert first.journal is not None
     first.journal.close()
 
-    restarted = ReplayCache(100, journal=ReplayJournal(journal_path))
+    restarted = SpentIds(100, journal=SpentIdsJournal(journal_path))
     assert restarted.restore(NOW) == 1
     with pytest.raises(EnvelopeError) as caught:
         open_with(restarted)
@@ -46,7 +46,7 @@ def test_a_replay_after_a_restart_is_still_rejected(env: Env, tmp_path: Path) ->
 
 def test_only_completed_ids_are_journaled(tmp_path: Path) -> None:
     path = tmp_path / "w.jtis"
-    cache = ReplayCache(10, journal=ReplayJournal(path))
+    cache = SpentIds(10, journal=SpentIdsJournal(path))
     cache.claim("a" * 32, NOW + 100, NOW)
     cache.claim("b" * 32, NOW + 100, NOW)
     cache.complete("a" * 32)
@@ -64,9 +64,9 @@ def test_expired_and_damaged_lines_are_dropped_on_load(tmp_path: Path) -> None:
         f"{'c' * 32} {NOW + 30:.3f}"  # torn last line without newline is still whole here
         "\n\x00\x00\n"
     )
-    cache = ReplayCache(10, journal=ReplayJournal(path))
+    cache = SpentIds(10, journal=SpentIdsJournal(path))
     assert cache.restore(NOW) == 2
-    assert cache.state("b" * 32, NOW) is ReplayState.DONE
+    assert cache.state("b" * 32, NOW) is SpentState.DONE
     assert cache.state("a" * 32, NOW) is None
     assert sorted(path.read_text().split()) == sorted(
         ["b" * 32, f"{NOW + 60:.3f}", "c" * 32, f"{NOW + 30:.3f}"]
@@ -75,7 +75,7 @@ def test_expired_and_damaged_lines_are_dropped_on_load(tmp_path: Path) -> None:
 
 def test_compaction_keeps_only_live_spent_ids(tmp_path: Path) -> None:
     path = tmp_path / "w.jtis"
-    cache = ReplayCache(100, journal=ReplayJournal(path, compact_after=5))
+    cache = SpentIds(100, journal=SpentIdsJournal(path, compact_after=5))
     for i in range(6):
         jti = f"{i:032x}"
         cache.claim(jti, NOW + (10 if i < 3 else 1000), NOW)
