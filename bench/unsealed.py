@@ -4,7 +4,7 @@
 ``trace``) as plain unsigned base64url JSON in the same AMQP header; ``UnsealedOpener`` reads
 them and validates the body against its schema, and does nothing else: no signature, no key
 lookup, no digest, no freshness, audience, policy or scope check, no revocation list, no
-replay cache. Everything else — consumer loop, confirms, retries, store, blob store, sandboxed
+spent ids. Everything else — consumer loop, confirms, retries, store, blob store, sandboxed
 parser, audit log — is the production code.
 
     python bench/unsealed.py worker|parser|audit    # a daemon with the switch thrown
@@ -22,8 +22,17 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from broker import ENVELOPE_HEADER, EnvelopeError, Opened, Opener, Reason, Sealed, Sealer
-from schemas import EnvelopeClaims, WireModel, model_for
+from broker import (
+    ENVELOPE_HEADER,
+    RETRY_HEADER,
+    EnvelopeError,
+    Opened,
+    Opener,
+    Reason,
+    Sealed,
+    Sealer,
+)
+from schemas import EnvelopeClaims, RetryTicket, WireModel, model_for
 
 _NO_DIGEST = "sha-256=" + "A" * 43
 
@@ -94,18 +103,26 @@ class UnsealedOpener(Opener):
         token = (headers or {}).get(ENVELOPE_HEADER)
         if not isinstance(token, str):
             raise EnvelopeError(Reason.MISSING_HEADER, "no claims header")
+        ticket = (headers or {}).get(RETRY_HEADER)
         try:
             claims = EnvelopeClaims.model_validate_json(base64.urlsafe_b64decode(token))
             message = model_for(claims.typ).model_validate_json(body)
-        except ValueError as exc:
+            # The retry ticket's count, read unverified like everything else here.
+            attempt = (
+                RetryTicket.model_validate_json(_unpadded_b64(ticket.split(".")[1])).attempt
+                if isinstance(ticket, str)
+                else 1
+            )
+        except (ValueError, IndexError) as exc:
             raise EnvelopeError(Reason.SCHEMA_INVALID, str(exc)[:200]) from exc
-        return Opened(claims=claims, message=message, body=body, kid="unsealed")
+        return Opened(claims=claims, message=message, body=body, kid="unsealed", attempt=attempt)
 
-    def complete(self, jti: str) -> None:
+    def complete(self, spent_id: str) -> None:
         return None
 
-    def release(self, jti: str) -> None:
-        return None
+
+def _unpadded_b64(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
 def main() -> None:

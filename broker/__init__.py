@@ -17,6 +17,8 @@ from broker.deadletters import (
 from broker.envelope import (
     ENVELOPE_HEADER,
     ENVELOPE_TYP,
+    RETRY_HEADER,
+    RETRY_TYP,
     EnvelopeError,
     Opened,
     Opener,
@@ -43,15 +45,24 @@ from broker.runtime import ServiceRuntime, run_daemon
 from broker.settings import BrokerSettings
 from broker.spent_ids import SpentIds, SpentIdsFull, SpentState
 from broker.spent_ids_journal import SpentIdsJournal
-from broker.topology import ATTEMPT_HEADER, QUEUE_BINDINGS, REJECT_REASON_HEADER, Topology
+from broker.topology import (
+    ATTEMPT_HEADER,
+    LETTER_ID_HEADER,
+    QUEUE_BINDINGS,
+    REJECT_REASON_HEADER,
+    Topology,
+)
 
 __all__ = [
     "ATTEMPT_HEADER",
     "AUDIENCE_HEADER",
     "ENVELOPE_HEADER",
     "ENVELOPE_TYP",
+    "LETTER_ID_HEADER",
     "QUEUE_BINDINGS",
     "REJECT_REASON_HEADER",
+    "RETRY_HEADER",
+    "RETRY_TYP",
     "AuditSink",
     "BrokerAuditSink",
     "BrokerError",

@@ -3,6 +3,11 @@
 A message is acknowledged only after its handler returned (its effect is durable) or after it
 was dead-lettered or scheduled for retry with a confirmed publish. A rejected envelope is
 dead-lettered with ``x-sealflow-reject-reason`` and audited; its handler never runs.
+
+The id a delivery carries is spent when it is opened, whatever the handling's outcome: a retry
+goes back with the original envelope and a retry ticket this service seals for itself
+(``x-sealflow-retry``, a fresh single-use id and the signed attempt count), so a copy of the
+envelope, of the retry, or of a dead-lettered message is refused as ``replay``.
 """
 
 from __future__ import annotations
@@ -10,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +29,7 @@ from aio_pika.exceptions import AMQPError
 
 from broker.auditing import AuditSink, derived_event_id, make_audit_event
 from broker.connection import CANCEL_TIMEOUT
-from broker.envelope import EnvelopeError, Opened, Opener, Reason
+from broker.envelope import ENVELOPE_HEADER, RETRY_HEADER, EnvelopeError, Opened, Opener, Reason
 from broker.errors import PermanentFailure, PublishFailed
 from broker.metrics import (
     HANDLER_SECONDS,
@@ -32,9 +38,9 @@ from broker.metrics import (
     MESSAGES_RETRIED,
     VERIFY_SECONDS,
 )
-from broker.publisher import Publisher
+from broker.publisher import Publisher, amqp_message
 from broker.settings import BrokerSettings
-from broker.topology import ATTEMPT_HEADER, REJECT_REASON_HEADER, Topology
+from broker.topology import ATTEMPT_HEADER, LETTER_ID_HEADER, REJECT_REASON_HEADER, Topology
 from schemas import AuditEvent
 
 __all__ = ["Consumer", "Delivery", "Handler"]
@@ -42,14 +48,25 @@ __all__ = ["Consumer", "Delivery", "Handler"]
 _log = structlog.get_logger("sealflow.consumer")
 
 
+def _nothing_revoked() -> None:
+    """The default :attr:`Delivery.revalidate` of a delivery made by hand (tests)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """What a handler may want to know about the AMQP delivery besides the opened envelope."""
+    """What a handler may want to know about the AMQP delivery besides the opened envelope.
+
+    ``attempt`` is 1, or the count of this service's own signed retry ticket. A handler that
+    waits before it acts (for a parse slot, say) calls ``revalidate()`` when it starts: it
+    raises ``EnvelopeError(revoked)`` if a revocation arrived meanwhile, and the consumer then
+    dead-letters and audits the message as it would at ``open``.
+    """
 
     queue: str
     routing_key: str
     attempt: int
     redelivered: bool
+    revalidate: Callable[[], None] = field(default=_nothing_revoked, compare=False)
 
 
 Handler = Callable[[Opened[Any], Delivery], Awaitable[None]]
@@ -154,38 +171,44 @@ class Consumer:
         structlog.contextvars.bind_contextvars(job=claims.job, jti=claims.jti, trace=claims.trace)
         handler = self._handler_for(claims.typ)
         if handler is None:
-            self.opener.complete(claims.jti)
             await self._dead_letter(
-                message, "no_handler", f"{self.service} has no handler for {claims.typ}"
+                message,
+                "no_handler",
+                f"{self.service} has no handler for {claims.typ}",
+                opened=opened,
             )
             return
         delivery = Delivery(
             queue=self.queue,
             routing_key=message.routing_key or claims.typ,
-            attempt=_attempt(message.headers),
+            attempt=opened.attempt,
             redelivered=bool(message.redelivered),
+            revalidate=lambda: self.opener.revalidate(opened),
         )
         handler_started = time.perf_counter()
         try:
+            # A message may have waited, prefetched, since it was opened: a revocation that
+            # arrived meanwhile refuses it before its handler acts.
+            delivery.revalidate()
             await handler(opened, delivery)
+        except EnvelopeError as error:
+            await self._on_rejected(message, error, opened=opened)
+            return
         except PermanentFailure as failure:
-            self.opener.complete(claims.jti)
             _log.warning("handler.permanent_failure", type=claims.typ, detail=failure.detail)
-            await self._dead_letter(message, failure.reason, failure.detail)
+            await self._dead_letter(message, failure.reason, failure.detail, opened=opened)
             MESSAGES_HANDLED.labels(self.service, claims.typ, "dead_lettered").inc()
             return
         except Exception as failure:  # noqa: BLE001 - any other handler failure is retried, bounded
-            self.opener.release(claims.jti)
             _log.warning(
                 "handler.failed", type=claims.typ, attempt=delivery.attempt, exc_info=failure
             )
-            await self._retry_or_dead_letter(message, delivery, failure)
+            await self._retry_or_dead_letter(message, opened, failure)
             return
         finally:
             handler_seconds, handled_ok = self._metrics_for(claims.typ)
             handler_seconds.observe(time.perf_counter() - handler_started)
-        self.opener.complete(claims.jti)
-        await self._ack(message)
+        await self._ack(message, opened)
         handled_ok.inc()
         _log.info(
             "message.handled",
@@ -212,7 +235,14 @@ class Consumer:
                     return candidate
         return handler
 
-    async def _on_rejected(self, message: AbstractIncomingMessage, error: EnvelopeError) -> None:
+    async def _on_rejected(
+        self,
+        message: AbstractIncomingMessage,
+        error: EnvelopeError,
+        *,
+        opened: Opened[Any] | None = None,
+    ) -> None:
+        """Dead-letter and audit a refused envelope (``opened``: refused after it was opened)."""
         claims = error.claims
         if claims is not None:
             structlog.contextvars.bind_contextvars(
@@ -227,7 +257,7 @@ class Consumer:
             # The broker redelivered a message whose handling had completed (the ack was lost).
             _log.info("envelope.duplicate_delivery", detail=error.detail)
             MESSAGES_HANDLED.labels(self.service, message.type or "?", "duplicate").inc()
-            await self._ack(message)
+            await self._ack(message, None)
             return
         MESSAGES_REJECTED.labels(self.service, str(error.reason)).inc()
         _log.warning("envelope.rejected", reason=str(error.reason), detail=error.detail)
@@ -246,37 +276,33 @@ class Consumer:
             f"message_id={_printable(message.message_id)} (unverified)",
             event_id=_decision_id(self.service, "envelope.rejected", message, str(error.reason)),
         )
-        await self._dead_letter(message, str(error.reason), error.detail, event=event)
+        await self._dead_letter(
+            message, str(error.reason), error.detail, event=event, opened=opened
+        )
 
     async def _retry_or_dead_letter(
-        self, message: AbstractIncomingMessage, delivery: Delivery, failure: BaseException
+        self, message: AbstractIncomingMessage, opened: Opened[Any], failure: BaseException
     ) -> None:
-        if delivery.attempt >= self.settings.max_attempts:
+        attempt = opened.attempt
+        if attempt >= self.settings.max_attempts:
             await self._dead_letter(
                 message,
                 "retries_exhausted",
-                f"failed {delivery.attempt} times; last: {type(failure).__name__}: {failure}",
+                f"failed {attempt} times; last: {type(failure).__name__}: {failure}",
+                opened=opened,
             )
             MESSAGES_HANDLED.labels(self.service, message.type or "?", "dead_lettered").inc()
             return
         delay = min(
-            self.settings.retry_base_delay * 2 ** (delivery.attempt - 1),
+            self.settings.retry_base_delay * 2 ** (attempt - 1),
             self.settings.retry_max_delay,
         ) * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not security
-        headers = dict(message.headers or {})
-        headers[ATTEMPT_HEADER] = delivery.attempt + 1
-        retry = aio_pika.Message(
-            body=message.body,
-            headers=headers,
-            content_type=message.content_type,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=message.message_id,
-            type=message.type,
-            correlation_id=message.correlation_id,
-            app_id=message.app_id,
-            timestamp=message.timestamp,
-            expiration=delay,
-        )
+        # Only the envelope and a fresh ticket go back: nothing else a publisher set survives.
+        headers = {
+            ENVELOPE_HEADER: (message.headers or {})[ENVELOPE_HEADER],
+            RETRY_HEADER: self.publisher.sealer.seal_retry(opened.claims, attempt + 1),
+        }
+        retry = _copy_of(message, headers, expiration=delay)
         try:
             await self.publisher.publish_raw(
                 retry, routing_key=self.topology.retry_queue(self.queue)
@@ -286,8 +312,8 @@ class Consumer:
             await self._nack(message)
             return
         MESSAGES_RETRIED.labels(self.service, message.type or "?").inc()
-        _log.info("handler.retry_scheduled", attempt=delivery.attempt + 1, delay=round(delay, 3))
-        await self._ack(message)
+        _log.info("handler.retry_scheduled", attempt=attempt + 1, delay=round(delay, 3))
+        await self._ack(message, opened)
 
     async def _dead_letter(
         self,
@@ -296,31 +322,26 @@ class Consumer:
         detail: str,
         *,
         event: AuditEvent | None = None,
+        opened: Opened[Any] | None = None,
     ) -> None:
         """Copy ``message`` to its DLQ with the reason, audit the decision, and only then ack.
 
         Acking last means a crash or a broker outage in between loses no decision: the message
         comes back, is refused again, and the audit log (which deduplicates by event id, fixed
-        by the message and reason) records it once.
+        by the message and reason) records it once. Each letter gets its own id, so a message
+        and its copies are told apart in the DLQ.
         """
         headers = dict(message.headers or {})
+        headers[LETTER_ID_HEADER] = secrets.token_hex(16)
+        if opened is not None:
+            headers[ATTEMPT_HEADER] = opened.attempt
         headers[REJECT_REASON_HEADER] = reason
         headers["x-sealflow-reject-detail"] = detail[:500]
         headers["x-sealflow-rejected-by"] = self.service
         headers["x-sealflow-rejected-at"] = datetime.now(UTC).isoformat()
         headers["x-sealflow-routing-key"] = message.routing_key or ""
         headers["x-sealflow-queue"] = self.queue
-        dead = aio_pika.Message(
-            body=message.body,
-            headers=headers,
-            content_type=message.content_type,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=message.message_id,
-            type=message.type,
-            correlation_id=message.correlation_id,
-            app_id=message.app_id,
-            timestamp=message.timestamp,
-        )
+        dead = _copy_of(message, headers)
         try:
             await self.publisher.publish_raw(
                 dead, routing_key=self.topology.queue(f"{self.queue}.dlq")
@@ -350,9 +371,12 @@ class Consumer:
             await asyncio.sleep(1.0)  # the broker is struggling: do not spin on the message
             await self._nack(message)
             return
-        await self._ack(message)
+        await self._ack(message, opened)
 
-    async def _ack(self, message: AbstractIncomingMessage) -> None:
+    async def _ack(self, message: AbstractIncomingMessage, opened: Opened[Any] | None) -> None:
+        """Settle the delivery: its spent id may never be taken again, then ack it."""
+        if opened is not None:
+            self.opener.complete(opened.spent_id)
         try:
             await message.ack()
         except (AMQPError, ConnectionError, RuntimeError) as exc:
@@ -376,9 +400,21 @@ def _decision_id(service: str, kind: str, message: AbstractIncomingMessage, reas
     return derived_event_id(service, kind, str(message.message_id), digest, reason)
 
 
-def _attempt(headers: Mapping[str, Any] | None) -> int:
-    value = (headers or {}).get(ATTEMPT_HEADER, 1)
-    return value if isinstance(value, int) and 1 <= value <= 1000 else 1
+def _copy_of(
+    message: AbstractIncomingMessage, headers: Mapping[str, Any], *, expiration: float | None = None
+) -> aio_pika.Message:
+    """``message`` with other headers, for its retry queue or its DLQ."""
+    return amqp_message(
+        message.body,
+        headers=headers,
+        message_id=message.message_id,
+        type=message.type,
+        correlation_id=message.correlation_id,
+        app_id=message.app_id,
+        timestamp=message.timestamp,
+        expiration=expiration,
+        content_type=message.content_type,
+    )
 
 
 def _printable(value: str | None) -> str:

@@ -129,7 +129,7 @@ class ControlSubscriber:
         elif isinstance(content, KeySetChanged):
             self.trust.refresh(force=True)
             _log.info("keys.trust_reloaded", service=content.service)
-        self.opener.complete(opened.claims.jti)
+        self.opener.complete(opened.spent_id)
         await message.ack()
 
     async def _emit(

@@ -10,12 +10,12 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange
 from aio_pika.exceptions import AMQPError, DeliveryError, PublishError
 
-from broker.envelope import Sealed, Sealer
+from broker.envelope import Opened, Sealed, Sealer, extend_actor
 from broker.errors import PublishFailed
 from broker.topology import ExchangeKey, Topology
-from schemas import WireModel
+from schemas import WireMessage, WireModel
 
-__all__ = ["Publisher", "exchange_for"]
+__all__ = ["Publisher", "amqp_message", "exchange_for"]
 
 
 def exchange_for(message_type: str) -> ExchangeKey:
@@ -27,8 +27,39 @@ def exchange_for(message_type: str) -> ExchangeKey:
     return "jobs"
 
 
+def amqp_message(
+    body: bytes,
+    *,
+    headers: Mapping[str, Any],
+    message_id: str | None,
+    type: str | None,
+    correlation_id: str | None,
+    app_id: str | None,
+    timestamp: datetime | None = None,
+    expiration: float | None = None,
+    content_type: str | None = "application/json",
+) -> aio_pika.Message:
+    """The one place an AMQP message is built: persistent, with Sealflow's properties."""
+    return aio_pika.Message(
+        body=body,
+        headers=dict(headers),
+        content_type=content_type,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=message_id,
+        type=type,
+        correlation_id=correlation_id,
+        app_id=app_id,
+        timestamp=timestamp if timestamp is not None else datetime.now(UTC),
+        expiration=expiration,
+    )
+
+
 class Publisher:
-    """Seals and publishes messages for one service; a publish returns once the broker confirms."""
+    """Seals and publishes messages for one service; a publish returns once the broker confirms.
+
+    Every publish ends in :meth:`_deliver`, the one method that touches the channel; the
+    in-memory :class:`~broker.recording.RecordingPublisher` replaces just that.
+    """
 
     def __init__(
         self,
@@ -48,60 +79,68 @@ class Publisher:
         self,
         message: WireModel,
         *,
-        typ: str,
+        typ: str | None = None,
         aud: str,
         sub: str,
         job: str | None = None,
         act: Mapping[str, Any] | None = None,
         trace: str | None = None,
     ) -> Sealed:
-        """Seal ``message`` for ``aud`` and publish it; raises :class:`PublishFailed`."""
+        """Seal ``message`` for ``aud`` and publish it; raises :class:`PublishFailed`.
+
+        ``typ`` defaults to the model's ``MESSAGE_TYPE``.
+        """
         sealed = self.sealer.seal(message, typ=typ, aud=aud, sub=sub, job=job, act=act, trace=trace)
         await self.publish(sealed)
         return sealed
 
-    async def publish(self, sealed: Sealed, *, attempt: int | None = None) -> None:
+    async def reply(self, opened: Opened[Any], message: WireMessage, audience: str) -> Sealed:
+        """Send ``message`` to ``audience`` as the next hop of ``opened``: for the same user, job
+        and trace, with this service appended to the RFC 8693 actor chain."""
+        claims = opened.claims
+        return await self.send(
+            message,
+            aud=audience,
+            sub=claims.sub,
+            job=claims.job or getattr(message, "job_id", None),
+            act=extend_actor(
+                claims.act.model_dump(exclude_none=True) if claims.act else None,
+                self.sealer.service,
+            ),
+            trace=claims.trace,
+        )
+
+    async def publish(self, sealed: Sealed) -> None:
         """Publish an already sealed message on the exchange of its type."""
-        exchange = await self._exchange(self.topology.exchange(exchange_for(sealed.typ)))
-        await self._confirm(exchange, self.message_for(sealed, attempt=attempt), sealed.typ)
+        exchange = self.topology.exchange(exchange_for(sealed.typ))
+        await self._deliver(exchange, self.message_for(sealed), sealed.typ)
 
     async def publish_raw(
         self, message: aio_pika.Message, *, routing_key: str, exchange: str = ""
     ) -> None:
         """Publish an already built AMQP message (retries and dead letters) with confirms."""
-        target = self.channel.default_exchange if exchange == "" else await self._exchange(exchange)
-        await self._confirm(target, message, routing_key)
+        await self._deliver(exchange, message, routing_key)
 
-    def message_for(self, sealed: Sealed, *, attempt: int | None = None) -> aio_pika.Message:
+    def message_for(self, sealed: Sealed) -> aio_pika.Message:
         """The AMQP message for ``sealed``: ids, type, persistence and the envelope's expiry."""
-        headers: dict[str, Any] = dict(sealed.headers())
-        if attempt is not None:
-            headers["x-sealflow-attempt"] = attempt
-        return aio_pika.Message(
-            body=sealed.body,
-            headers=headers,
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        return amqp_message(
+            sealed.body,
+            headers=sealed.headers(),
             message_id=sealed.jti,
             type=sealed.typ,
             correlation_id=sealed.job,
             app_id=self.sealer.service,
-            timestamp=datetime.now(UTC),
             expiration=sealed.expiration(),
         )
 
-    async def _exchange(self, name: str) -> AbstractExchange:
-        exchange = self._exchanges.get(name)
-        if exchange is None:
-            exchange = await self.channel.get_exchange(name, ensure=False)
-            self._exchanges[name] = exchange
-        return exchange
-
-    async def _confirm(
-        self, exchange: AbstractExchange, message: aio_pika.Message, routing_key: str
-    ) -> None:
+    async def _deliver(self, exchange: str, message: aio_pika.Message, routing_key: str) -> None:
+        """Publish on ``exchange`` (``""``: the default exchange) and wait for the confirm."""
+        target = self.channel.default_exchange if exchange == "" else self._exchanges.get(exchange)
+        if target is None:
+            target = await self.channel.get_exchange(exchange, ensure=False)
+            self._exchanges[exchange] = target
         try:
-            await exchange.publish(
+            await target.publish(
                 message, routing_key=routing_key, mandatory=True, timeout=self.confirm_timeout
             )
         except (DeliveryError, PublishError) as exc:

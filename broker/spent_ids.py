@@ -50,10 +50,12 @@ class SpentIds:
         if self.journal is None:
             return 0
         restored = 0
-        for jti, expires_at in self.journal.load(now):
+        for jti, expires_at, pending in self.journal.load(now):
             if len(self._entries) >= self.max_entries:
                 break
-            self._entries[jti] = (expires_at, SpentState.DONE)
+            # A pending id was being handled when the process stopped: the broker's redelivery
+            # of that message is let through again, a copy of it never.
+            self._entries[jti] = (expires_at, SpentState.PENDING if pending else SpentState.DONE)
             heapq.heappush(self._heap, (expires_at, jti))
             restored += 1
         return restored
@@ -65,9 +67,8 @@ class SpentIds:
         if self.journal.needs_compaction:
             self.prune(now)
             self.journal.compact(
-                (jti, expires_at)
+                (jti, expires_at, state is SpentState.PENDING)
                 for jti, (expires_at, state) in self._entries.items()
-                if state is SpentState.DONE
             )
         else:
             self.journal.flush()
@@ -83,24 +84,23 @@ class SpentIds:
         return entry[1]
 
     def claim(self, jti: str, expires_at: float, now: float) -> None:
-        """Remember ``jti`` as being handled until ``expires_at`` (epoch seconds)."""
+        """Spend ``jti`` on first sight: pending (being handled) until ``expires_at``."""
         self.prune(now)
-        if jti not in self._entries and len(self._entries) >= self.max_entries:
+        known = jti in self._entries
+        if not known and len(self._entries) >= self.max_entries:
             raise SpentIdsFull(f"the spent-id cache holds {self.max_entries} unexpired envelopes")
         self._entries[jti] = (expires_at, SpentState.PENDING)
         heapq.heappush(self._heap, (expires_at, jti))
+        if self.journal is not None and not known:
+            self.journal.append(jti, expires_at, pending=True)
 
     def complete(self, jti: str) -> None:
-        """The handler's effect is durable: the ``jti`` may never be taken again."""
+        """Its delivery is settled: the ``jti`` may never be taken again, not even redelivered."""
         entry = self._entries.get(jti)
         if entry is not None:
             self._entries[jti] = (entry[0], SpentState.DONE)
             if self.journal is not None:
                 self.journal.append(jti, entry[0])
-
-    def release(self, jti: str) -> None:
-        """Forget ``jti`` so that a retried copy of the same envelope can be handled."""
-        self._entries.pop(jti, None)
 
     def prune(self, now: float) -> int:
         """Drop expired entries; returns how many were dropped."""
@@ -108,7 +108,7 @@ class SpentIds:
         while heap and heap[0][0] < now:
             expires_at, jti = heapq.heappop(heap)
             entry = entries.get(jti)
-            # The heap can hold stale pairs for a jti that was released and claimed again.
+            # The heap holds a second pair for a jti claimed again on a redelivery.
             if entry is not None and entry[0] == expires_at:
                 del entries[jti]
                 dropped += 1

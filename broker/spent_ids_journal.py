@@ -1,6 +1,7 @@
 """A journal of spent envelope ids, so a restarted consumer still refuses replays.
 
-One line per spent ``jti`` (``<jti> <expires_at>``), appended when a handler's effect is durable,
+One line per state of a spent ``jti``: ``<jti> <expires_at> p`` when it is first seen (pending),
+``<jti> <expires_at>`` once its delivery is settled; the last line of a ``jti`` wins. Lines are
 flushed and fsynced at most every ``flush_interval`` by the runtime and on shutdown. A crash
 (SIGKILL) loses at most that interval's entries. Expired lines are dropped when the journal
 is loaded and whenever it is compacted, so its size follows the spent-id cache's, not uptime.
@@ -18,12 +19,12 @@ import structlog
 
 __all__ = ["SpentIdsJournal"]
 
-_LINE = re.compile(r"([A-Za-z0-9_-]{1,128}) ([0-9]{1,12}(?:\.[0-9]{1,6})?)")
+_LINE = re.compile(r"([A-Za-z0-9_-]{1,128}) ([0-9]{1,12}(?:\.[0-9]{1,6})?)( p)?")
 _log = structlog.get_logger("sealflow.spent_ids")
 
 
 class SpentIdsJournal:
-    """Append-only file of ``(jti, expires_at)`` with atomic compaction."""
+    """Append-only file of ``(jti, expires_at, pending)`` with atomic compaction."""
 
     def __init__(self, path: Path, *, compact_after: int = 100_000) -> None:
         self.path = path
@@ -32,9 +33,9 @@ class SpentIdsJournal:
         self._appended = 0
         self._dirty = False
 
-    def load(self, now: float) -> list[tuple[str, float]]:
+    def load(self, now: float) -> list[tuple[str, float, bool]]:
         """The unexpired entries; rewrites the file with just those (dropping damage too)."""
-        entries: dict[str, float] = {}
+        entries: dict[str, tuple[float, bool]] = {}
         skipped = 0
         if self.path.exists():
             with self.path.open("r", encoding="ascii", errors="replace") as handle:
@@ -45,19 +46,19 @@ class SpentIdsJournal:
                         continue
                     expires_at = float(match.group(2))
                     if expires_at >= now:
-                        entries[match.group(1)] = expires_at
+                        entries[match.group(1)] = (expires_at, match.group(3) is not None)
         if skipped:
             _log.warning("spent_ids_journal.skipped_lines", count=skipped, path=str(self.path))
-        live = list(entries.items())
+        live = [(jti, expires_at, pending) for jti, (expires_at, pending) in entries.items()]
         self.compact(live)
         return live
 
-    def append(self, jti: str, expires_at: float) -> None:
+    def append(self, jti: str, expires_at: float, *, pending: bool = False) -> None:
         """Record a spent ``jti`` (buffered; durable after the next :meth:`flush`)."""
         if self._file is None:
             self._open()
         assert self._file is not None
-        self._file.write(f"{jti} {expires_at:.3f}\n")
+        self._file.write(_line(jti, expires_at, pending))
         self._appended += 1
         self._dirty = True
 
@@ -73,13 +74,13 @@ class SpentIdsJournal:
             os.fsync(self._file.fileno())
             self._dirty = False
 
-    def compact(self, live: Iterable[tuple[str, float]]) -> None:
+    def compact(self, live: Iterable[tuple[str, float, bool]]) -> None:
         """Atomically replace the journal with ``live`` entries only."""
         self.close()
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         temporary = self.path.with_name(self.path.name + ".tmp")
         with temporary.open("w", encoding="ascii") as handle:
-            handle.writelines(f"{jti} {expires_at:.3f}\n" for jti, expires_at in live)
+            handle.writelines(_line(*entry) for entry in live)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, self.path)
@@ -96,3 +97,7 @@ class SpentIdsJournal:
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._file = self.path.open("a", encoding="ascii")
+
+
+def _line(jti: str, expires_at: float, pending: bool) -> str:
+    return f"{jti} {expires_at:.3f}{' p' if pending else ''}\n"

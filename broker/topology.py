@@ -16,6 +16,7 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
 
 __all__ = [
     "ATTEMPT_HEADER",
+    "LETTER_ID_HEADER",
     "QUEUE_BINDINGS",
     "REJECT_REASON_HEADER",
     "DeclaredTopology",
@@ -24,6 +25,9 @@ __all__ = [
 
 REJECT_REASON_HEADER: Final = "x-sealflow-reject-reason"
 ATTEMPT_HEADER: Final = "x-sealflow-attempt"
+"""Written on a dead letter for people to read: how many attempts it had. Never read back."""
+LETTER_ID_HEADER: Final = "x-sealflow-letter-id"
+"""A dead letter's own id, given when the consumer dead-letters it (see ``DeadLetter.id``)."""
 
 ExchangeKey = Literal["jobs", "audit", "control", "dlx"]
 

@@ -26,7 +26,7 @@ from schemas.api import (
 from schemas.audit import AUDIT_ROUTING_PREFIX, AuditEvent, AuditOutcome
 from schemas.base import SchemaVersion, WireMessage, WireModel
 from schemas.control import KeySetChanged, Revocation, RevocationKind
-from schemas.envelope import Actor, EnvelopeClaims, EpochSeconds
+from schemas.envelope import Actor, EnvelopeClaims, EpochSeconds, RetryTicket
 from schemas.errors import SchemaError, SchemaExportError, UnknownMessageType
 from schemas.export import SCHEMA_MODELS, export_json_schemas, schema_documents
 from schemas.identifiers import (
@@ -133,6 +133,7 @@ __all__ = [
     "ReasonCode",
     "ResultChunkView",
     "ResultView",
+    "RetryTicket",
     "Revocation",
     "RevocationKind",
     "SafeFilename",

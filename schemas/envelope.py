@@ -17,7 +17,7 @@ from schemas.identifiers import BodyDigest, JobId, Jti, MessageType, Scope, Subj
 from schemas.limits import MAX_ACTOR_DEPTH, MAX_EPOCH_SECONDS
 from schemas.services import Service
 
-__all__ = ["Actor", "EnvelopeClaims", "EpochSeconds"]
+__all__ = ["Actor", "EnvelopeClaims", "EpochSeconds", "RetryTicket"]
 
 EpochSeconds = Annotated[int, Field(ge=0, le=MAX_EPOCH_SECONDS)]
 """A NumericDate: whole seconds since the Unix epoch."""
@@ -93,3 +93,33 @@ class EnvelopeClaims(WireModel):
     def scopes(self) -> frozenset[str]:
         """The scope tokens as a set."""
         return frozenset(self.scope.split(" "))
+
+
+class RetryTicket(WireModel):
+    """The claims of a retry ticket: a consuming service's own signed word that the envelope
+    ``of``, which it already opened, comes back to it for handling attempt ``attempt``.
+
+    It travels beside the original envelope when a handler failed transiently; it is single-use
+    (its own ``jti``) and never outlives the envelope it names, so the attempt count is one that
+    nobody outside the consumer can set.
+    """
+
+    iss: Service
+    """The consuming service that sealed the ticket; also its ``aud``."""
+    aud: Service
+    iat: EpochSeconds
+    nbf: EpochSeconds
+    exp: EpochSeconds
+    jti: Jti
+    """Unique id of this ticket, spent on first sight like an envelope's."""
+    of: Jti
+    """The ``jti`` of the envelope it retries."""
+    typ: MessageType
+    dig: BodyDigest
+    attempt: Annotated[int, Field(ge=2, le=1000)]
+
+    @model_validator(mode="after")
+    def _times_ordered(self) -> Self:
+        if self.nbf > self.exp or self.iat > self.exp:
+            raise ValueError("nbf and iat must not be after exp")
+        return self

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,7 +34,7 @@ from broker import (
     open_channel,
 )
 from keys import KeyRing, TrustStoreFile
-from schemas import AuditEvent
+from schemas import AuditEvent, Revocation
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -54,6 +55,8 @@ class Rig:
     opener: Opener
     audit: _Audit
     settings: BrokerSettings
+    own_publisher: Publisher
+    """The consuming worker's own publisher (retries and dead letters)."""
 
     def consumer(self, handler: Any) -> Consumer:
         return Consumer(
@@ -61,7 +64,7 @@ class Rig:
             channel=self.channel,
             topology=self.topology,
             opener=self.opener,
-            publisher=self.publisher,
+            publisher=self.own_publisher,
             audit=self.audit,
             handlers={"job.submitted": handler},
             settings=self.settings,
@@ -93,12 +96,19 @@ async def rig(
     topology = Topology(namespace)
     await topology.declare(channel)
     sealer = Sealer(KeyRing.load(keys_dir, "gateway").signing_key())
+    worker = Sealer(KeyRing.load(keys_dir, "worker").signing_key())
     opener = Opener(
         "worker", TrustStoreFile(keys_dir / "trust.json", min_interval=0), spent=SpentIds(1000)
     )
     try:
         yield Rig(
-            channel, topology, Publisher(channel, topology, sealer), opener, _Audit(), settings
+            channel,
+            topology,
+            Publisher(channel, topology, sealer),
+            opener,
+            _Audit(),
+            settings,
+            Publisher(channel, topology, worker),
         )
     finally:
         await connection.close()
@@ -207,6 +217,127 @@ async def test_exhausted_retries_are_dead_lettered_with_the_reason(rig: Rig) -> 
     assert dead.headers[REJECT_REASON_HEADER] == "retries_exhausted"
     assert dead.headers[ATTEMPT_HEADER] == 3
     assert [e.type for e in rig.audit.events] == ["message.dead_lettered"]
+
+
+async def _wait_for_messages(rig: Rig, queue: str, count: int, timeout: float = 2) -> None:
+    async with asyncio.timeout(timeout):
+        while (await queue_counts(rig.channel, queue))[0] != count:
+            await asyncio.sleep(0.02)
+
+
+async def test_a_copy_sent_while_a_retry_waits_is_refused_as_a_replay(rig: Rig) -> None:
+    """Attack (issue 11.5): a transient failure used to release the jti, so a byte-for-byte
+    copy published while the retry waited was handled as if it were the retry."""
+    rig.settings = rig.settings.model_copy(update={"retry_base_delay": 3.0, "retry_max_delay": 3.0})
+    attempts: list[int] = []
+    failed, done = asyncio.Event(), asyncio.Event()
+
+    async def handler(opened: Opened[Any], delivery: Delivery) -> None:
+        attempts.append(delivery.attempt)
+        if len(attempts) == 1:
+            failed.set()
+            raise ConnectionError("database briefly away")
+        done.set()
+
+    consumer = rig.consumer(handler)
+    await consumer.start()
+    message = job_message()
+    sealed = await rig.publisher.send(message, typ="job.submitted", aud="worker", sub="alice")
+    await asyncio.wait_for(failed.wait(), 10)
+    await _wait_for_messages(rig, rig.topology.retry_queue("worker.jobs"), 1)
+    await rig.publisher.publish(sealed)  # the copy, while the genuine retry waits
+    dead = await rig.dead_letter()
+    await asyncio.wait_for(done.wait(), 15)
+    await consumer.stop()
+    assert dead.headers[REJECT_REASON_HEADER] == "replay"
+    assert attempts == [1, 2]
+
+
+async def test_a_copy_of_an_exhausted_message_is_refused_as_a_replay(rig: Rig) -> None:
+    """Attack (issue 11.5): a message dead-lettered as ``retries_exhausted`` was never marked
+    spent, so each copy of it was handled again, ``max_attempts`` times more."""
+    calls = 0
+
+    async def handler(opened: Opened[Any], delivery: Delivery) -> None:
+        nonlocal calls
+        calls += 1
+        raise ConnectionError("always down")
+
+    consumer = rig.consumer(handler)
+    await consumer.start()
+    message = job_message()
+    sealed = await rig.publisher.send(message, typ="job.submitted", aud="worker", sub="alice")
+    first = await rig.dead_letter()
+    assert first.headers[REJECT_REASON_HEADER] == "retries_exhausted"
+    await rig.publisher.publish(sealed)
+    second = await rig.dead_letter()
+    await consumer.stop()
+    assert second.headers[REJECT_REASON_HEADER] == "replay"
+    assert calls == 3
+
+
+async def test_a_forged_attempt_header_does_not_cut_the_retries_short(rig: Rig) -> None:
+    """Attack (issue 11.5): the retry count rode in an unsigned header that any publisher sets;
+    a genuine message sent with ``x-sealflow-attempt: 3`` was dead-lettered on its first fault."""
+    attempts: list[int] = []
+
+    async def handler(opened: Opened[Any], delivery: Delivery) -> None:
+        attempts.append(delivery.attempt)
+        raise ConnectionError("always down")
+
+    consumer = rig.consumer(handler)
+    await consumer.start()
+    sealed = rig.publisher.sealer.seal(
+        job_message(), typ="job.submitted", aud="worker", sub="alice"
+    )
+    amqp = rig.publisher.message_for(sealed)
+    amqp.headers[ATTEMPT_HEADER] = rig.settings.max_attempts
+    await rig.publisher.publish_raw(amqp, routing_key=rig.topology.queue("worker.jobs"))
+    dead = await rig.dead_letter()
+    await consumer.stop()
+    assert dead.headers[REJECT_REASON_HEADER] == "retries_exhausted"
+    assert attempts == [1, 2, 3]
+
+
+async def test_a_revocation_between_delivery_and_handler_refuses_the_message(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11.6: a message opened before its subject was revoked is re-checked when its
+    handler starts; the revocation lands right after ``open`` here, as it would for a message
+    that waited prefetched."""
+    revocations = RevocationList()
+    rig.opener.revocations = revocations
+    opened_once = rig.opener.open
+
+    def open_then_revoke(*args: Any, **kwargs: Any) -> Opened[Any]:
+        opened = opened_once(*args, **kwargs)
+        revocations.add(
+            Revocation(
+                revocation_id=secrets.token_hex(16),
+                kind="sub",
+                value="alice",
+                reason="stolen laptop",
+                issued_at=datetime.now(UTC),
+            )
+        )
+        return opened
+
+    monkeypatch.setattr(rig.opener, "open", open_then_revoke)
+    calls = 0
+
+    async def handler(opened: Opened[Any], delivery: Delivery) -> None:
+        nonlocal calls
+        calls += 1
+
+    consumer = rig.consumer(handler)
+    await consumer.start()
+    await _send(rig)
+    dead = await rig.dead_letter()
+    await consumer.stop()
+    assert calls == 0
+    assert dead.headers[REJECT_REASON_HEADER] == "revoked"
+    [event] = rig.audit.events
+    assert (event.type, event.reason, event.subject) == ("envelope.rejected", "revoked", "alice")
 
 
 async def test_permanent_failure_is_dead_lettered_at_once(rig: Rig) -> None:

@@ -17,7 +17,15 @@ from hypothesis import strategies as st
 from jwt.algorithms import get_default_algorithms
 from sealflow_testing import NOW, Env, job_message, make_env
 
-from broker import ENVELOPE_HEADER, EnvelopeError, Reason, Sealed, SpentIds, body_digest
+from broker import (
+    ENVELOPE_HEADER,
+    RETRY_HEADER,
+    EnvelopeError,
+    Reason,
+    Sealed,
+    SpentIds,
+    body_digest,
+)
 from schemas import JobSubmitted
 
 
@@ -429,12 +437,75 @@ def test_broker_redelivery_of_unfinished_message_is_let_through(env: Env) -> Non
     assert open_sealed(env, sealed, opener=opener, redelivered=True).claims.jti == sealed.jti
 
 
-def test_released_jti_can_be_retried(env: Env) -> None:
+def _retried(env: Env, sealed: Sealed, ticket: str) -> dict[str, Any]:
+    return {"headers": {ENVELOPE_HEADER: sealed.token, RETRY_HEADER: ticket}}
+
+
+def test_a_retry_ticket_brings_the_envelope_back_once_with_its_signed_attempt(env: Env) -> None:
+    """Issue 11.5: the envelope's jti stays spent; the retry spends its ticket's own id."""
     sealed = sealed_job(env)
     opener = env.opener()
-    open_sealed(env, sealed, opener=opener)
-    opener.release(sealed.jti)
-    assert open_sealed(env, sealed, opener=opener).claims.jti == sealed.jti
+    first = open_sealed(env, sealed, opener=opener)
+    opener.complete(first.spent_id)
+    ticket = env.sealer("worker").seal_retry(first.claims, 2)
+    retried = open_sealed(env, sealed, opener=opener, **_retried(env, sealed, ticket))
+    assert (retried.attempt, retried.claims.jti) == (2, sealed.jti)
+    assert retried.spent_id not in {None, sealed.jti}
+    opener.complete(retried.spent_id)
+    for copy in ({}, _retried(env, sealed, ticket)):  # the envelope alone, the whole retry
+        assert_rejected(Reason.REPLAY, open_sealed, env, sealed, opener=opener, **copy)
+
+
+def test_a_retry_ticket_sealed_by_another_service_is_refused(env: Env) -> None:
+    sealed = sealed_job(env)
+    claims = open_sealed(env, sealed).claims
+    ticket = env.sealer("gateway").seal_retry(claims, 5)  # genuine, but not the worker's own
+    assert_rejected(
+        Reason.RETRY_MISMATCH, open_sealed, env, sealed, **_retried(env, sealed, ticket)
+    )
+
+
+def test_a_retry_ticket_for_another_envelope_is_refused(env: Env) -> None:
+    sealed, other = sealed_job(env), sealed_job(env)
+    ticket = env.sealer("worker").seal_retry(open_sealed(env, other).claims, 2)
+    assert_rejected(
+        Reason.RETRY_MISMATCH, open_sealed, env, sealed, **_retried(env, sealed, ticket)
+    )
+
+
+def test_an_envelope_never_passes_as_a_retry_ticket_nor_a_ticket_as_an_envelope(env: Env) -> None:
+    sealed = sealed_job(env)
+    own = env.sealer("worker").seal(job_message(), aud="worker", sub="alice", scope="jobs:process")
+    assert_rejected(Reason.WRONG_TYP, open_sealed, env, sealed, **_retried(env, sealed, own.token))
+    ticket = env.sealer("worker").seal_retry(open_sealed(env, sealed).claims, 2)
+    assert_rejected(Reason.WRONG_TYP, open_sealed, env, sealed, headers={ENVELOPE_HEADER: ticket})
+
+
+def test_a_malformed_retry_ticket_is_refused(env: Env) -> None:
+    sealed = sealed_job(env)
+    for junk in ("3", "a.b.c", "é", b"\xff"):
+        error = assert_rejected(
+            Reason.MALFORMED_HEADER,
+            open_sealed,
+            env,
+            sealed,
+            **_retried(env, sealed, junk),  # type: ignore[arg-type]
+        )
+        assert error.claims is not None
+        assert error.detail.startswith("retry ticket: ")
+
+
+def test_a_retry_ticket_expires_with_its_envelope(env: Env) -> None:
+    sealed = sealed_job(env, lifetime=60)
+    ticket = env.sealer("worker").seal_retry(open_sealed(env, sealed).claims, 2)
+    env.clock.now = NOW + 120
+    assert_rejected(Reason.EXPIRED, open_sealed, env, sealed, **_retried(env, sealed, ticket))
+
+
+def test_typ_defaults_to_the_models_message_type(env: Env) -> None:
+    sealed = env.sealer("gateway").seal(job_message(), aud="worker", sub="alice")
+    assert sealed.typ == "job.submitted"
+    assert open_sealed(env, sealed).claims.typ == "job.submitted"
 
 
 def test_rejected_message_does_not_burn_its_jti(env: Env) -> None:

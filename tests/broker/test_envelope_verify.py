@@ -144,3 +144,34 @@ def test_a_revoked_kid_jti_or_subject_is_refused(env: Env, kind: str) -> None:
     with pytest.raises(EnvelopeError) as caught:
         _verify(env, sealed, revocations=revocations)
     assert caught.value.reason is Reason.REVOKED
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"e" * 5000,  # over the header bound, as bytes
+        "e" * 5000,  # over the header bound, as text
+        "é.b.c".encode(),  # not ASCII, as bytes
+        "é.b.c",  # not ASCII, as text
+        b"a.b",
+        12345,
+    ],
+    ids=["long-bytes", "long-text", "utf8-bytes", "utf8-text", "two-parts", "not-text"],
+)
+def test_verify_signature_refuses_exactly_as_open_does(env: Env, header: object) -> None:
+    """Issue 13 §2: ``verify_signature`` had its own copy of ``open``'s checks and drifted
+    (it decoded bytes with ``errors="replace"`` and told an oversized header apart from
+    nothing); both now run one routine, so every malformed header gets the same answer."""
+    sealed = _sealed(env)
+    opener = env.opener("worker")
+    answers = []
+    for check in (opener.open, opener.verify_signature):
+        with pytest.raises(EnvelopeError) as caught:
+            check(
+                sealed.body,
+                {ENVELOPE_HEADER: header},
+                message_id=sealed.jti,
+                message_type=sealed.typ,
+            )
+        answers.append((caught.value.reason, caught.value.detail))
+    assert answers[0] == answers[1]

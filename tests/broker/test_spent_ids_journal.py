@@ -44,15 +44,49 @@ def test_a_replay_after_a_restart_is_still_rejected(env: Env, tmp_path: Path) ->
     assert caught.value.reason is Reason.REPLAY
 
 
-def test_only_completed_ids_are_journaled(tmp_path: Path) -> None:
+def test_an_id_is_journaled_on_first_sight_and_again_once_settled(tmp_path: Path) -> None:
+    """Spent on first sight (issue 11.5): a crash while the handler runs forgets nothing."""
     path = tmp_path / "w.jtis"
     cache = SpentIds(10, journal=SpentIdsJournal(path))
     cache.claim("a" * 32, NOW + 100, NOW)
     cache.claim("b" * 32, NOW + 100, NOW)
     cache.complete("a" * 32)
-    cache.release("b" * 32)
     cache.flush(NOW)
-    assert path.read_text() == f"{'a' * 32} {NOW + 100:.3f}\n"
+    assert path.read_text() == (
+        f"{'a' * 32} {NOW + 100:.3f} p\n{'b' * 32} {NOW + 100:.3f} p\n{'a' * 32} {NOW + 100:.3f}\n"
+    )
+    restarted = SpentIds(10, journal=SpentIdsJournal(tmp_path / "w.jtis"))
+    assert restarted.restore(NOW) == 2
+    assert restarted.state("a" * 32, NOW) is SpentState.DONE
+    assert restarted.state("b" * 32, NOW) is SpentState.PENDING
+
+
+def test_a_message_in_flight_at_a_crash_comes_back_only_as_the_brokers_redelivery(
+    env: Env, tmp_path: Path
+) -> None:
+    """Its redelivery (flagged by the broker) is handled; a copy published meanwhile is not."""
+    journal_path = tmp_path / "spent" / "worker.jtis"
+    sealed = env.sealer("gateway").seal(job_message(), aud="worker", sub="alice")
+
+    def open_with(cache: SpentIds, *, redelivered: bool) -> None:
+        env.opener(spent=cache).open(
+            sealed.body,
+            {ENVELOPE_HEADER: sealed.token},
+            message_id=sealed.jti,
+            message_type=sealed.typ,
+            redelivered=redelivered,
+        )
+
+    crashed = SpentIds(100, journal=SpentIdsJournal(journal_path))
+    open_with(crashed, redelivered=False)
+    crashed.flush(NOW)  # the periodic flush; then the process dies mid-handler
+
+    restarted = SpentIds(100, journal=SpentIdsJournal(journal_path))
+    restarted.restore(NOW)
+    with pytest.raises(EnvelopeError) as caught:
+        open_with(restarted, redelivered=False)
+    assert caught.value.reason is Reason.REPLAY
+    open_with(restarted, redelivered=True)
 
 
 def test_expired_and_damaged_lines_are_dropped_on_load(tmp_path: Path) -> None:
