@@ -4,6 +4,7 @@ retries and dead-lettering, and the signed envelopes. The only package that talk
 from __future__ import annotations
 
 from broker.auditing import AuditSink, BrokerAuditSink, derived_event_id, make_audit_event
+from broker.binding import check_body_binding
 from broker.connection import connect, open_channel, redact_url
 from broker.consumer import Consumer, Delivery, Handler
 from broker.control import AUDIENCE_HEADER, ControlSubscriber, publish_control
@@ -40,6 +41,7 @@ from broker.errors import (
 from broker.logging import configure_logging
 from broker.policy import Policy, PolicyError, PolicyRule
 from broker.publisher import Publisher, exchange_for
+from broker.recording import Published, RecordingPublisher
 from broker.revocation import RevocationList
 from broker.runtime import ServiceRuntime, run_daemon
 from broker.settings import BrokerSettings
@@ -83,8 +85,10 @@ __all__ = [
     "PolicyError",
     "PolicyRule",
     "PublishFailed",
+    "Published",
     "Publisher",
     "Reason",
+    "RecordingPublisher",
     "RetryLater",
     "RevocationList",
     "Revocations",
@@ -99,6 +103,7 @@ __all__ = [
     "Topology",
     "TrustSource",
     "body_digest",
+    "check_body_binding",
     "configure_logging",
     "connect",
     "derived_event_id",

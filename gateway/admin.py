@@ -29,8 +29,10 @@ from broker import (
     DeadLetter,
     DeadLetterQueues,
     EnvelopeError,
+    PermanentFailure,
     ServiceRuntime,
     TakenDeadLetter,
+    check_body_binding,
     exchange_for,
     extend_actor,
     unverified_claims,
@@ -268,11 +270,12 @@ async def _refusal_for_job(
     except (ValidationError, SchemaError):
         return f"its body does not validate as {claims.typ}"
     job_id = getattr(message, "job_id", None)
-    owner = getattr(message, "owner", None)
-    if not isinstance(job_id, str) or (claims.job is not None and claims.job != job_id):
-        return "its body's job differs from its envelope's"
-    if owner is not None and owner != claims.sub:
-        return "its body's owner differs from its envelope's subject"
+    if not isinstance(job_id, str):
+        return "its body names no job"
+    try:
+        check_body_binding(claims, job_id=job_id, owner=getattr(message, "owner", None))
+    except PermanentFailure as mismatch:
+        return f"its body does not agree with its envelope: {mismatch.detail}"
     job = await request.app[STORE_KEY].get(job_id)
     if job is None:
         return f"job {job_id} no longer exists"

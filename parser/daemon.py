@@ -19,7 +19,6 @@ from broker import (
     ServiceRuntime,
     configure_logging,
     derived_event_id,
-    extend_actor,
     make_audit_event,
     run_daemon,
 )
@@ -105,7 +104,7 @@ class ParserHandlers:
             parser=document.parser,
             duration_ms=int((time.perf_counter() - started) * 1000),
         )
-        await self._reply(opened, reply, "parse.completed")
+        await self._reply(opened, reply)
         await self._audit(opened, "document.parsed", "success", None)
 
     async def _fail(
@@ -120,24 +119,15 @@ class ParserHandlers:
             detail=detail[:1000],
             permanent=permanent,
         )
-        await self._reply(opened, reply, "parse.failed")
+        await self._reply(opened, reply)
         await self._audit(opened, "document.parse_failed", "failure", reason)
 
-    async def _reply(self, opened: Opened[ParseRequested], reply: Any, typ: str) -> None:
+    async def _reply(
+        self, opened: Opened[ParseRequested], reply: ParseCompleted | ParseFailed
+    ) -> None:
         publisher = self.runtime.publisher
         assert publisher is not None
-        claims = opened.claims
-        await publisher.send(
-            reply,
-            typ=typ,
-            aud="worker",
-            sub=claims.sub,
-            job=claims.job,
-            act=extend_actor(
-                claims.act.model_dump(exclude_none=True) if claims.act else None, "parser"
-            ),
-            trace=claims.trace,
-        )
+        await publisher.reply(opened, reply, "worker")
 
     async def _audit(
         self, opened: Opened[ParseRequested], type_: str, outcome: str, reason: str | None

@@ -18,8 +18,8 @@ from broker import (
     Opened,
     PermanentFailure,
     Publisher,
+    check_body_binding,
     derived_event_id,
-    extend_actor,
     make_audit_event,
 )
 from schemas import (
@@ -30,6 +30,7 @@ from schemas import (
     ParseCompleted,
     ParseFailed,
     ParseRequested,
+    WireMessage,
 )
 from store import InvalidTransition, Job, JobStore, NewResult, ResultChunk
 
@@ -39,7 +40,11 @@ _log = structlog.get_logger("sealflow.worker")
 
 
 class WorkerHandlers:
-    """Handlers bound to the worker's store, publisher and audit sink."""
+    """Handlers bound to the worker's store, publisher and audit sink.
+
+    Any :class:`~broker.Publisher` will do: the daemon's, or a
+    :class:`~broker.RecordingPublisher` in unit tests.
+    """
 
     def __init__(self, store: JobStore, publisher: Publisher, audit: AuditSink) -> None:
         self.store = store
@@ -56,15 +61,8 @@ class WorkerHandlers:
 
     async def on_job_submitted(self, opened: Opened[JobSubmitted], delivery: Delivery) -> None:
         """Record the job as processing and ask the parser for it, acting for the same user."""
-        job, claims = opened.message, opened.claims
-        if claims.job is not None and claims.job != job.job_id:
-            raise PermanentFailure(
-                "envelope job claim differs from the body's job_id", reason="job_mismatch"
-            )
-        if job.owner != claims.sub:
-            raise PermanentFailure(
-                "job owner differs from the envelope's subject", reason="owner_mismatch"
-            )
+        job = opened.message
+        check_body_binding(opened.claims, job_id=job.job_id, owner=job.owner)
         if await self.store.get(job.job_id) is None:
             # The gateway records a job before publishing it and deletes the record when the
             # publish is not confirmed (its client got 503). The broker may have had the
@@ -74,18 +72,18 @@ class WorkerHandlers:
                 reason="job_unknown",
             )
         try:
-            started = await self.store.transition(job.job_id, "processing")
+            await self.store.transition(job.job_id, "processing")
         except InvalidTransition:
             _log.info("job.already_finished")
             return
-        if started:
-            await self._send_once(
-                f"progress.processing:{job.job_id}",
-                JobProgress(job_id=job.job_id, owner=job.owner, state="processing", at=_now()),
-                typ="job.progress",
-                aud="gateway",
-                opened=opened,
-            )
+        # Not only when this delivery made the transition: the ledger sends it once, and a
+        # publish that was not confirmed the first time goes out on the retry.
+        await self._send_once(
+            f"progress.processing:{job.job_id}",
+            JobProgress(job_id=job.job_id, owner=job.owner, state="processing", at=_now()),
+            aud="gateway",
+            opened=opened,
+        )
         await self._send_once(
             f"parse.requested:{job.job_id}",
             ParseRequested(
@@ -96,7 +94,6 @@ class WorkerHandlers:
                 size=job.size,
                 requested_at=_now(),
             ),
-            typ="parse.requested",
             aud="parser",
             opened=opened,
         )
@@ -142,7 +139,6 @@ class WorkerHandlers:
                 pages=result.pages,
                 parser=result.parser,
             ),
-            typ="job.completed",
             aud="gateway",
             opened=opened,
             audit=("job.completed", "complete", "success", None),
@@ -170,32 +166,24 @@ class WorkerHandlers:
                 detail=failure.detail,
                 finished_at=_now(),
             ),
-            typ="job.failed",
             aud="gateway",
             opened=opened,
             audit=("job.failed", "complete", "failure", failure.reason),
         )
 
     async def _job_for(self, opened: Opened[Any], job_id: str) -> Job | None:
-        if opened.claims.job is not None and opened.claims.job != job_id:
-            raise PermanentFailure(
-                "envelope job claim differs from the body's job_id", reason="job_mismatch"
-            )
+        """The stored job a parse result is about, once the envelope is shown to speak for it."""
         job = await self.store.get(job_id)
+        check_body_binding(opened.claims, job_id=job_id, owner=job.owner if job else None)
         if job is None:
             _log.warning("job.unknown", job_id=job_id)
-        elif job.owner != opened.claims.sub:
-            raise PermanentFailure(
-                "parse result's subject is not the job's owner", reason="owner_mismatch"
-            )
         return job
 
     async def _send_once(
         self,
         key: str,
-        message: Any,
+        message: WireMessage,
         *,
-        typ: str,
         aud: str,
         opened: Opened[Any],
         audit: tuple[str, str, str, str | None] | None = None,
@@ -207,19 +195,7 @@ class WorkerHandlers:
         """
         if await self.store.was_processed(key):
             return
-        claims = opened.claims
-        await self.publisher.send(
-            message,
-            typ=typ,
-            aud=aud,
-            sub=claims.sub,
-            job=claims.job or getattr(message, "job_id", None),
-            act=extend_actor(
-                claims.act.model_dump(exclude_none=True) if claims.act else None,
-                self.publisher.sealer.service,
-            ),
-            trace=claims.trace,
-        )
+        await self.publisher.reply(opened, message, aud)
         if audit is not None:
             await self._audit(opened, *audit)
         await self.store.mark_processed(key)
