@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import binascii
+import hashlib
 import json
+import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -40,7 +42,13 @@ from aio_pika.exceptions import AMQPError
 
 from broker.envelope import ENVELOPE_HEADER
 from broker.errors import BrokerUnavailable
-from broker.topology import ATTEMPT_HEADER, QUEUE_BINDINGS, REJECT_REASON_HEADER, Topology
+from broker.topology import (
+    ATTEMPT_HEADER,
+    LETTER_ID_HEADER,
+    QUEUE_BINDINGS,
+    REJECT_REASON_HEADER,
+    Topology,
+)
 
 __all__ = [
     "DEFAULT_LIST_LIMIT",
@@ -57,6 +65,11 @@ MAX_LIST_LIMIT: Final = 500
 _MAX_ID_CHARS: Final = 64
 _MAX_TOKEN_CHARS: Final = 8192
 _MAX_HEADER_TEXT: Final = 500
+_LETTER_ID: Final = re.compile(r"[0-9a-f]{32}")
+_COPY_REFUSAL: Final = (
+    "it is a copy of an envelope that had already been handled (refused as replay); "
+    "its original was handled or is dead-lettered on its own"
+)
 
 _log = structlog.get_logger("sealflow.deadletters")
 
@@ -87,6 +100,31 @@ def _deaths(headers: Mapping[str, object]) -> tuple[int, str | None]:
     return total, reason
 
 
+def _letter_id(message: AbstractIncomingMessage, headers: Mapping[str, object]) -> str:
+    """The dead letter's own id: the one its consumer gave it, else one derived from it.
+
+    A letter dead-lettered by the broker itself (``expired``, ``maxlen``) has no consumer-given
+    id; its id is derived from what the broker wrote about its death (queue, reason, time and
+    count) and its content, so copies of one message that died apart get ids apart. Copies
+    identical in every byte and in their death share an id and are interchangeable.
+    """
+    given = headers.get(LETTER_ID_HEADER)
+    if isinstance(given, bytes | bytearray):
+        given = bytes(given).decode("ascii", errors="replace")
+    if isinstance(given, str) and _LETTER_ID.fullmatch(given):
+        return given
+    digest = hashlib.sha256()
+    for part in (
+        str(message.message_id),
+        hashlib.sha256(message.body).hexdigest(),
+        repr(headers.get("x-death")),
+        repr(headers.get("x-first-death-reason")),
+        repr(headers.get("x-first-death-queue")),
+    ):
+        digest.update(part.encode("utf-8", errors="replace") + b"\x1f")
+    return digest.hexdigest()[:32]
+
+
 def unverified_claims(token: str | None) -> Mapping[str, Any]:
     """The payload of a compact JWS, decoded WITHOUT checking its signature (for display only).
 
@@ -112,12 +150,15 @@ def unverified_claims(token: str | None) -> Mapping[str, Any]:
 class DeadLetter:
     """One message in a DLQ: what the broker and the rejecting service said about it.
 
-    ``reason`` is the rejecting service's ``x-sealflow-reject-reason``, else the broker's own
-    (``expired``, ``maxlen``, ``rejected``), else ``unknown``. ``job`` is the AMQP
-    correlation id. Nothing here is verified: the envelope is in ``headers`` for that.
+    ``id`` is the letter's own (a message and its copies each have one); ``message_id`` is the
+    AMQP one, which an authentic envelope's ``jti`` equals. ``reason`` is the rejecting
+    service's ``x-sealflow-reject-reason``, else the broker's own (``expired``, ``maxlen``,
+    ``rejected``), else ``unknown``. ``job`` is the AMQP correlation id. Nothing here is
+    verified: the envelope is in ``headers`` for that.
     """
 
     id: str
+    message_id: str
     queue: str
     type: str | None
     reason: str
@@ -131,6 +172,11 @@ class DeadLetter:
     attempt: int
     body: bytes = field(repr=False)
     headers: Mapping[str, object] = field(repr=False)
+
+    @property
+    def never_replayable(self) -> str | None:
+        """Why no replay may ever re-seal this letter whatever its envelope, or ``None``."""
+        return _COPY_REFUSAL if self.reason == "replay" else None
 
     @property
     def envelope(self) -> str | None:
@@ -148,7 +194,8 @@ class DeadLetter:
         attempt = headers.get(ATTEMPT_HEADER, 1)
         deliveries = headers.get("x-delivery-count", 0)
         return cls(
-            id=_text(message.message_id, _MAX_ID_CHARS) or "",
+            id=_letter_id(message, headers),
+            message_id=_text(message.message_id, _MAX_ID_CHARS) or "",
             queue=queue,
             type=_text(message.type, 64),
             reason=_text(headers.get(REJECT_REASON_HEADER), 64) or broker_reason or "unknown",
@@ -255,9 +302,9 @@ class DeadLetterQueues:
 
     @asynccontextmanager
     async def take(
-        self, message_id: str, *, queue: str | None = None
+        self, letter_id: str, *, queue: str | None = None
     ) -> AsyncIterator[TakenDeadLetter | None]:
-        """Hold the first dead letter whose ``message_id`` matches, or yield None.
+        """Hold the dead letter with this id (:attr:`DeadLetter.id`), or yield None.
 
         At most ``scan_limit`` messages of each DLQ, and ``max_held_bytes`` of bodies in all,
         are looked at. Unless the caller acks it
@@ -269,7 +316,7 @@ class DeadLetterQueues:
             found: TakenDeadLetter | None = None
             try:
                 async with self._bounded("find a dead letter"):
-                    found = await self._find(channel, bases, message_id, held)
+                    found = await self._find(channel, bases, letter_id, held)
                     # The others go back at once: they are not held while the caller works.
                     await _requeue(held)
                 yield found
@@ -282,7 +329,7 @@ class DeadLetterQueues:
         self,
         channel: AbstractChannel,
         bases: tuple[str, ...],
-        message_id: str,
+        letter_id: str,
         held: list[AbstractIncomingMessage],
     ) -> TakenDeadLetter | None:
         held_bytes = 0
@@ -292,8 +339,9 @@ class DeadLetterQueues:
                 message = await dlq.get(no_ack=False, fail=False)
                 if message is None:
                     break
-                if message.message_id == message_id:
-                    return TakenDeadLetter(DeadLetter.from_message(message, base), message)
+                letter = DeadLetter.from_message(message, base)
+                if letter.id == letter_id:
+                    return TakenDeadLetter(letter, message)
                 held.append(message)
                 held_bytes += len(message.body)
                 if held_bytes >= self.max_held_bytes:

@@ -198,10 +198,12 @@ def _check_envelope(runtime: ServiceRuntime, letter: DeadLetter) -> _Checked:
     """Verify the dead letter's envelope and whether the gateway may re-seal its type."""
     try:
         claims = runtime.opener.verify_signature(
-            letter.body, letter.headers, message_id=letter.id, message_type=letter.type
+            letter.body, letter.headers, message_id=letter.message_id, message_type=letter.type
         )
     except EnvelopeError as error:
         return _Checked(None, f"its envelope does not verify ({error.reason})")
+    if letter.never_replayable is not None:
+        return _Checked(claims, letter.never_replayable)
     if claims.iss != SERVICE:
         return _Checked(claims, f"it was sealed by {claims.iss}; the gateway re-seals only its own")
     if (
@@ -234,6 +236,7 @@ def _letter_view(letter: DeadLetter, checked: _Checked) -> DeadLetterView:
         jti=claims.jti if claims is not None else peek("jti"),
         verified=claims is not None,
         replayable=checked.refusal is None,
+        refusal=checked.refusal,
         size=letter.size,
         deaths=letter.deaths,
         deliveries=letter.deliveries,
@@ -252,12 +255,11 @@ async def list_dead_letters(request: web.Request) -> web.Response:
     """Dead letters across the namespace's DLQs, without consuming them."""
     limit = _limit(request, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)
     queue = _queue_param(request)
-    runtime = request.app[RUNTIME_KEY]
     try:
         page = await dead_letter_queues(request.app).browse(limit=limit, queue=queue)
     except BrokerError as error:
         raise Unavailable(f"the dead-letter queues cannot be read: {error.detail}") from error
-    views = [_letter_view(letter, _check_envelope(runtime, letter)) for letter in page.letters]
+    views = [_letter_view(letter, await _check(request, letter)) for letter in page.letters]
     return _json(DeadLetterList(messages=views, truncated=page.more))
 
 
@@ -284,6 +286,14 @@ async def _refusal_for_job(
     return None
 
 
+async def _check(request: web.Request, letter: DeadLetter) -> _Checked:
+    """Every check a replay makes before it re-seals: the listing shows the same answer."""
+    checked = _check_envelope(request.app[RUNTIME_KEY], letter)
+    if checked.claims is None or checked.refusal is not None:
+        return checked
+    return _Checked(checked.claims, await _refusal_for_job(request, letter, checked.claims))
+
+
 @dataclass(slots=True)
 class _Replay:
     """How one replay went: the letter, its verified claims, and the answer or the refusal."""
@@ -298,13 +308,10 @@ class _Replay:
 async def _replay(request: web.Request, taken: TakenDeadLetter) -> _Replay:
     """Re-check a held dead letter; if it passes, re-seal, publish (confirmed), then ack it."""
     letter = taken.letter
-    checked = _check_envelope(request.app[RUNTIME_KEY], letter)
+    checked = await _check(request, letter)
     outcome = _Replay(letter, checked.claims, checked.refusal)
     claims = checked.claims
     if claims is None or outcome.refusal is not None:
-        return outcome
-    outcome.refusal = await _refusal_for_job(request, letter, claims)
-    if outcome.refusal is not None:
         return outcome
     publisher = request.app[PUBLISHER_KEY]
     sealed = publisher.sealer.seal_body(
@@ -353,7 +360,10 @@ async def replay_dead_letter(request: web.Request) -> web.Response:
 
 async def _audit_replay(request: web.Request, outcome: _Replay) -> None:
     letter, claims, accepted = outcome.letter, outcome.claims, outcome.accepted
-    where = f"dead letter {letter.id} in {letter.queue}.dlq ({letter.reason})"
+    where = (
+        f"dead letter {letter.id} (message {letter.message_id}) in {letter.queue}.dlq "
+        f"({letter.reason})"
+    )
     if accepted is None:
         detail = f"{where}: {outcome.refusal}"
     else:

@@ -46,7 +46,7 @@ class DeadLetterView(ApiModel):
     """
 
     id: str
-    """The AMQP ``message_id`` (an authentic envelope's ``jti``); replay by this id."""
+    """This letter's own id (a message and each of its copies has one); replay by this id."""
     queue: str
     """The queue it was dead-lettered from, e.g. ``worker.jobs``."""
     type: str | None = None
@@ -63,7 +63,11 @@ class DeadLetterView(ApiModel):
     verified: bool
     """The envelope's signature verifies against the trust store (expiry aside)."""
     replayable: bool
-    """Verified, and a type the gateway may send by policy: ``POST .../replay`` accepts it."""
+    """Every check of ``POST .../replay`` passes now: verified, a type the gateway may send by
+    policy, not a copy refused as ``replay``, a body that agrees with its envelope, and a job
+    still waiting."""
+    refusal: str | None = None
+    """Why it cannot be replayed, when ``replayable`` is false."""
     size: Count
     """Bytes of the message body."""
     deaths: Count
@@ -86,7 +90,7 @@ class ReplayAccepted(ApiModel):
     """``POST /api/dlq/{id}/replay`` (202): re-sealed, published, and removed from its DLQ."""
 
     id: str
-    """The dead letter's id (its old envelope's ``jti``)."""
+    """The dead letter's id."""
     jti: str
     """The fresh envelope's id."""
     queue: str

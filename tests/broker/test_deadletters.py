@@ -14,11 +14,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sealflow_testing import job_message, queue_counts
 
 from broker import (
+    LETTER_ID_HEADER,
     REJECT_REASON_HEADER,
     BrokerSettings,
     Consumer,
     DeadLetterQueues,
     Opener,
+    PermanentFailure,
     Publisher,
     Sealer,
     SpentIds,
@@ -52,7 +54,7 @@ class Rig:
     dead: DeadLetterQueues
 
     async def dead_letter(self, queue: str = "worker.jobs", reason: str = "no_handler") -> str:
-        """Put a dead letter in ``queue``'s DLQ as the consumer does; its message id."""
+        """Put a dead letter in ``queue``'s DLQ as the consumer does; its letter id."""
         message = job_message()
         sealed = self.sealer.seal(
             message, typ="job.submitted", aud="worker", sub="alice", job=message.job_id
@@ -61,9 +63,10 @@ class Rig:
         amqp.headers[REJECT_REASON_HEADER] = reason
         amqp.headers["x-sealflow-reject-detail"] = "test"
         amqp.headers["x-sealflow-rejected-by"] = "worker"
+        amqp.headers[LETTER_ID_HEADER] = letter_id = secrets.token_hex(16)
         amqp.expiration = None
         await self.publisher.publish_raw(amqp, routing_key=self.topology.queue(f"{queue}.dlq"))
-        return sealed.jti
+        return letter_id
 
     async def count(self, queue: str = "worker.jobs") -> int:
         return (await queue_counts(self.channel, self.topology.queue(f"{queue}.dlq")))[0]
@@ -122,7 +125,7 @@ async def test_browsing_lists_dead_letters_in_order_and_consumes_none(rig: Rig) 
     assert len(first.job) == 32
     assert first.deliveries >= 2  # each browse is a delivery (the documented caveat)
     claims = unverified_claims(first.envelope)
-    assert (claims["iss"], claims["sub"], claims["jti"]) == ("gateway", "alice", ids[0])
+    assert (claims["iss"], claims["sub"], claims["jti"]) == ("gateway", "alice", first.message_id)
 
 
 async def test_browsing_is_bounded_by_the_limit_and_filters_by_queue(rig: Rig) -> None:
@@ -154,7 +157,8 @@ async def test_a_message_the_broker_expired_shows_the_brokers_reason(rig: Rig) -
     )
     await rig.wait_count(1)
     [letter] = (await rig.dead.browse()).letters
-    assert (letter.id, letter.reason, letter.deaths) == (sealed.jti, "expired", 1)
+    assert (letter.message_id, letter.reason, letter.deaths) == (sealed.jti, "expired", 1)
+    assert letter.id != sealed.jti  # its own id, derived from its death and content
 
 
 async def test_take_holds_one_letter_and_returns_it_unless_acked(rig: Rig) -> None:
@@ -240,9 +244,67 @@ async def test_a_forged_message_dead_lettered_by_a_consumer_is_listed_with_its_r
     finally:
         await consumer.stop(grace=5)
     [letter] = (await rig.dead.browse()).letters
-    assert (letter.id, letter.reason, letter.rejected_by) == (forged.jti, "unknown_kid", "worker")
+    assert (letter.message_id, letter.reason, letter.rejected_by) == (
+        forged.jti,
+        "unknown_kid",
+        "worker",
+    )
     assert unverified_claims(letter.envelope)["sub"] == "mallory"
     assert not handled
+
+
+async def test_a_message_and_its_copy_are_two_letters_with_ids_of_their_own(
+    rig: Rig, amqp_url: str, namespace: str, tmp_path: Path
+) -> None:
+    """Issue 11.13: letters took the AMQP message_id as id, so a message and its replayed copy
+    shared one (44 letters, 42 ids) and a replay by id could take either. Each has its own, and
+    the copy says why it can never be replayed."""
+    settings = BrokerSettings(
+        amqp_url=amqp_url, namespace=namespace, data_dir=tmp_path, keys_dir=rig.keys_dir
+    )
+    consume_channel = await open_channel(rig.connection, prefetch=4)
+    opener = Opener("worker", TrustStoreFile(rig.keys_dir / "trust.json"), spent=SpentIds(100))
+
+    async def handler(opened: Any, delivery: Any) -> None:
+        raise PermanentFailure("cannot ever work")
+
+    consumer = Consumer(
+        queue="worker.jobs",
+        channel=consume_channel,
+        topology=rig.topology,
+        opener=opener,
+        publisher=Publisher(
+            consume_channel,
+            rig.topology,
+            Sealer(KeyRing.load(rig.keys_dir, "worker").signing_key()),
+        ),
+        audit=_Audit(),
+        handlers={"job.submitted": handler},
+        settings=settings,
+    )
+    await consumer.start()
+    try:
+        sealed = rig.sealer.seal(job_message(), aud="worker", sub="alice")
+        await rig.publisher.publish(sealed)
+        await rig.wait_count(1)
+        await rig.publisher.publish(sealed)  # a byte-for-byte copy
+        await rig.wait_count(2)
+    finally:
+        await consumer.stop(grace=5)
+    letters = (await rig.dead.browse()).letters
+    assert len(letters) == 2
+    assert len({letter.id for letter in letters}) == 2
+    assert {letter.message_id for letter in letters} == {sealed.jti}
+    by_reason = {letter.reason: letter for letter in letters}
+    assert by_reason["permanent_failure"].never_replayable is None
+    assert "copy" in (by_reason["replay"].never_replayable or "")
+    await rig.wait_count(2)
+    async with rig.dead.take(by_reason["replay"].id) as taken:
+        assert taken is not None
+        assert taken.letter.reason == "replay"
+        await taken.ack()
+    await rig.wait_count(1)
+    assert [letter.reason for letter in (await rig.dead.browse()).letters] == ["permanent_failure"]
 
 
 async def test_a_listing_stops_at_the_bytes_it_may_hold(rig: Rig) -> None:

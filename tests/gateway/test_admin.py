@@ -62,15 +62,15 @@ async def _into_worker_queue(gateway: Gateway, sealed: Sealed) -> None:
     )
 
 
-async def _listed(gateway: Gateway, letter_id: str, timeout: float = 30) -> dict[str, Any]:
-    """Wait (bounded) until ``letter_id`` shows in /api/dlq; its entry."""
+async def _listed(gateway: Gateway, jti: str, timeout: float = 30) -> dict[str, Any]:
+    """Wait (bounded) until a letter whose envelope says ``jti`` shows in /api/dlq; its entry."""
     async with asyncio.timeout(timeout):
         while True:
             response = await gateway.client.get("/api/dlq", headers=gateway.auth("root"))
             assert response.status == 200, await response.text()
             body = await response.json()
             for message in body["messages"]:
-                if message["id"] == letter_id:
+                if message["jti"] == jti:
                     return dict(message)
             await asyncio.sleep(0.1)
 
@@ -174,11 +174,12 @@ async def test_a_forged_message_shows_in_the_dlq_with_its_reason_and_cannot_be_r
     assert entry["size"] == len(forged.body)
 
     response = await gateway.client.post(
-        f"/api/dlq/{forged.jti}/replay", headers=gateway.auth("root")
+        f"/api/dlq/{entry['id']}/replay", headers=gateway.auth("root")
     )
     detail = (await error_body(response, 409, "not_replayable"))["detail"]
     assert "unknown_kid" in detail
-    assert (await _listed(gateway, forged.jti))["id"] == forged.jti  # it stays
+    assert "unknown_kid" in entry["refusal"]  # the listing said so before
+    assert (await _listed(gateway, forged.jti))["id"] == entry["id"]  # it stays
     job = await gateway.store.get(body.job_id)
     assert job is not None
     assert job.state == "queued"
@@ -212,12 +213,13 @@ async def test_an_expired_job_submitted_replayed_by_an_admin_completes_and_is_au
     assert entry["replayable"] is True
     assert (entry["iss"], entry["sub"], entry["job"]) == ("gateway", "alice", body.job_id)
 
+    assert entry["id"] != stale.jti  # the letter's own id
     response = await gateway.client.post(
-        f"/api/dlq/{stale.jti}/replay", headers=gateway.auth("root")
+        f"/api/dlq/{entry['id']}/replay", headers=gateway.auth("root")
     )
     assert response.status == 202, await response.text()
     accepted = await response.json()
-    assert accepted["id"] == stale.jti
+    assert accepted["id"] == entry["id"]
     assert accepted["jti"] != stale.jti
     assert (accepted["queue"], accepted["type"], accepted["job"]) == (
         "worker.jobs",
@@ -232,10 +234,13 @@ async def test_an_expired_job_submitted_replayed_by_an_admin_completes_and_is_au
     assert event["jti"] == accepted["jti"]
     assert event["trace"] == trace
     assert stale.jti in event["detail"]
+    assert entry["id"] in event["detail"]
     # The dead letter is gone, and a second replay finds nothing.
     listing = await gateway.client.get("/api/dlq", headers=gateway.auth("root"))
-    assert stale.jti not in [m["id"] for m in (await listing.json())["messages"]]
-    again = await gateway.client.post(f"/api/dlq/{stale.jti}/replay", headers=gateway.auth("root"))
+    assert entry["id"] not in [m["id"] for m in (await listing.json())["messages"]]
+    again = await gateway.client.post(
+        f"/api/dlq/{entry['id']}/replay", headers=gateway.auth("root")
+    )
     await error_body(again, 404)
     # The trail of the job, through the admin's filters.
     started = await _audit_records(gateway, f"job={body.job_id}&type=job.completed")
@@ -268,7 +273,7 @@ async def test_a_type_the_gateway_may_not_send_is_409_and_stays(gateway: Gateway
         False,
     )
     response = await gateway.client.post(
-        f"/api/dlq/{sealed.jti}/replay", headers=gateway.auth("root")
+        f"/api/dlq/{entry['id']}/replay", headers=gateway.auth("root")
     )
     detail = (await error_body(response, 409, "not_replayable"))["detail"]
     assert "worker" in detail
@@ -288,11 +293,31 @@ async def test_a_job_submitted_for_a_job_that_is_gone_is_409_and_stays(gateway: 
         message, routing_key=gateway.app[RUNTIME_KEY].topology.queue("worker.jobs.dlq")
     )
     entry = await _listed(gateway, sealed.jti)
-    assert entry["replayable"] is True  # by its envelope; the job check comes at replay
+    assert entry["replayable"] is False  # the listing makes every check the replay makes
+    assert "no longer exists" in entry["refusal"]
     response = await gateway.client.post(
-        f"/api/dlq/{sealed.jti}/replay", headers=gateway.auth("root")
+        f"/api/dlq/{entry['id']}/replay", headers=gateway.auth("root")
     )
     detail = (await error_body(response, 409, "not_replayable"))["detail"]
     assert "no longer exists" in detail
     await _listed(gateway, sealed.jti)
     assert await gateway.store.get(body.job_id) is None  # not resurrected
+
+
+async def test_a_copy_refused_as_a_replay_is_listed_as_not_replayable_and_says_why(
+    gateway: Gateway, pipeline: None
+) -> None:
+    """Issue 11.13: the listing marked such forgeries replayable though a replay refused them."""
+    body = await _record_job(gateway)
+    sealer = Sealer(KeyRing.load(gateway.settings.keys_dir, "gateway").signing_key())
+    sealed = sealer.seal(body, aud="worker", sub="alice", job=body.job_id)
+    await _into_worker_queue(gateway, sealed)
+    assert await _wait_state(gateway, body.job_id) == "done"
+    await _into_worker_queue(gateway, sealed)  # a byte-for-byte copy of the handled message
+    entry = await _listed(gateway, sealed.jti)
+    assert (entry["reason"], entry["verified"], entry["replayable"]) == ("replay", True, False)
+    assert "copy" in entry["refusal"]
+    response = await gateway.client.post(
+        f"/api/dlq/{entry['id']}/replay", headers=gateway.auth("root")
+    )
+    await error_body(response, 409, "not_replayable")
