@@ -25,13 +25,11 @@ from broker import (
     Opened,
     PermanentFailure,
     ServiceRuntime,
-    configure_logging,
 )
-from broker import run_daemon as run_service
 from keys import KeyRing
 from schemas import AuditEvent
 
-__all__ = ["AuditDaemonSettings", "AuditWriter", "run_daemon", "serve"]
+__all__ = ["AuditDaemonSettings", "AuditWriter", "serve"]
 
 _log = structlog.get_logger("sealflow.audit")
 
@@ -164,8 +162,8 @@ async def serve(
         rt.consume("audit.events", {"audit.*": on_event}, audit=writer)
 
     try:
-        await run_service(
-            runtime, setup, health_port=audit_settings.health_port, stop=stop, cleanup=writer.close
+        await runtime.run(
+            setup, health_port=audit_settings.health_port, stop=stop, cleanup=writer.close
         )
     finally:
         stop_on_failure.cancel()
@@ -176,9 +174,3 @@ async def serve(
 async def _stop_when(failed: asyncio.Event, stop: asyncio.Event) -> None:
     await failed.wait()
     stop.set()
-
-
-def run_daemon() -> None:
-    """Entry point of ``sealflow audit`` with no sub-command."""
-    configure_logging("audit")
-    asyncio.run(serve())

@@ -131,20 +131,14 @@ def main() -> None:
 
     broker.runtime.Sealer = UnsealedSealer  # type: ignore[misc]
     broker.runtime.Opener = UnsealedOpener  # type: ignore[misc]
-    if service == "worker":
-        from workers.daemon import run_daemon_forever
-
-        run_daemon_forever()
-    elif service == "parser":
-        from parser.daemon import run_daemon_forever as run_parser
-
-        run_parser()
-    elif service == "audit":
-        from audit.daemon import run_daemon
-
-        run_daemon()
-    else:
+    modules = {"worker": "workers.daemon", "parser": "parser.daemon", "audit": "audit.daemon"}
+    if service not in modules:
         raise SystemExit("usage: python bench/unsealed.py worker|parser|audit")
+    import importlib
+
+    from broker import run_daemon
+
+    run_daemon(service, importlib.import_module(modules[service]).serve)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """What every daemon runs on: keys, envelopes, a robust connection, consumers, health and metrics.
 
-A daemon (worker, parser, audit) builds a :class:`ServiceRuntime`, registers its handlers with
-:meth:`ServiceRuntime.consume`, and calls :func:`run_daemon`, which handles SIGTERM/SIGINT:
-stop taking messages, let in-flight ones finish (bounded), close, exit 0.
+A daemon (gateway, worker, parser, audit) builds a :class:`ServiceRuntime` in its ``serve()``,
+registers its handlers with :meth:`ServiceRuntime.consume`, and awaits :meth:`ServiceRuntime.run`,
+which handles SIGTERM/SIGINT: stop taking messages, let in-flight ones finish (bounded), close,
+exit 0. The command line starts every daemon the same way, with :func:`run_daemon`.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
+from typing import Any
 
 import structlog
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
@@ -24,6 +26,7 @@ from broker.connection import connect, open_channel
 from broker.consumer import Consumer, Handler
 from broker.control import ControlSubscriber
 from broker.envelope import Opener, Sealer
+from broker.logging import configure_logging
 from broker.policy import Policy
 from broker.publisher import Publisher
 from broker.revocation import RevocationList
@@ -164,6 +167,35 @@ class ServiceRuntime:
             await self.connection.close()
         _log.info("runtime.stopped")
 
+    async def run(
+        self,
+        setup: Callable[[ServiceRuntime], Awaitable[None]],
+        *,
+        health_port: int | None,
+        stop: asyncio.Event | None = None,
+        cleanup: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Start, ``setup``, consume until SIGTERM/SIGINT (or ``stop``), then shut down cleanly."""
+        stop = stop if stop is not None else asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signum, stop.set)
+        health = await _serve_health(self, health_port) if health_port else None
+        try:
+            await self.start()
+            await setup(self)
+            await self.start_consumers()
+            _log.info("daemon.ready")
+            await stop.wait()
+            _log.info("daemon.stopping")
+        finally:
+            await self.stop()
+            if cleanup is not None:
+                await cleanup()
+            if health is not None:
+                await health.cleanup()
+
     async def _flush_spent_ids(self) -> None:
         """Make spent jtis durable every 0.2 s: a SIGKILL forgets at most that much."""
         while True:
@@ -223,31 +255,8 @@ async def _serve_health(runtime: ServiceRuntime, port: int) -> web.AppRunner:
     return runner
 
 
-async def run_daemon(
-    runtime: ServiceRuntime,
-    setup: Callable[[ServiceRuntime], Awaitable[None]],
-    *,
-    health_port: int | None,
-    stop: asyncio.Event | None = None,
-    cleanup: Callable[[], Awaitable[None]] | None = None,
-) -> None:
-    """Run a daemon until SIGTERM/SIGINT (or ``stop``), then shut it down cleanly."""
-    stop = stop if stop is not None else asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signum, stop.set)
-    health = await _serve_health(runtime, health_port) if health_port else None
-    try:
-        await runtime.start()
-        await setup(runtime)
-        await runtime.start_consumers()
-        _log.info("daemon.ready")
-        await stop.wait()
-        _log.info("daemon.stopping")
-    finally:
-        await runtime.stop()
-        if cleanup is not None:
-            await cleanup()
-        if health is not None:
-            await health.cleanup()
+def run_daemon(service: str, serve: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """The one way a daemon runs from the command line: JSON logs bound to ``service``, then
+    ``serve()`` (which returns on SIGTERM/SIGINT, see :meth:`ServiceRuntime.run`)."""
+    configure_logging(service)
+    asyncio.run(serve())

@@ -15,11 +15,11 @@ import asyncio
 import structlog
 from aiohttp import web
 
-from broker import BrokerSettings, ServiceRuntime, configure_logging, run_daemon
+from broker import BrokerSettings, ServiceRuntime
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 
-__all__ = ["run_daemon_forever", "serve"]
+__all__ = ["serve"]
 
 _log = structlog.get_logger("sealflow.gateway")
 
@@ -65,10 +65,4 @@ async def serve(
         if runner is not None:
             await runner.cleanup()
 
-    await run_daemon(runtime, setup, health_port=settings.health_port, stop=stop, cleanup=cleanup)
-
-
-def run_daemon_forever() -> None:
-    """Entry point of ``sealflow gateway``."""
-    configure_logging("gateway")
-    asyncio.run(serve())
+    await runtime.run(setup, health_port=settings.health_port, stop=stop, cleanup=cleanup)

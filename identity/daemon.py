@@ -22,13 +22,12 @@ from broker import (
     BrokerSettings,
     PublishFailed,
     ServiceRuntime,
-    configure_logging,
 )
 from identity.app import create_app
 from identity.settings import IdentitySettings
 from schemas import AuditEvent
 
-__all__ = ["IdentityServer", "RuntimeAuditSink", "run_daemon_forever", "serve"]
+__all__ = ["IdentityServer", "RuntimeAuditSink", "serve"]
 
 _log = structlog.get_logger("sealflow.identity.daemon")
 _MAX_RETRY_DELAY: Final = 30.0
@@ -179,9 +178,3 @@ async def serve(
         _log.info("identity.stopping")
     finally:
         await server.stop()
-
-
-def run_daemon_forever() -> None:
-    """Entry point of ``sealflow identity``."""
-    configure_logging("identity")
-    asyncio.run(serve())

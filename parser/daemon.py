@@ -17,16 +17,14 @@ from broker import (
     Opened,
     RetryLater,
     ServiceRuntime,
-    configure_logging,
     derived_event_id,
     make_audit_event,
-    run_daemon,
 )
 from parser import DocumentParser, ParseError, ParseLimits
 from schemas import Chunk, ParseCompleted, ParseFailed, ParseRequested
 from store import BlobStore, StoreError
 
-__all__ = ["ParserHandlers", "ParserSettings", "run_daemon_forever", "serve"]
+__all__ = ["ParserHandlers", "ParserSettings", "serve"]
 
 _log = structlog.get_logger("sealflow.parser")
 
@@ -169,12 +167,6 @@ async def serve(
     async def setup(rt: ServiceRuntime) -> None:
         rt.consume("parser.requests", ParserHandlers(rt, blobs, parser, parser_settings).routes())
 
-    await run_daemon(
-        runtime, setup, health_port=parser_settings.health_port, stop=stop, cleanup=parser.aclose
+    await runtime.run(
+        setup, health_port=parser_settings.health_port, stop=stop, cleanup=parser.aclose
     )
-
-
-def run_daemon_forever() -> None:
-    """Entry point of ``sealflow parser``."""
-    configure_logging("parser")
-    asyncio.run(serve())

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from workers.daemon import run_daemon_forever, serve
+from workers.daemon import serve
 from workers.handlers import WorkerHandlers
 from workers.settings import WorkerSettings
 
-__all__ = ["WorkerHandlers", "WorkerSettings", "run_daemon_forever", "serve"]
+__all__ = ["WorkerHandlers", "WorkerSettings", "serve"]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-from broker import BrokerSettings, ServiceRuntime, configure_logging, run_daemon
+from broker import BrokerSettings, ServiceRuntime
 from store import open_store
 from workers.handlers import WorkerHandlers
 from workers.settings import WorkerSettings
 
-__all__ = ["run_daemon_forever", "serve"]
+__all__ = ["serve"]
 
 
 async def serve(
@@ -18,7 +18,7 @@ async def serve(
     *,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Run the worker until ``stop`` is set or SIGTERM/SIGINT arrives."""
+    """Run the worker until ``stop`` is set or SIGTERM/SIGINT arrives (``sealflow worker``)."""
     settings = settings if settings is not None else BrokerSettings()
     worker_settings = worker_settings if worker_settings is not None else WorkerSettings()
     runtime = ServiceRuntime("worker", settings)
@@ -30,12 +30,6 @@ async def serve(
         assert rt.audit is not None
         rt.consume("worker.jobs", WorkerHandlers(store, rt.publisher, rt.audit).routes())
 
-    await run_daemon(
-        runtime, setup, health_port=worker_settings.health_port, stop=stop, cleanup=store.close
+    await runtime.run(
+        setup, health_port=worker_settings.health_port, stop=stop, cleanup=store.close
     )
-
-
-def run_daemon_forever() -> None:
-    """Entry point of ``sealflow worker``."""
-    configure_logging("worker")
-    asyncio.run(serve())

@@ -187,11 +187,11 @@ def audit(ctx: click.Context, data_dir: Path | None, keys_dir: Path | None) -> N
     # The daemon reads its own settings from the environment: pass the options on that way.
     for name, path in overrides.items():
         os.environ[f"SEALFLOW_{name.upper()}"] = str(path)
-    from audit.daemon import run_daemon
-    from broker import BrokerUnavailable
+    from audit.daemon import serve
+    from broker import BrokerUnavailable, run_daemon
 
     try:
-        run_daemon()
+        run_daemon("audit", serve)
     except AuditLogError as exc:
         raise _fail(exc) from exc
     except (BrokerUnavailable, KeyMaterialError) as exc:

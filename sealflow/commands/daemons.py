@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import click
 
-from broker import BrokerUnavailable
+from broker import BrokerUnavailable, run_daemon
 from keys import KeyMaterialError
 
 __all__ = ["parser", "worker"]
 
 
-def _run(entry: str) -> None:
+def _run(service: str, module_name: str) -> None:
+    """Run ``module_name``'s ``serve()`` the one way every daemon runs (``broker.run_daemon``)."""
     import importlib
 
-    module_name, attribute = entry.split(":")
     try:
-        getattr(importlib.import_module(module_name), attribute)()
+        run_daemon(service, importlib.import_module(module_name).serve)
     except (BrokerUnavailable, KeyMaterialError) as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -26,7 +26,7 @@ def worker() -> None:
 
     Settings come from SEALFLOW_* (see the README); SIGTERM or Ctrl-C stops it cleanly.
     """
-    _run("workers.daemon:run_daemon_forever")
+    _run("worker", "workers.daemon")
 
 
 @click.command()
@@ -36,4 +36,4 @@ def parser() -> None:
     Documents are parsed in a separate process bounded in size, pages, memory and time
     (SEALFLOW_PARSER_*). SIGTERM or Ctrl-C stops it cleanly.
     """
-    _run("parser.daemon:run_daemon_forever")
+    _run("parser", "parser.daemon")

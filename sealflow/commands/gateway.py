@@ -17,9 +17,10 @@ def gateway() -> None:
     Listens on SEALFLOW_GATEWAY_HOST:SEALFLOW_GATEWAY_PORT (default 127.0.0.1:8080) and trusts
     access tokens from SEALFLOW_ISSUER. SIGTERM or Ctrl-C stops it cleanly.
     """
-    from gateway.daemon import run_daemon_forever
+    from broker import run_daemon
+    from gateway.daemon import serve
 
     try:
-        run_daemon_forever()
+        run_daemon("gateway", serve)
     except (BrokerUnavailable, KeyMaterialError) as exc:
         raise click.ClickException(str(exc)) from exc

@@ -18,9 +18,10 @@ def identity() -> None:
     SEALFLOW_IDENTITY_HOST / SEALFLOW_IDENTITY_PORT. Sign-ins work while RabbitMQ is down;
     audit events are then logged instead of published. SIGTERM or Ctrl-C stops it cleanly.
     """
-    from identity.daemon import run_daemon_forever
+    from broker import run_daemon
+    from identity.daemon import serve
 
     try:
-        run_daemon_forever()
+        run_daemon("identity", serve)
     except (BrokerUnavailable, KeyMaterialError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc

@@ -211,11 +211,13 @@ def test_data_dir_defaults_to_the_environment(runner, populated, data_dir, keys_
 
 
 def test_group_without_a_subcommand_runs_the_daemon(runner, monkeypatch, tmp_path):
-    import audit.daemon
+    import broker
 
     started = []
     monkeypatch.setattr(
-        audit.daemon, "run_daemon", lambda: started.append(os.environ["SEALFLOW_DATA_DIR"])
+        broker,
+        "run_daemon",
+        lambda service, serve: started.append(os.environ["SEALFLOW_DATA_DIR"]),
     )
     monkeypatch.setenv("SEALFLOW_DATA_DIR", "elsewhere")  # restored after the test
     result = runner.invoke(audit_cli.audit, ["--data-dir", str(tmp_path)])
@@ -224,13 +226,13 @@ def test_group_without_a_subcommand_runs_the_daemon(runner, monkeypatch, tmp_pat
 
 
 def test_a_daemon_that_cannot_open_its_log_fails_in_one_line(runner, monkeypatch, tmp_path):
-    import audit.daemon
+    import broker
     from audit import AuditLogError
 
-    def broken() -> None:
+    def broken(service: str, serve: object) -> None:
         raise AuditLogError("refusing to open a broken audit log at seq 3", reason="hash_mismatch")
 
-    monkeypatch.setattr(audit.daemon, "run_daemon", broken)
+    monkeypatch.setattr(broker, "run_daemon", broken)
     monkeypatch.setenv("SEALFLOW_DATA_DIR", str(tmp_path))
     result = runner.invoke(audit_cli.audit, [])
     assert result.exit_code == 1

@@ -210,7 +210,7 @@ def test_sigterm_during_work_loses_nothing(
     daemons.append(restarted)
     restarted.wait_for("daemon.ready")
     started = next(json.loads(line) for line in restarted.lines if '"runtime.started"' in line)
-    assert started["replay_restored"] >= 1  # spent jtis survive the restart
+    assert started["spent_ids_restored"] >= 1  # spent jtis survive the restart
 
     async def final_states() -> list[str]:
         store = await SqliteJobStore.open(Path(sealflow_env["SEALFLOW_DATA_DIR"]) / "jobs.db")
