@@ -645,7 +645,7 @@ class Soak:
             with path.open(encoding="ascii", errors="replace") as handle:
                 for line in handle:
                     parts = line.split()
-                    if len(parts) == 2 and float(parts[1]) >= now:
+                    if len(parts) in (2, 3) and float(parts[1]) >= now:
                         live.add(parts[0])
             sizes[service] = len(live)
         return sizes

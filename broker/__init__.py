@@ -43,7 +43,7 @@ from broker.policy import Policy, PolicyError, PolicyRule
 from broker.publisher import Publisher, exchange_for
 from broker.recording import Published, RecordingPublisher
 from broker.revocation import RevocationList
-from broker.runtime import ServiceRuntime, run_daemon
+from broker.runtime import ServiceRuntime, run_daemon, stop_on_signals
 from broker.settings import BrokerSettings
 from broker.spent_ids import SpentIds, SpentIdsFull, SpentState
 from broker.spent_ids_journal import SpentIdsJournal
@@ -114,5 +114,6 @@ __all__ = [
     "publish_control",
     "redact_url",
     "run_daemon",
+    "stop_on_signals",
     "unverified_claims",
 ]

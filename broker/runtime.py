@@ -36,7 +36,7 @@ from broker.spent_ids_journal import SpentIdsJournal
 from broker.topology import Topology
 from keys import KeyRing, TrustStoreFile
 
-__all__ = ["ServiceRuntime", "run_daemon"]
+__all__ = ["ServiceRuntime", "run_daemon", "stop_on_signals"]
 
 _log = structlog.get_logger("sealflow.runtime")
 
@@ -176,11 +176,7 @@ class ServiceRuntime:
         cleanup: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """Start, ``setup``, consume until SIGTERM/SIGINT (or ``stop``), then shut down cleanly."""
-        stop = stop if stop is not None else asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(signum, stop.set)
+        stop = stop_on_signals(stop)
         health = await _serve_health(self, health_port) if health_port else None
         try:
             await self.start()
@@ -253,6 +249,16 @@ async def _serve_health(runtime: ServiceRuntime, port: int) -> web.AppRunner:
     await site.start()
     _log.info("health.listening", port=port)
     return runner
+
+
+def stop_on_signals(stop: asyncio.Event | None = None) -> asyncio.Event:
+    """``stop`` (or a new event), set by SIGTERM or SIGINT where the running loop allows."""
+    stop = stop if stop is not None else asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, stop.set)
+    return stop
 
 
 def run_daemon(service: str, serve: Callable[[], Coroutine[Any, Any, None]]) -> None:

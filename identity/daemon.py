@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from typing import Final
 
 import structlog
@@ -22,6 +21,7 @@ from broker import (
     BrokerSettings,
     PublishFailed,
     ServiceRuntime,
+    stop_on_signals,
 )
 from identity.app import create_app
 from identity.settings import IdentitySettings
@@ -165,11 +165,7 @@ async def serve(
     stop: asyncio.Event | None = None,
 ) -> None:
     """Run the identity provider until ``stop`` is set or SIGTERM/SIGINT arrives."""
-    stop = stop if stop is not None else asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signals(stop)
     server = IdentityServer(settings, broker_settings)
     try:
         await server.start()
