@@ -15,6 +15,7 @@ import structlog
 from broker import (
     AuditSink,
     Delivery,
+    Handler,
     Opened,
     PermanentFailure,
     Publisher,
@@ -51,7 +52,7 @@ class WorkerHandlers:
         self.publisher = publisher
         self.audit = audit
 
-    def routes(self) -> dict[str, Any]:
+    def routes(self) -> dict[str, Handler]:
         """Message type → handler, for the consumer of ``worker.jobs``."""
         return {
             "job.submitted": self.on_job_submitted,
