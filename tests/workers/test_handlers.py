@@ -12,7 +12,7 @@ from sealflow_testing import Env, job_message, make_env
 
 from broker import PermanentFailure, PublishFailed
 from schemas import JobSubmitted, ParseCompleted, ParseFailed, ParseRequested
-from store import JobStore, NewJob
+from store import JobStore, NewJob, open_store
 from workers import WorkerHandlers
 
 
@@ -24,8 +24,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[JobStore]:
-    """A fresh embedded job store."""
-    jobs = await JobStore.open(tmp_path / "jobs.db")
+    """A fresh embedded job store (the default backend)."""
+    jobs = await open_store(None, tmp_path)
     try:
         yield jobs
     finally:
