@@ -340,6 +340,41 @@ async def test_a_revocation_between_delivery_and_handler_refuses_the_message(
     assert (event.type, event.reason, event.subject) == ("envelope.rejected", "revoked", "alice")
 
 
+async def test_a_handler_that_waits_revalidates_before_it_acts(rig: Rig) -> None:
+    """Issue 11.6: a handler that waits (for a parse slot, say) calls ``revalidate()`` when it
+    starts work; a revocation that arrived meanwhile refuses the message there."""
+    revocations = RevocationList()
+    rig.opener.revocations = revocations
+    waiting, go = asyncio.Event(), asyncio.Event()
+    acted = False
+
+    async def handler(opened: Opened[Any], delivery: Delivery) -> None:
+        nonlocal acted
+        waiting.set()
+        await go.wait()  # the slot it waited for comes free
+        delivery.revalidate()
+        acted = True
+
+    consumer = rig.consumer(handler)
+    await consumer.start()
+    await _send(rig)
+    await asyncio.wait_for(waiting.wait(), 10)
+    revocations.add(
+        Revocation(
+            revocation_id=secrets.token_hex(16),
+            kind="sub",
+            value="alice",
+            reason="account disabled",
+            issued_at=datetime.now(UTC),
+        )
+    )
+    go.set()
+    dead = await rig.dead_letter()
+    await consumer.stop()
+    assert not acted
+    assert dead.headers[REJECT_REASON_HEADER] == "revoked"
+
+
 async def test_permanent_failure_is_dead_lettered_at_once(rig: Rig) -> None:
     calls = 0
 
