@@ -73,7 +73,11 @@ Handler = Callable[[Opened[Any], Delivery], Awaitable[None]]
 
 
 class Consumer:
-    """Consumes one queue for one service, dispatching by message type to ``handlers``."""
+    """Consumes one queue for one service, dispatching by message type to ``handlers``.
+
+    ``publisher`` must be the consuming service's own: it seals the retry tickets, and an
+    ``Opener`` accepts only tickets its own service sealed (others are ``retry_mismatch``).
+    """
 
     def __init__(
         self,
