@@ -19,7 +19,15 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sealflow_testing import Env, job_message, make_env
 
-from broker import ENVELOPE_HEADER, ENVELOPE_TYP, EnvelopeError, Opener, Sealed, make_audit_event
+from broker import (
+    ENVELOPE_HEADER,
+    ENVELOPE_TYP,
+    RETRY_HEADER,
+    EnvelopeError,
+    Opener,
+    Sealed,
+    make_audit_event,
+)
 from schemas import ParseRequested
 
 DEFAULT_EXAMPLES = 150
@@ -350,6 +358,60 @@ test_mutated_sealed_messages_are_never_accepted_slow = pytest.mark.slow(
         suppress_health_check=[*_HEALTH, HealthCheck.function_scoped_fixture],
     )(given(data=st.data())(_mutated))
 )
+
+
+# --- 4. Retry tickets beside a genuine envelope: forged, mutated or garbage ----------------
+
+
+def _retried(env: Env, data: st.DataObject) -> None:
+    """A genuine envelope whose handling was spent, with a forged, mutated or foreign ticket:
+    it must never come back (the genuine ticket, unmutated, is the control below)."""
+    receiver, sealed = data.draw(st.sampled_from(_sealed_samples(env)))
+    opener = env.opener(receiver)
+    opened = opener.open(
+        sealed.body, sealed.headers(), message_id=sealed.jti, message_type=sealed.typ
+    )
+    opener.complete(opened.spent_id)
+    genuine = env.sealer(receiver).seal_retry(opened.claims, 2)
+    kind = data.draw(st.sampled_from(["mutated", "foreign", "jose", "garbage"]))
+    if kind == "mutated":
+        ticket: Any = _mutate_text(data, genuine)
+        assume(ticket != genuine)
+    elif kind == "foreign":
+        other = data.draw(st.sampled_from(sorted({"gateway", "worker", "parser"} - {receiver})))
+        ticket = env.sealer(other).seal_retry(opened.claims, data.draw(st.integers(2, 1000)))
+    elif kind == "jose":
+        ticket = data.draw(_jose_tokens(env))[0]
+    else:
+        ticket = data.draw(_header_values)
+        assume(ticket is not None)
+    headers = {**sealed.headers(), RETRY_HEADER: ticket}
+    _open(opener, sealed.body, headers, sealed.jti, sealed.typ, data.draw(st.booleans()))
+
+
+test_forged_retry_tickets_never_bring_a_spent_envelope_back = settings(
+    max_examples=DEFAULT_EXAMPLES,
+    deadline=None,
+    suppress_health_check=[*_HEALTH, HealthCheck.function_scoped_fixture],
+)(given(data=st.data())(_retried))
+
+
+def test_the_genuine_retry_ticket_brings_each_sample_back_once(env: Env) -> None:
+    """The control of the property above."""
+    for receiver, sealed in _sealed_samples(env):
+        opener = env.opener(receiver)
+        opened = opener.open(
+            sealed.body, sealed.headers(), message_id=sealed.jti, message_type=sealed.typ
+        )
+        opener.complete(opened.spent_id)
+        headers = {
+            **sealed.headers(),
+            RETRY_HEADER: env.sealer(receiver).seal_retry(opened.claims, 2),
+        }
+        retried = opener.open(sealed.body, headers, message_id=sealed.jti, message_type=sealed.typ)
+        assert retried.attempt == 2
+        opener.complete(retried.spent_id)
+        _open(opener, sealed.body, headers, sealed.jti, sealed.typ, False)
 
 
 def test_the_unmutated_samples_open_exactly_once(env: Env) -> None:
