@@ -437,7 +437,7 @@ def test_broker_redelivery_of_unfinished_message_is_let_through(env: Env) -> Non
     assert open_sealed(env, sealed, opener=opener, redelivered=True).claims.jti == sealed.jti
 
 
-def _retried(env: Env, sealed: Sealed, ticket: str) -> dict[str, Any]:
+def _retried(env: Env, sealed: Sealed, ticket: str | bytes) -> dict[str, Any]:
     return {"headers": {ENVELOPE_HEADER: sealed.token, RETRY_HEADER: ticket}}
 
 
@@ -489,7 +489,7 @@ def test_a_malformed_retry_ticket_is_refused(env: Env) -> None:
             open_sealed,
             env,
             sealed,
-            **_retried(env, sealed, junk),  # type: ignore[arg-type]
+            **_retried(env, sealed, junk),
         )
         assert error.claims is not None
         assert error.detail.startswith("retry ticket: ")
