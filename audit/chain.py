@@ -244,7 +244,7 @@ def scan_chain(
         scan.failure = ChainFailure(
             reason=exc.reason,
             seq=exc.seq if exc.seq is not None else scan.last_seq + 1,
-            detail=exc.message,
+            detail=exc.detail,
             location=failing_location,
         )
     return scan

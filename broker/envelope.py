@@ -30,7 +30,15 @@ from broker.policy import Policy
 from broker.spent_ids import SpentIds, SpentIdsFull, SpentState
 from keys import SigningKey, VerificationKey
 from keys.jose import JWS_ALGORITHMS
-from schemas import EnvelopeClaims, RetryTicket, SchemaError, WireMessage, WireModel, model_for
+from schemas import (
+    EnvelopeClaims,
+    RetryTicket,
+    SchemaError,
+    SealflowError,
+    WireMessage,
+    WireModel,
+    model_for,
+)
 
 __all__ = [
     "ENVELOPE_HEADER",
@@ -106,20 +114,23 @@ class Reason(StrEnum):
     SPENT_IDS_FULL = "spent_ids_full"
 
 
-class EnvelopeError(Exception):
+class EnvelopeError(SealflowError):
     """An envelope failed a check; ``reason`` is machine-readable, ``detail`` is for people.
 
     ``claims`` is set only when the signature had already been verified, so that what is
     audited about a rejected message never repeats a forger's words as fact.
     """
 
+    reason: Reason
+
     def __init__(
         self, reason: Reason, detail: str, *, claims: EnvelopeClaims | None = None
     ) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
+        super().__init__(detail, reason=reason)
         self.claims = claims
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.detail}"
 
     @property
     def transient(self) -> bool:

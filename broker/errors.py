@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
+from schemas.errors import SealflowError
+
 __all__ = ["BrokerError", "BrokerUnavailable", "PermanentFailure", "PublishFailed", "RetryLater"]
 
 
-class BrokerError(Exception):
+class BrokerError(SealflowError):
     """Base of the broker layer's errors; ``reason`` is machine-readable."""
 
-    reason: str = "broker_error"
-
-    def __init__(self, detail: str, *, reason: str | None = None) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        if reason is not None:
-            self.reason = reason
+    reason = "broker_error"
 
 
 class BrokerUnavailable(BrokerError):

@@ -12,15 +12,17 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from schemas import SERVICES
+from schemas import SERVICES, SealflowError
 
 __all__ = ["Policy", "PolicyError", "PolicyRule"]
 
 _MAX_POLICY_BYTES = 256 * 1024
 
 
-class PolicyError(Exception):
+class PolicyError(SealflowError):
     """The policy file is missing, malformed or names something unknown."""
+
+    reason = "policy_invalid"
 
 
 @dataclass(frozen=True, slots=True)

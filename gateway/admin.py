@@ -353,7 +353,7 @@ async def replay_dead_letter(request: web.Request) -> web.Response:
         raise NotFound("no dead letter with this id")
     await _audit_replay(request, outcome)
     if outcome.accepted is None:
-        raise Conflict(f"not replayable: {outcome.refusal}", code="not_replayable")
+        raise Conflict(f"not replayable: {outcome.refusal}", reason="not_replayable")
     _log.info("dlq.replayed", id=letter_id, jti=outcome.accepted.jti, queue=outcome.letter.queue)
     return _json(outcome.accepted, status=202)
 

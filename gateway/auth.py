@@ -125,11 +125,11 @@ class Authenticator:
             claims = self._check(token, keys, now)
         except TokenError as error:
             if error.reason != "unknown_kid" or not await self.keys.refresh_for_unknown_kid(keys):
-                raise Unauthorized(error.message) from error
+                raise Unauthorized(error.detail) from error
             try:
                 claims = self._check(token, self.keys.current(), now)
             except TokenError as retry_error:
-                raise Unauthorized(retry_error.message) from retry_error
+                raise Unauthorized(retry_error.detail) from retry_error
         return Principal.from_claims(claims)
 
     def _check(

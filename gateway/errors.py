@@ -13,6 +13,8 @@ from typing import ClassVar, Final
 import structlog
 from aiohttp import web
 
+from schemas.errors import SealflowError
+
 __all__ = [
     "BadRequest",
     "Conflict",
@@ -43,21 +45,17 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_DETAIL_CHARS: Final = 500
 
 
-class GatewayError(Exception):
-    """An error answered to the client: ``status``, a snake_case ``code`` and a one-line detail."""
+class GatewayError(SealflowError):
+    """An error answered to the client: ``status``, ``reason`` (the body's ``error``), a detail."""
 
     status: ClassVar[int] = 500
-    code: ClassVar[str] = "internal"
+    reason = "internal"
+    max_detail_chars: ClassVar[int] = MAX_DETAIL_CHARS
 
     def __init__(
-        self, detail: str, *, code: str | None = None, headers: Mapping[str, str] | None = None
+        self, detail: str, *, reason: str | None = None, headers: Mapping[str, str] | None = None
     ) -> None:
-        detail = " ".join(detail.split())
-        if len(detail) > MAX_DETAIL_CHARS:
-            detail = detail[: MAX_DETAIL_CHARS - 1] + "…"
-        super().__init__(detail)
-        self.detail = detail
-        self.error_code = code if code is not None else self.code
+        super().__init__(detail, reason=reason)
         self.headers: dict[str, str] = dict(headers or {})
 
 
@@ -65,21 +63,21 @@ class BadRequest(GatewayError):
     """A malformed request (query, path, body)."""
 
     status = 400
-    code = "bad_request"
+    reason = "bad_request"
 
 
 class InvalidUpload(GatewayError):
     """A multipart upload that cannot be read: malformed, no file, an unexpected field."""
 
     status = 400
-    code = "invalid_upload"
+    reason = "invalid_upload"
 
 
 class Unauthorized(GatewayError):
     """No token, or one that does not verify (RFC 6750 ``invalid_token``)."""
 
     status = 401
-    code = "unauthorized"
+    reason = "unauthorized"
 
     def __init__(self, detail: str, *, token_given: bool = True) -> None:
         challenge = 'Bearer realm="sealflow"'
@@ -92,14 +90,14 @@ class Forbidden(GatewayError):
     """Authenticated but not allowed (a missing role)."""
 
     status = 403
-    code = "forbidden"
+    reason = "forbidden"
 
 
 class InsufficientScope(GatewayError):
     """The token lacks a scope the route needs (RFC 6750 ``insufficient_scope``)."""
 
     status = 403
-    code = "insufficient_scope"
+    reason = "insufficient_scope"
 
     def __init__(self, detail: str, *, scopes: tuple[str, ...]) -> None:
         challenge = (
@@ -112,65 +110,65 @@ class NotFound(GatewayError):
     """No such resource, or one the caller may not see."""
 
     status = 404
-    code = "not_found"
+    reason = "not_found"
 
 
 class MethodNotAllowed(GatewayError):
     status = 405
-    code = "method_not_allowed"
+    reason = "method_not_allowed"
 
 
 class RequestTimeout(GatewayError):
     """The client took too long to send its request."""
 
     status = 408
-    code = "timeout"
+    reason = "timeout"
 
 
 class Conflict(GatewayError):
     status = 409
-    code = "conflict"
+    reason = "conflict"
 
 
 class NotReady(GatewayError):
     """The job has no result yet."""
 
     status = 409
-    code = "not_ready"
+    reason = "not_ready"
 
 
 class TooLarge(GatewayError):
     status = 413
-    code = "too_large"
+    reason = "too_large"
 
 
 class UnsupportedType(GatewayError):
     status = 415
-    code = "unsupported_type"
+    reason = "unsupported_type"
 
 
 class Invalid(GatewayError):
     """A well-formed request whose values are not acceptable."""
 
     status = 422
-    code = "invalid"
+    reason = "invalid"
 
 
 class TooManyRequests(GatewayError):
     status = 429
-    code = "too_many_requests"
+    reason = "too_many_requests"
 
 
 class Unavailable(GatewayError):
     """A dependency (the broker, the issuer) cannot be reached now; try again later."""
 
     status = 503
-    code = "unavailable"
+    reason = "unavailable"
 
 
 class Internal(GatewayError):
     status = 500
-    code = "internal"
+    reason = "internal"
 
 
 _HTTP_CODES: Final[Mapping[int, str]] = {
@@ -219,7 +217,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except GatewayError as error:
-        return error_response(error.status, error.error_code, error.detail, error.headers)
+        return error_response(error.status, error.reason, error.detail, error.headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -255,7 +255,7 @@ async def upload(request: web.Request) -> web.Response:
             action="submit",
             outcome="failure",
             actor=principal.subject,
-            reason=error.error_code,
+            reason=error.reason,
             detail=error.detail,
         )
         raise

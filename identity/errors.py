@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from schemas.errors import SealflowError
+
 __all__ = [
     "AccessDenied",
     "AuthorizationPending",
@@ -22,24 +24,19 @@ __all__ = [
 ]
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-class IdentityError(Exception):
+class IdentityError(SealflowError):
     """An identity failure; ``reason`` is the RFC 6749 / 6750 error code sent to the caller."""
 
-    reason: str = "server_error"
+    reason = "server_error"
     status: int = 500
 
-    def __init__(self, description: str, *, reason: str | None = None) -> None:
-        if reason is not None:
-            self.reason = reason
-        self.description = _one_line(description)
-        super().__init__(self.description)
+    @property
+    def description(self) -> str:
+        """The detail under its OAuth name (``error_description``, RFC 6749 §5.2)."""
+        return self.detail
 
     def __str__(self) -> str:
-        return f"{self.reason}: {self.description}"
+        return f"{self.reason}: {self.detail}"
 
 
 class InvalidRequest(IdentityError):

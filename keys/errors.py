@@ -1,8 +1,10 @@
-"""The key-material error hierarchy: each error has a machine-readable ``reason`` and one line."""
+"""Key-material errors, under :class:`schemas.SealflowError`: a ``reason`` and one line."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from schemas.errors import SealflowError
 
 __all__ = [
     "JWKError",
@@ -14,29 +16,21 @@ __all__ = [
 ]
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-class KeyMaterialError(Exception):
+class KeyMaterialError(SealflowError):
     """Key material is missing, malformed, weak or unsafe; ``reason`` is a snake_case code."""
 
-    def __init__(self, reason: str, message: str) -> None:
-        self.reason = reason
-        self.message = _one_line(message)
-        super().__init__(self.message)
+    reason = "key_material"
 
-    def __str__(self) -> str:
-        return self.message
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail, reason=reason)
 
 
 class KeyFileError(KeyMaterialError):
-    """A file under the keys directory cannot be used; the message starts with its path."""
+    """A file under the keys directory cannot be used; the detail starts with its path."""
 
     def __init__(self, path: Path, reason: str, detail: str) -> None:
         self.path = path
-        self.detail = _one_line(detail)
-        super().__init__(reason, f"{path}: {self.detail}")
+        super().__init__(reason, f"{path}: {detail}")
 
 
 class JWKError(KeyMaterialError):
@@ -48,16 +42,13 @@ class KeyRingError(KeyMaterialError):
 
 
 class TrustStoreError(KeyMaterialError):
-    """A trust store (``trust.json``) is missing, malformed or inconsistent."""
+    """A trust store or trust bundle is missing, malformed, inconsistent or not acceptable."""
 
 
-class TokenError(Exception):
+class TokenError(SealflowError):
     """A token failed verification; ``reason`` is a snake_case code such as ``expired``."""
 
-    def __init__(self, reason: str, message: str) -> None:
-        self.reason = reason
-        self.message = _one_line(message)
-        super().__init__(self.message)
+    reason = "invalid_token"
 
-    def __str__(self) -> str:
-        return self.message
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail, reason=reason)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-from schemas.limits import MAX_DETAIL_CHARS
+from schemas.errors import SealflowError
 
 __all__ = ["PARSE_ERROR_REASONS", "ParseError", "ParseErrorReason"]
 
@@ -24,7 +24,7 @@ PARSE_ERROR_REASONS: frozenset[str] = frozenset(get_args(ParseErrorReason))
 _TRANSIENT: frozenset[str] = frozenset({"internal"})
 
 
-class ParseError(Exception):
+class ParseError(SealflowError):
     """A document could not be parsed; ``reason`` is the machine-readable code.
 
     ``permanent`` is false only for ``internal`` (the parser process died or misbehaved), which
@@ -32,10 +32,13 @@ class ParseError(Exception):
     hostile document must not be retried forever.
     """
 
+    reason: ParseErrorReason
+
     def __init__(self, reason: ParseErrorReason, detail: str) -> None:
-        self.reason: ParseErrorReason = reason
-        self.detail: str = _one_line(detail)
-        super().__init__(f"{reason}: {self.detail}")
+        super().__init__(detail, reason=reason)
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.detail}"
 
     @property
     def permanent(self) -> bool:
@@ -44,10 +47,3 @@ class ParseError(Exception):
 
     def __reduce__(self) -> tuple[type[ParseError], tuple[ParseErrorReason, str]]:
         return (type(self), (self.reason, self.detail))
-
-
-def _one_line(detail: str) -> str:
-    flat = " ".join(detail.split())
-    if len(flat) <= MAX_DETAIL_CHARS:
-        return flat
-    return flat[: MAX_DETAIL_CHARS - 1] + "…"

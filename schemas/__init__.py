@@ -27,7 +27,7 @@ from schemas.audit import AUDIT_ROUTING_PREFIX, AuditEvent, AuditOutcome
 from schemas.base import SchemaVersion, WireMessage, WireModel
 from schemas.control import KeySetChanged, Revocation, RevocationKind
 from schemas.envelope import Actor, EnvelopeClaims, EpochSeconds, RetryTicket
-from schemas.errors import SchemaError, SchemaExportError, UnknownMessageType
+from schemas.errors import SchemaError, SchemaExportError, SealflowError, UnknownMessageType
 from schemas.export import SCHEMA_MODELS, export_json_schemas, schema_documents
 from schemas.identifiers import (
     AuditType,
@@ -141,6 +141,7 @@ __all__ = [
     "SchemaExportError",
     "SchemaVersion",
     "Scope",
+    "SealflowError",
     "SearchHitView",
     "SearchHits",
     "Service",

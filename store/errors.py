@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from schemas.errors import SealflowError
+
 __all__ = [
     "BlobCorrupt",
     "BlobNotFound",
@@ -14,16 +16,10 @@ __all__ = [
 ]
 
 
-class StoreError(Exception):
-    """Base of the store's errors: ``reason`` is a snake_case code, the message is for humans."""
+class StoreError(SealflowError):
+    """Base of the store's errors: ``reason`` is a snake_case code, the detail is for humans."""
 
-    reason: str = "store_error"
-
-    def __init__(self, detail: str, *, reason: str | None = None) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        if reason is not None:
-            self.reason = reason
+    reason = "store_error"
 
 
 class BlobNotFound(StoreError):

@@ -206,8 +206,8 @@ class OidcClient:
                         nonce=nonce,
                     )
                 except TokenError as retry:
-                    raise OidcError("bad_id_token", retry.message) from retry
-            raise OidcError("bad_id_token", error.message) from error
+                    raise OidcError("bad_id_token", retry.detail) from retry
+            raise OidcError("bad_id_token", error.detail) from error
 
     async def revoke(self, token: str, hint: str) -> bool:
         """Revoke ``token`` at the issuer (RFC 7009); False (logged) when that failed."""

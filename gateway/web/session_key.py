@@ -17,6 +17,7 @@ import structlog
 
 from keys import KeyFileError
 from keys.files import create_exclusive, read_bounded
+from schemas import SealflowError
 
 __all__ = ["SESSION_KEY_FILE", "SessionSecretError", "load_session_secret"]
 
@@ -26,8 +27,10 @@ SESSION_KEY_FILE: Final = "web-session.key"
 _MIN_SECRET_CHARS: Final = 32
 
 
-class SessionSecretError(Exception):
+class SessionSecretError(SealflowError):
     """The session secret is missing, too short or not safely stored."""
+
+    reason = "session_secret_invalid"
 
 
 def _derive(secret: str) -> bytes:

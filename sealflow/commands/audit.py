@@ -30,6 +30,7 @@ from audit import (
 from audit.checkpoint import AUDIT_SERVICE
 from audit.record import event_to_json, format_ts
 from keys import TRUST_FILE, KeyMaterialError, KeyRing, TrustStore
+from schemas import SealflowError
 
 __all__ = ["audit"]
 
@@ -154,8 +155,8 @@ class _Printer:
 
 
 def _fail(error: AuditLogError) -> click.ClickException:
-    where = f" ({error.location})" if error.location and error.location not in error.message else ""
-    return click.ClickException(f"{error.message}{where} [{error.reason}]")
+    where = f" ({error.location})" if error.location and error.location not in error.detail else ""
+    return click.ClickException(f"{error.detail}{where} [{error.reason}]")
 
 
 @click.group(invoke_without_command=True)
@@ -188,13 +189,13 @@ def audit(ctx: click.Context, data_dir: Path | None, keys_dir: Path | None) -> N
     for name, path in overrides.items():
         os.environ[f"SEALFLOW_{name.upper()}"] = str(path)
     from audit.daemon import serve
-    from broker import BrokerUnavailable, run_daemon
+    from broker import run_daemon
 
     try:
         run_daemon("audit", serve)
     except AuditLogError as exc:
         raise _fail(exc) from exc
-    except (BrokerUnavailable, KeyMaterialError) as exc:
+    except SealflowError as exc:
         raise click.ClickException(f"{exc} [{exc.reason}]") from exc
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from broker import BrokerUnavailable, run_daemon
-from keys import KeyMaterialError
+from broker import run_daemon
+from schemas import SealflowError
 
 __all__ = ["parser", "worker"]
 
@@ -16,7 +16,7 @@ def _run(service: str, module_name: str) -> None:
 
     try:
         run_daemon(service, importlib.import_module(module_name).serve)
-    except (BrokerUnavailable, KeyMaterialError) as exc:
+    except SealflowError as exc:
         raise click.ClickException(str(exc)) from exc
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from broker import BrokerUnavailable
-from keys import KeyMaterialError
+from schemas import SealflowError
 
 __all__ = ["gateway"]
 
@@ -22,5 +21,5 @@ def gateway() -> None:
 
     try:
         run_daemon("gateway", serve)
-    except (BrokerUnavailable, KeyMaterialError) as exc:
+    except SealflowError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from broker import BrokerUnavailable
-from keys import KeyMaterialError
+from schemas import SealflowError
 
 __all__ = ["identity"]
 
@@ -23,5 +22,5 @@ def identity() -> None:
 
     try:
         run_daemon("identity", serve)
-    except (BrokerUnavailable, KeyMaterialError, OSError) as exc:
+    except (SealflowError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc

@@ -29,7 +29,7 @@ def export(directory: Path) -> None:
     try:
         written = export_json_schemas(directory)
     except SchemaExportError as exc:
-        raise click.ClickException(f"{exc.message} [{exc.reason}]") from exc
+        raise click.ClickException(f"{exc.detail} [{exc.reason}]") from exc
     console = Console(soft_wrap=True, highlight=False)
     for path in written:
         console.print(Text(str(path)))

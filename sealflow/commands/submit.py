@@ -29,8 +29,8 @@ from broker import (
     open_channel,
 )
 from broker.auditing import BrokerAuditSink
-from keys import KeyMaterialError, KeyRing
-from schemas import JobSubmitted
+from keys import KeyRing
+from schemas import JobSubmitted, SealflowError
 from store import BlobStore, NewJob, open_store
 
 __all__ = ["submit"]
@@ -172,6 +172,6 @@ def submit(files: tuple[Path, ...], owner: str, wait: float | None) -> None:
     console = Console()
     try:
         code = asyncio.run(_submit(list(files), owner, wait, console))
-    except (BrokerError, KeyMaterialError) as exc:
+    except SealflowError as exc:
         raise click.ClickException(str(exc)) from exc
     raise SystemExit(code)
