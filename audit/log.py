@@ -29,14 +29,14 @@ from audit.errors import AuditLogError
 from audit.record import AuditRecord, encode_record
 from audit.segments import CHECKPOINTS_FILE, LOCK_FILE, segment_path
 from keys import SigningKey
+from keys.filemodes import PRIVATE_FILE_MODE, private_dir
 from schemas import AuditEvent
 
 __all__ = ["AuditLog"]
 
 _log = structlog.get_logger(__name__)
 
-_FILE_MODE: Final = 0o640
-_DIR_MODE: Final = 0o750
+_FILE_MODE: Final = PRIVATE_FILE_MODE
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -177,7 +177,7 @@ class AuditLog:
                 reason="wrong_signer",
             )
         try:
-            directory.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
+            private_dir(directory)
             lock_fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise AuditLogError(

@@ -17,6 +17,8 @@ from typing import IO
 
 import structlog
 
+from keys.filemodes import open_private, private_dir
+
 __all__ = ["SpentIdsJournal"]
 
 _LINE = re.compile(r"([A-Za-z0-9_-]{1,128}) ([0-9]{1,12}(?:\.[0-9]{1,6})?)( p)?")
@@ -77,9 +79,10 @@ class SpentIdsJournal:
     def compact(self, live: Iterable[tuple[str, float, bool]]) -> None:
         """Atomically replace the journal with ``live`` entries only."""
         self.close()
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(self.path.parent)
         temporary = self.path.with_name(self.path.name + ".tmp")
-        with temporary.open("w", encoding="ascii") as handle:
+        fd = open_private(temporary, os.O_WRONLY | os.O_TRUNC)
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
             handle.writelines(_line(*entry) for entry in live)
             handle.flush()
             os.fsync(handle.fileno())
@@ -95,8 +98,10 @@ class SpentIdsJournal:
             self._file = None
 
     def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._file = self.path.open("a", encoding="ascii")
+        private_dir(self.path.parent)
+        self._file = os.fdopen(
+            open_private(self.path, os.O_WRONLY | os.O_APPEND), "a", encoding="ascii"
+        )
 
 
 def _line(jti: str, expires_at: float, pending: bool) -> str:

@@ -18,6 +18,7 @@ from aiohttp import web
 from broker import BrokerSettings, ServiceRuntime
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
+from keys.filemodes import private_dir
 
 __all__ = ["serve"]
 
@@ -38,7 +39,7 @@ async def serve(
     """
     settings = settings if settings is not None else GatewaySettings()
     broker_settings = broker_settings if broker_settings is not None else BrokerSettings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     runtime = ServiceRuntime("gateway", broker_settings)
     runner: web.AppRunner | None = None
 

@@ -22,6 +22,7 @@ from identity.devices import DeviceCodes
 from identity.errors import AccessDenied, InvalidClient, InvalidGrant, InvalidRequest, TokenReuse
 from identity.hashing import hash_password, new_token, token_hash, verify_password
 from identity.roles import Role, check_role
+from keys.filemodes import private_database
 
 __all__ = [
     "DEVICE_CODE_GRANT",
@@ -195,7 +196,7 @@ class IdentityStore:
     ) -> IdentityStore:
         """Open (creating when needed) the database at ``path``; ``":memory:"`` works too."""
         if isinstance(path, Path):
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            private_database(path)
         connection = await aiosqlite.connect(str(path))
         try:
             await connection.execute("PRAGMA journal_mode=WAL")

@@ -30,6 +30,7 @@ from keys.algorithms import (
     generate_private_key,
 )
 from keys.errors import KeyFileError, KeyRingError
+from keys.filemodes import private_dir
 from keys.files import atomic_write, fsync_directory, read_bounded
 from keys.jwk import thumbprint
 from keys.keyfile import read_private_key, write_private_key
@@ -210,7 +211,7 @@ class KeyRing:
         alg = check_algorithm(alg)
         directory = keys_dir / service
         try:
-            keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            private_dir(keys_dir)
             directory.mkdir(mode=0o700, exist_ok=True)
         except OSError as error:
             raise KeyFileError(

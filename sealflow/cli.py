@@ -6,6 +6,7 @@ import importlib
 
 import click
 
+from keys.filemodes import restrict_umask
 from sealflow import __version__
 
 # name -> "module:attribute"; imported lazily so that `sealflow --help` stays fast and a
@@ -54,5 +55,10 @@ def cli() -> None:
 
 
 def main() -> None:
-    """Run the command line (the ``sealflow`` console script)."""
+    """Run the command line (the ``sealflow`` console script and ``python -m sealflow``).
+
+    Everything a command or daemon writes (keys, documents, results, journals, the audit log)
+    is private to this user, whatever umask the shell had.
+    """
+    restrict_umask()
     cli()

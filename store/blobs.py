@@ -18,6 +18,7 @@ from collections.abc import AsyncIterable
 from pathlib import Path
 from typing import BinaryIO
 
+from keys.filemodes import PRIVATE_DIR_MODE, open_private, private_dir
 from store.digests import check_sha256
 from store.errors import BlobCorrupt, BlobNotFound, BlobTooLarge
 
@@ -51,7 +52,7 @@ class BlobStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
 
     def path_for(self, sha256: str) -> Path:
         """Where the blob with this digest lives (``ValueError`` unless 64 lowercase hex)."""
@@ -71,7 +72,7 @@ class BlobStore:
         self._ensure_dir(final.parent)
         temp = _temp_name(final.parent)
         try:
-            with temp.open("xb") as handle:
+            with os.fdopen(open_private(temp, os.O_WRONLY | os.O_EXCL), "wb") as handle:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -93,7 +94,7 @@ class BlobStore:
         size = 0
         temp = _temp_name(self.root)
         try:
-            handle = temp.open("xb")
+            handle = os.fdopen(open_private(temp, os.O_WRONLY | os.O_EXCL), "wb")
             try:
                 async for chunk in chunks:
                     if not isinstance(chunk, bytes | bytearray | memoryview):
@@ -181,7 +182,7 @@ class BlobStore:
             current = current.parent
         for path in reversed(missing):
             try:
-                path.mkdir()
+                path.mkdir(mode=PRIVATE_DIR_MODE)
             except FileExistsError:
                 continue
             _fsync_dir(path.parent)

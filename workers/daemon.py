@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from broker import BrokerSettings, ServiceRuntime
+from keys.filemodes import private_dir
 from store import open_store
 from workers.handlers import WorkerHandlers
 from workers.settings import WorkerSettings
@@ -22,7 +23,7 @@ async def serve(
     settings = settings if settings is not None else BrokerSettings()
     worker_settings = worker_settings if worker_settings is not None else WorkerSettings()
     runtime = ServiceRuntime("worker", settings)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     store = await open_store(settings.database_url, settings.data_dir)
 
     async def setup(rt: ServiceRuntime) -> None:

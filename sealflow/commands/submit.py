@@ -30,6 +30,7 @@ from broker import (
 )
 from broker.auditing import BrokerAuditSink
 from keys import KeyRing
+from keys.filemodes import private_dir
 from schemas import JobSubmitted, SealflowError
 from store import BlobStore, NewJob, open_store
 
@@ -52,7 +53,7 @@ def _content_type(path: Path) -> str:
 async def _submit(paths: list[Path], owner: str, wait: float | None, console: Console) -> int:
     settings = BrokerSettings()
     blobs = BlobStore(settings.data_dir / "blobs")
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     store = await open_store(settings.database_url, settings.data_dir)
     connection = await connect(
         settings.amqp_url, timeout=settings.connect_timeout, name="sealflow-submit"

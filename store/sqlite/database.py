@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import aiosqlite
 
+from keys.filemodes import private_database
 from store.blobs import BlobStore
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT_MS", "SqliteDatabase", "connect"]
@@ -23,7 +24,12 @@ DEFAULT_BUSY_TIMEOUT_MS: Final = 5_000
 
 
 async def connect(path: Path, *, busy_timeout_ms: int, read_only: bool) -> aiosqlite.Connection:
-    """A connection with the store's pragmas (no implicit transactions, FULL sync)."""
+    """A connection with the store's pragmas (no implicit transactions, FULL sync).
+
+    The writer makes the database file 0600 in a 0700 directory before SQLite opens it.
+    """
+    if not read_only:
+        private_database(path)
     # isolation_level=None: no implicit transactions; every write path issues its own BEGIN.
     db = await aiosqlite.connect(path, isolation_level=None)
     try:
