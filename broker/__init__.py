@@ -7,7 +7,7 @@ from broker.auditing import AuditSink, BrokerAuditSink, derived_event_id, make_a
 from broker.binding import check_body_binding
 from broker.connection import connect, open_channel, redact_url
 from broker.consumer import Consumer, Delivery, Handler
-from broker.control import AUDIENCE_HEADER, ControlSubscriber, publish_control
+from broker.control import AUDIENCE_HEADER, ControlSubscriber, broadcast_bundle, publish_control
 from broker.deadletters import (
     DeadLetter,
     DeadLetterPage,
@@ -103,6 +103,7 @@ __all__ = [
     "Topology",
     "TrustSource",
     "body_digest",
+    "broadcast_bundle",
     "check_body_binding",
     "configure_logging",
     "connect",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from datetime import UTC, datetime
 from typing import Protocol
 
 import structlog
@@ -18,22 +19,27 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from aio_pika.exceptions import AMQPError
 
 from broker.auditing import AuditSink, make_audit_event
-from broker.connection import CANCEL_TIMEOUT
-from broker.envelope import EnvelopeError, Opener, Sealed
+from broker.connection import CANCEL_TIMEOUT, connect, open_channel
+from broker.envelope import EnvelopeError, Opener, Sealed, Sealer
 from broker.errors import PublishFailed
+from broker.policy import Policy
 from broker.publisher import Publisher
 from broker.revocation import RevocationList
+from broker.settings import BrokerSettings
 from broker.topology import Topology
-from schemas import KeySetChanged, Revocation, WireModel
+from keys import KeyMaterialError, SigningKey, TrustBundle
+from schemas import MAX_KIDS, KeySetChanged, Revocation, Service, WireModel
 
-__all__ = ["AUDIENCE_HEADER", "ControlSubscriber", "publish_control"]
+__all__ = ["AUDIENCE_HEADER", "ControlSubscriber", "broadcast_bundle", "publish_control"]
 
 AUDIENCE_HEADER = "x-sealflow-audience"
 _log = structlog.get_logger("sealflow.control")
 
 
-class _Refreshable(Protocol):
-    def refresh(self, *, force: bool = False) -> bool: ...
+class _TrustHolder(Protocol):
+    """Where a daemon keeps its trust bundle (a :class:`keys.TrustStoreFile`)."""
+
+    def accept(self, token: str, *, origin: str = "control") -> bool: ...
 
 
 async def publish_control(
@@ -56,6 +62,47 @@ async def publish_control(
     return sent
 
 
+async def broadcast_bundle(
+    settings: BrokerSettings, relay: SigningKey, bundle: TrustBundle, *, service: Service
+) -> int:
+    """Publish ``bundle`` on ``sealflow.control`` to every daemon; returns the copies sent.
+
+    ``relay`` is the key of a service whose ring is on this host: the envelope only says who
+    relayed the bundle; receivers trust the bundle because the root signed it. ``service``
+    names whose keys changed (for logs).
+    """
+    connection = await connect(
+        settings.amqp_url, timeout=settings.connect_timeout, name="sealflow-keys"
+    )
+    try:
+        channel = await open_channel(connection)
+        topology = Topology(settings.namespace)
+        await topology.declare(channel)
+        policy = (
+            Policy.load(settings.policy_file)
+            if settings.policy_file is not None
+            else Policy.default()
+        )
+        sealer = Sealer(relay, policy=policy, lifetime=settings.envelope_lifetime)
+        kids = [key.kid for key in bundle.store.verification_keys() if key.service == service]
+        message = KeySetChanged(
+            service=service,
+            kids=kids[:MAX_KIDS],
+            changed_at=datetime.fromtimestamp(bundle.issued_at, UTC),
+            version=bundle.version,
+            bundle=bundle.token,
+        )
+        sent = await publish_control(
+            Publisher(channel, topology, sealer),
+            message,
+            typ=KeySetChanged.MESSAGE_TYPE,
+            sub=relay.service,
+        )
+    finally:
+        await connection.close()
+    return len(sent)
+
+
 class ControlSubscriber:
     """One daemon's subscription to the control fanout: applies revocations, reloads keys."""
 
@@ -66,7 +113,7 @@ class ControlSubscriber:
         topology: Topology,
         opener: Opener,
         revocations: RevocationList,
-        trust: _Refreshable,
+        trust: _TrustHolder,
         audit: AuditSink,
     ) -> None:
         self.channel = channel
@@ -127,10 +174,28 @@ class ControlSubscriber:
                 jti=opened.claims.jti,
             )
         elif isinstance(content, KeySetChanged):
-            self.trust.refresh(force=True)
-            _log.info("keys.trust_reloaded", service=content.service)
+            await self._take_bundle(content, opened.claims.jti)
         self.opener.complete(opened.spent_id)
         await message.ack()
+
+    async def _take_bundle(self, content: KeySetChanged, jti: str) -> None:
+        """Use the bundle if the root signed it and it is newer; audit a refusal."""
+        try:
+            applied = self.trust.accept(content.bundle, origin="control")
+        except KeyMaterialError as error:
+            _log.warning("trust_bundle.rejected", reason=error.reason, detail=error.detail)
+            await self._emit(
+                "trust.bundle_rejected", "rejected", error.reason, error.detail, jti=jti
+            )
+            return
+        if applied:
+            await self._emit(
+                "trust.bundle_applied",
+                "success",
+                None,
+                f"trust bundle {content.version} ({content.service} keys changed)",
+                jti=jti,
+            )
 
     async def _emit(
         self, type_: str, outcome: str, reason: str | None, detail: str, *, jti: str | None = None

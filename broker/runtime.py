@@ -34,18 +34,28 @@ from broker.settings import BrokerSettings
 from broker.spent_ids import SpentIds
 from broker.spent_ids_journal import SpentIdsJournal
 from broker.topology import Topology
-from keys import KeyRing, TrustStoreFile
+from keys import BundleSource, KeyRing, TrustStoreFile
 
 __all__ = ["ServiceRuntime", "run_daemon", "stop_on_signals"]
 
 _log = structlog.get_logger("sealflow.runtime")
 
+# How often (in 1 s ticks of the key watcher) a daemon asks its bundle source for a newer bundle.
+BUNDLE_POLL_TICKS = 5
+
 
 class ServiceRuntime:
     """The broker-side plumbing of one service process."""
 
-    def __init__(self, service: str, settings: BrokerSettings | None = None) -> None:
+    def __init__(
+        self,
+        service: str,
+        settings: BrokerSettings | None = None,
+        *,
+        bundle_source: BundleSource | None = None,
+    ) -> None:
         self.service = service
+        self.bundle_source = bundle_source
         self.settings = settings if settings is not None else BrokerSettings()
         self.topology = Topology(self.settings.namespace)
         keys_dir = self.settings.keys_dir
@@ -103,6 +113,7 @@ class ServiceRuntime:
             audit=self.audit,
         )
         await self.control.start()
+        await self._poll_bundle_source()
         restored = self.spent_ids.restore(time.time())
         revoked = self.revocations.restore(time.time())
         self._tasks.append(asyncio.create_task(self._watch_keys(), name="watch-keys"))
@@ -198,11 +209,26 @@ class ServiceRuntime:
             await asyncio.sleep(0.2)
             self.spent_ids.flush(time.time())
 
+    async def _poll_bundle_source(self) -> None:
+        """Take the newest trust bundle from the bundle source, if there is one and it is newer."""
+        if self.bundle_source is None:
+            return
+        try:
+            token = await self.bundle_source.latest()
+            if token is not None:
+                self.trust.accept(token, origin="source")
+        except Exception as exc:  # noqa: BLE001 - keep the bundle held, say why
+            _log.warning("trust_bundle.source_failed", error=str(exc))
+
     async def _watch_keys(self) -> None:
         """Switch signing to a newly promoted key and reload trust, without a restart."""
+        ticks = 0
         while True:
             await asyncio.sleep(1.0)
             self.trust.refresh()
+            ticks += 1
+            if ticks % BUNDLE_POLL_TICKS == 0:
+                await self._poll_bundle_source()
             stamp = _stamp(self._ring_file)
             if stamp == self._ring_stamp:
                 continue

@@ -1,6 +1,7 @@
-"""Key material: generation, RFC 7638 ``kid``s, JWK/JWKS, key rings with rotation, trust stores.
+"""Key material: generation, RFC 7638 ``kid``s, JWK/JWKS, key rings with rotation, trust bundles.
 
-Private keys stay in their service's ring directory; receivers only ever see public JWKs.
+Private keys stay in their service's ring directory; receivers only ever see public JWKs, in
+a trust bundle signed by the operator root key that every daemon pins.
 """
 
 from __future__ import annotations
@@ -13,6 +14,14 @@ from keys.algorithms import (
     PublicKey,
     algorithm_for_key,
     generate_private_key,
+)
+from keys.bundle import (
+    ROOT_KEY_FILE,
+    ROOT_PUBLIC_FILE,
+    TrustBundle,
+    create_root_key,
+    load_root_public,
+    load_root_signer,
 )
 from keys.errors import (
     JWKError,
@@ -36,13 +45,16 @@ from keys.tokens import (
     verify_access_token,
     verify_id_token,
 )
-from keys.truststore import (
+from keys.trustfile import (
     DEFAULT_REFRESH_INTERVAL,
     TRUST_FILE,
-    TrustStore,
+    BundleSource,
     TrustStoreFile,
+    issue_trust_bundle,
+    load_trust_store,
     write_trust_store,
 )
+from keys.truststore import TrustStore
 
 __all__ = [
     "ACCESS_TOKEN_TYP",
@@ -52,9 +64,12 @@ __all__ = [
     "ID_TOKEN_TYP",
     "KEY_STATES",
     "MAX_ACCESS_TOKEN_LIFETIME",
+    "ROOT_KEY_FILE",
+    "ROOT_PUBLIC_FILE",
     "TRUST_FILE",
     "AccessClaims",
     "Algorithm",
+    "BundleSource",
     "JWKError",
     "KeyFileError",
     "KeyMaterialError",
@@ -69,13 +84,19 @@ __all__ = [
     "SigningKey",
     "TokenError",
     "TokenSigner",
+    "TrustBundle",
     "TrustStore",
     "TrustStoreError",
     "TrustStoreFile",
     "VerificationKey",
     "algorithm_for_key",
+    "create_root_key",
     "generate_private_key",
+    "issue_trust_bundle",
     "load_public_jwk",
+    "load_root_public",
+    "load_root_signer",
+    "load_trust_store",
     "public_jwk",
     "sign",
     "thumbprint",

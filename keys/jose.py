@@ -12,7 +12,7 @@ import base64
 import json
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 import jwt
@@ -27,6 +27,7 @@ __all__ = [
     "JWS_ALGORITHMS",
     "MAX_TOKEN_CHARS",
     "JWSAlgorithm",
+    "decode_signed",
     "decode_token",
     "encode_token",
 ]
@@ -77,6 +78,55 @@ def _int_claim(payload: Mapping[str, Any], name: str) -> int | None:
     return value
 
 
+def _verified_payload(
+    token: str,
+    *,
+    typ: str,
+    max_chars: int,
+    pick: Callable[[object], VerificationKey | None],
+) -> dict[str, Any]:
+    """The payload of compact JWS ``token`` once its header and signature have held.
+
+    Nothing of the header but ``typ``, ``alg`` and ``kid`` is looked at before the signature
+    has held; ``pick`` chooses the one key the header's ``kid`` names (or None).
+    """
+    if not isinstance(token, str) or not token or len(token) > max_chars:
+        raise TokenError("malformed", "malformed token")
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise TokenError("malformed", "malformed token")
+    header_part, payload_part, signature_part = parts
+    header = _json_object(header_part)
+    if header.get("typ") != typ:
+        raise TokenError("wrong_typ", f"token type must be {typ}")
+    if _FORBIDDEN_HEADER_PARAMS & header.keys():
+        raise TokenError("forbidden_header_param", "token header names a key to fetch")
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in ALLOWED_ALGORITHMS:
+        raise TokenError("alg_not_allowed", "token algorithm is not allowed")
+    key = pick(header.get("kid"))
+    if key is None:
+        raise TokenError("unknown_kid", "unknown signing key")
+    if alg != key.alg:
+        raise TokenError("alg_key_mismatch", "algorithm does not match the key")
+    signature = _segment(signature_part)
+    signing_input = f"{header_part}.{payload_part}".encode("ascii")
+    if not JWS_ALGORITHMS[alg].verify(signing_input, key.key, signature):
+        raise TokenError("bad_signature", "token signature does not verify")
+    return _json_object(payload_part)
+
+
+def decode_signed(token: str, key: VerificationKey, *, typ: str, max_chars: int) -> dict[str, Any]:
+    """The payload of a compact JWS that ``key`` alone may have signed (e.g. a trust bundle).
+
+    The same header and signature checks as :func:`decode_token`; the claims are the
+    caller's to check.
+    """
+    return _verified_payload(
+        token, typ=typ, max_chars=max_chars, pick=lambda kid: key if kid == key.kid else None
+    )
+
+
 def decode_token(
     token: str,
     keys: Iterable[VerificationKey],
@@ -93,33 +143,20 @@ def decode_token(
     is parsed once, and nothing of the header but ``typ``, ``alg`` and ``kid`` is looked at
     before the signature has held.
     """
-    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:
-        raise TokenError("malformed", "malformed token")
-    parts = token.split(".")
-    if len(parts) != 3:
-        raise TokenError("malformed", "malformed token")
-    header_part, payload_part, signature_part = parts
-    header = _json_object(header_part)
-    if header.get("typ") != typ:
-        raise TokenError("wrong_typ", f"token type must be {typ}")
-    if _FORBIDDEN_HEADER_PARAMS & header.keys():
-        raise TokenError("forbidden_header_param", "token header names a key to fetch")
-    alg, kid = header.get("alg"), header.get("kid")
-    if not isinstance(alg, str) or alg not in ALLOWED_ALGORITHMS:
-        raise TokenError("alg_not_allowed", "token algorithm is not allowed")
     moment = time.time() if now is None else now
-    key = next(
-        (k for k in keys if isinstance(kid, str) and k.kid == kid and k.accepts_at(moment)), None
-    )
-    if key is None:
-        raise TokenError("unknown_kid", "unknown signing key")
-    if alg != key.alg:
-        raise TokenError("alg_key_mismatch", "algorithm does not match the key")
-    signature = _segment(signature_part)
-    signing_input = f"{header_part}.{payload_part}".encode("ascii")
-    if not JWS_ALGORITHMS[alg].verify(signing_input, key.key, signature):
-        raise TokenError("bad_signature", "token signature does not verify")
-    payload = _json_object(payload_part)
+    candidates = tuple(keys)
+
+    def pick(kid: object) -> VerificationKey | None:
+        return next(
+            (
+                k
+                for k in candidates
+                if isinstance(kid, str) and k.kid == kid and k.accepts_at(moment)
+            ),
+            None,
+        )
+
+    payload = _verified_payload(token, typ=typ, max_chars=MAX_TOKEN_CHARS, pick=pick)
     missing = [name for name in _REQUIRED if name not in payload]
     if missing:
         raise TokenError("invalid", f"token lacks required claim(s) {', '.join(missing)}")

@@ -1,46 +1,31 @@
-"""What a receiver trusts: each service's verification keys, from the rings or ``trust.json``.
+"""What a receiver trusts: each service's verification keys, by ``kid``, with their JWKS.
 
-The trust file is ``{"version": 1, "services": {"gateway": {"keys": [jwk, ...]}, ...}}``; its
-JWKs carry the ring state (see :mod:`keys.keyset`). :class:`TrustStoreFile` re-reads it when
-it changes, so receivers accept a newly published key without a restart.
+A :class:`TrustStore` is built from the local rings (:meth:`TrustStore.from_rings`) or from
+the services document of a signed trust bundle (:mod:`keys.bundle`), whose JWKs carry the
+ring state (see :mod:`keys.keyset`).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 
-import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from keys.errors import KeyFileError, KeyMaterialError, TrustStoreError
-from keys.files import atomic_write, read_bounded
+from keys.errors import KeyMaterialError, TrustStoreError
 from keys.keyring import KeyRing
 from keys.keyset import jwks_document, parse_verification_jwk
 from keys.records import VerificationKey
 from schemas.services import SERVICES
 
-__all__ = [
-    "DEFAULT_REFRESH_INTERVAL",
-    "TRUST_FILE",
-    "TrustStore",
-    "TrustStoreFile",
-    "write_trust_store",
-]
+__all__ = ["TrustStore"]
 
-TRUST_FILE: Final = "trust.json"
-DEFAULT_REFRESH_INTERVAL: Final = 1.0
-_MAX_TRUST_BYTES: Final = 4 * 1024 * 1024
 _MAX_SERVICES: Final = 64
 _MAX_KEYS_PER_SERVICE: Final = 64
 _SERVICE_NAME: Final = re.compile(r"[a-z][a-z0-9_-]{0,62}")
-
-_log = structlog.get_logger(__name__)
 
 
 class _ServiceKeysModel(BaseModel):
@@ -49,10 +34,9 @@ class _ServiceKeysModel(BaseModel):
     keys: list[dict[str, Any]] = Field(max_length=_MAX_KEYS_PER_SERVICE)
 
 
-class _TrustModel(BaseModel):
+class _ServicesModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    version: Literal[1]
     services: dict[str, _ServiceKeysModel] = Field(max_length=_MAX_SERVICES)
 
 
@@ -101,18 +85,40 @@ class TrustStore:
         return cls(keys, services=names)
 
     @classmethod
-    def load(cls, path: Path) -> TrustStore:
-        """Read and strictly validate a trust file."""
-        store, _ = _read_trust_file(path)
-        return store
+    def from_document(cls, document: object, *, where: str) -> TrustStore:
+        """Strictly validate a services document (``{"services": {name: jwks}}``).
+
+        ``where`` (a file or a bundle version) starts every error's detail.
+        """
+        try:
+            model = _ServicesModel.model_validate(document)
+        except ValidationError as error:
+            first = error.errors()[0]
+            place = ".".join(str(part) for part in first["loc"]) or "document"
+            raise TrustStoreError(
+                "malformed_trust_store", f"{where}: {place}: {first['msg']}"
+            ) from error
+        keys: list[VerificationKey] = []
+        for service, entry in model.services.items():
+            if not _SERVICE_NAME.fullmatch(service):
+                raise TrustStoreError(
+                    "malformed_trust_store", f"{where}: invalid service name {service!r}"
+                )
+            for index, jwk in enumerate(entry.keys):
+                try:
+                    keys.append(parse_verification_jwk(service, jwk))
+                except KeyMaterialError as error:
+                    raise TrustStoreError(
+                        error.reason, f"{where}: services.{service}.keys.{index}: {error}"
+                    ) from error
+        try:
+            return cls(keys, services=model.services)
+        except TrustStoreError as error:
+            raise TrustStoreError(error.reason, f"{where}: {error}") from error
 
     def document(self) -> dict[str, object]:
-        """The trust file's JSON document."""
-        return {"version": 1, "services": {name: self.jwks(name) for name in self._jwks}}
-
-    def save(self, path: Path) -> None:
-        """Write the trust file atomically (readable by every receiver: mode 0644)."""
-        atomic_write(path, _json_bytes(self.document()), mode=0o644)
+        """The services document: each service's JWKS."""
+        return {"services": {name: self.jwks(name) for name in self._jwks}}
 
     def lookup(self, kid: str, now: float | None = None) -> VerificationKey | None:
         """The key named ``kid`` if it is accepted at ``now``; None if unknown or expired."""
@@ -124,7 +130,7 @@ class TrustStore:
         return None
 
     def refresh(self, *, force: bool = False) -> bool:
-        """A fixed store never reloads (so it can stand where a :class:`TrustStoreFile` can)."""
+        """A fixed store never reloads (so it can stand where a ``TrustStoreFile`` can)."""
         return False
 
     def service_of(self, kid: str) -> str | None:
@@ -144,131 +150,14 @@ class TrustStore:
             raise TrustStoreError("unknown_service", f"the trust store has no service {service!r}")
         return {"keys": [dict(jwk) for jwk in document["keys"]]}
 
-
-def _json_bytes(document: object) -> bytes:
-    return (json.dumps(document, indent=2) + "\n").encode("utf-8")
-
-
-def _read_trust_file(path: Path) -> tuple[TrustStore, os.stat_result]:
-    try:
-        data, info = read_bounded(path, limit=_MAX_TRUST_BYTES)
-    except KeyFileError as error:
-        if error.reason == "file_missing":
-            raise TrustStoreError(
-                "trust_store_missing", f"no trust store at {path}: run `sealflow keys init`"
-            ) from error
-        raise
-    try:
-        model = _TrustModel.model_validate_json(data)
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "document"
-        raise TrustStoreError(
-            "malformed_trust_store", f"{path}: {where}: {first['msg']}"
-        ) from error
-    keys: list[VerificationKey] = []
-    for service, entry in model.services.items():
-        if not _SERVICE_NAME.fullmatch(service):
-            raise TrustStoreError(
-                "malformed_trust_store", f"{path}: invalid service name {service!r}"
-            )
-        for index, jwk in enumerate(entry.keys):
-            try:
-                keys.append(parse_verification_jwk(service, jwk))
-            except KeyMaterialError as error:
-                raise TrustStoreError(
-                    error.reason, f"{path}: services.{service}.keys.{index}: {error}"
-                ) from error
-    try:
-        return TrustStore(keys, services=model.services), info
-    except TrustStoreError as error:
-        raise TrustStoreError(error.reason, f"{path}: {error}") from error
-
-
-def _signature(info: os.stat_result) -> tuple[int, int, int, int]:
-    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
-
-
-class TrustStoreFile:
-    """A :class:`TrustStore` read from ``path`` and re-read when the file changes.
-
-    The file is re-stat'ed at most once per ``min_interval`` seconds. An invalid new file is
-    logged and ignored: the last good store stays in force.
-    """
-
-    def __init__(self, path: Path, *, min_interval: float = DEFAULT_REFRESH_INTERVAL) -> None:
-        self.path = path
-        self.min_interval = min_interval
-        self._store, info = _read_trust_file(path)
-        self._signature = _signature(info)
-        self._checked_at = time.monotonic()
-
-    def __repr__(self) -> str:
-        return f"TrustStoreFile(path={str(self.path)!r}, store={self._store!r})"
-
-    @property
-    def current(self) -> TrustStore:
-        """The store as of the last (rate-limited) check of the file."""
-        self.refresh()
-        return self._store
-
-    def lookup(self, kid: str, now: float | None = None) -> VerificationKey | None:
-        """:meth:`TrustStore.lookup` on the current store."""
-        return self.current.lookup(kid, now)
-
-    def service_of(self, kid: str) -> str | None:
-        """:meth:`TrustStore.service_of` on the current store."""
-        return self.current.service_of(kid)
-
-    def refresh(self, *, force: bool = False) -> bool:
-        """Reload when the file changed (size, mtime or inode); True when a new store is in use."""
-        checked_at = time.monotonic()
-        if not force and checked_at - self._checked_at < self.min_interval:
-            return False
-        self._checked_at = checked_at
-        try:
-            signature = _signature(os.stat(self.path))
-        except OSError as error:
-            _log.warning("trust_store_unavailable", path=str(self.path), error=error.strerror)
-            return False
-        if signature == self._signature:
-            return False
-        try:
-            store, info = _read_trust_file(self.path)
-        except KeyMaterialError as error:
-            # Remember the broken version so that it is not parsed again every interval.
-            self._signature = signature
-            _log.warning(
-                "trust_store_reload_failed",
-                path=str(self.path),
-                reason=error.reason,
-                error=str(error),
-            )
-            return False
-        self._store, self._signature = store, _signature(info)
-        _log.info(
-            "trust_store_reloaded",
-            path=str(self.path),
-            services=len(store.services),
-            keys=len(store.verification_keys()),
-        )
-        return True
-
-
-def write_trust_store(
-    keys_dir: Path, services: Iterable[str] = SERVICES, *, now: float | None = None
-) -> Path:
-    """Build the trust store from the rings (keys accepted at ``now``); save ``trust.json``.
-
-    The file is left untouched when its content would not change, so that receivers do not
-    reload for nothing.
-    """
-    path = keys_dir / TRUST_FILE
-    data = _json_bytes(TrustStore.from_rings(keys_dir, services, now=now).document())
-    try:
-        current, _ = read_bounded(path, limit=_MAX_TRUST_BYTES)
-    except KeyFileError:
-        current = b""  # missing or unusable: replace it either way
-    if current != data:
-        atomic_write(path, data, mode=0o644)
-    return path
+    def merged(
+        self, replacements: Iterable[VerificationKey], services: Iterable[str], *, now: float
+    ) -> TrustStore:
+        """This store with ``services``' keys replaced and keys expired at ``now`` dropped."""
+        replaced = set(services)
+        kept = [
+            key
+            for key in self._by_kid.values()
+            if key.service not in replaced and key.accepts_at(now)
+        ]
+        return TrustStore([*kept, *replacements], services=self.services | replaced)

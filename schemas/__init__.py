@@ -59,6 +59,7 @@ from schemas.limits import (
     MAX_METADATA_VALUE_CHARS,
     MAX_PAGES,
     MAX_TEXT_CHARS,
+    MAX_TRUST_BUNDLE_CHARS,
     BlobSize,
     PageCount,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "MAX_METADATA_VALUE_CHARS",
     "MAX_PAGES",
     "MAX_TEXT_CHARS",
+    "MAX_TRUST_BUNDLE_CHARS",
     "MESSAGE_MODELS",
     "SCHEMA_MODELS",
     "SERVICES",

@@ -9,7 +9,7 @@ from pydantic import AwareDatetime, Field, model_validator
 
 from schemas.base import WireMessage
 from schemas.identifiers import EventId, KeyId, Subject
-from schemas.limits import MAX_KIDS
+from schemas.limits import MAX_KIDS, MAX_TRUST_BUNDLE_CHARS
 from schemas.services import Service
 from schemas.text import ShortText
 
@@ -20,6 +20,7 @@ RevocationKind = Literal["kid", "jti", "sub"]
 
 _JTI = re.compile(r"[0-9a-f]{32}")
 _KID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_COMPACT_JWS = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"
 
 
 class Revocation(WireMessage):
@@ -48,7 +49,12 @@ class Revocation(WireMessage):
 
 
 class KeySetChanged(WireMessage):
-    """A service's set of public keys changed (rotation); receivers reload its JWKS."""
+    """A service's set of public keys changed (rotation): here is the new signed trust bundle.
+
+    Receivers take ``bundle`` only if the pinned root key signed it and it is newer than the
+    bundle they hold; ``service``, ``kids`` and ``version`` are for logs, the bundle is the
+    authority.
+    """
 
     MESSAGE_TYPE: ClassVar[str] = "control.keyset"
 
@@ -56,6 +62,10 @@ class KeySetChanged(WireMessage):
     kids: Annotated[list[KeyId], Field(max_length=MAX_KIDS)]
     """The key ids the service now publishes, each at most once."""
     changed_at: AwareDatetime
+    version: Annotated[int, Field(ge=1, le=2**53)]
+    """The bundle's version, as it says inside."""
+    bundle: Annotated[str, Field(max_length=MAX_TRUST_BUNDLE_CHARS, pattern=_COMPACT_JWS)]
+    """The trust bundle: a compact JWS signed by the operator root key."""
 
     @model_validator(mode="after")
     def _kids_unique(self) -> Self:

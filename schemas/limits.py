@@ -18,6 +18,7 @@ __all__ = [
     "MAX_METADATA_VALUE_CHARS",
     "MAX_PAGES",
     "MAX_TEXT_CHARS",
+    "MAX_TRUST_BUNDLE_CHARS",
     "BlobSize",
     "PageCount",
 ]
@@ -57,3 +58,6 @@ BlobSize = Annotated[int, Field(ge=0, le=MAX_BLOB_BYTES)]
 
 PageCount = Annotated[int, Field(ge=0, le=MAX_PAGES)]
 """How many pages a document has."""
+
+MAX_TRUST_BUNDLE_CHARS: Final = 1 << 20
+"""Longest signed trust bundle (compact JWS): every service's public keys, far below this."""

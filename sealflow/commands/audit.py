@@ -29,7 +29,7 @@ from audit import (
 )
 from audit.checkpoint import AUDIT_SERVICE
 from audit.record import event_to_json, format_ts
-from keys import TRUST_FILE, KeyMaterialError, KeyRing, TrustStore
+from keys import TRUST_FILE, KeyMaterialError, KeyRing, TrustStore, load_trust_store
 from schemas import SealflowError
 
 __all__ = ["audit"]
@@ -258,7 +258,7 @@ def _audit_trust(keys_dir: Path) -> TrustStore:
         return TrustStore(
             [*ring.verification_keys(now=0.0), *ring.archived_keys()], services=[AUDIT_SERVICE]
         )
-    return TrustStore.load(keys_dir / TRUST_FILE)
+    return load_trust_store(keys_dir / TRUST_FILE)
 
 
 @audit.command()

@@ -1,7 +1,13 @@
-"""``sealflow keys …``: create key rings, rotate and retire keys, show them (DESIGN §6)."""
+"""``sealflow keys …``: key rings, the root-signed trust bundle, rotation, export (DESIGN §6).
+
+Each rotation folds the changed ring into the current trust bundle, signs the next version
+with the operator root key, saves it as ``trust.json`` and sends it over ``sealflow.control``,
+so daemons on every host take the new public keys without a file being copied.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import time
@@ -22,6 +28,8 @@ from keys import (
     ALGORITHMS,
     DEFAULT_ALGORITHM,
     DEFAULT_REFRESH_INTERVAL,
+    ROOT_KEY_FILE,
+    ROOT_PUBLIC_FILE,
     TRUST_FILE,
     Algorithm,
     KeyMaterialError,
@@ -29,10 +37,16 @@ from keys import (
     KeyRing,
     KeyRingError,
     KeySettings,
-    TrustStore,
+    SigningKey,
+    TrustBundle,
     TrustStoreError,
-    write_trust_store,
+    issue_trust_bundle,
+    load_root_public,
+    load_root_signer,
 )
+from keys.export import export_host
+from keys.trustfile import read_trust_file
+from schemas import SealflowError, Service
 from schemas.services import SERVICES
 
 __all__ = ["keys"]
@@ -58,13 +72,13 @@ class _Failure(click.ClickException):
 
 
 def _reported(command: Callable[P, R]) -> Callable[P, R]:
-    """Turn key-material and file-system errors into a one-line :class:`_Failure`."""
+    """Turn Sealflow and file-system errors into a one-line :class:`_Failure`."""
 
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
-        except KeyMaterialError as error:
+        except SealflowError as error:
             raise _Failure(str(error)) from error
         except OSError as error:
             where = f"{error.filename}: " if error.filename else ""
@@ -88,7 +102,27 @@ def _keys_dir_option(command: Callable[P, R]) -> Callable[P, R]:
         type=click.Path(path_type=Path, file_okay=False),
         default=lambda: _settings().keys_dir,
         show_default="$SEALFLOW_KEYS_DIR or ./var/keys",
-        help="Directory holding one key ring per service, and trust.json.",
+        help="Directory holding one key ring per service, root.jwk and trust.json.",
+    )(command)
+
+
+def _root_key_option(command: Callable[P, R]) -> Callable[P, R]:
+    return click.option(
+        "--root-key",
+        type=click.Path(path_type=Path, dir_okay=False),
+        envvar="SEALFLOW_ROOT_KEY_FILE",
+        default=None,
+        show_default=f"$SEALFLOW_ROOT_KEY_FILE or KEYS_DIR/{ROOT_KEY_FILE}",
+        help="The operator root private key that signs trust bundles (may live off the servers).",
+    )(command)
+
+
+def _publish_option(command: Callable[P, R]) -> Callable[P, R]:
+    return click.option(
+        "--publish/--no-publish",
+        default=True,
+        show_default=True,
+        help="Send the new trust bundle over sealflow.control (SEALFLOW_AMQP_URL) to every host.",
     )(command)
 
 
@@ -127,12 +161,13 @@ def _existing_rings(keys_dir: Path) -> dict[str, KeyRing]:
 
 @dataclass(frozen=True, slots=True)
 class _TrustStatus:
-    """Whether trust.json holds exactly the keys the rings make receivers accept now."""
+    """Whether the trust bundle holds exactly the keys this host's rings make accepted now."""
 
     path: Path
     exists: bool
     in_sync: bool
     detail: str
+    version: int | None = None
 
 
 def _accepted(keys: Iterable[Any]) -> set[tuple[str, str, str, str, float | None]]:
@@ -142,20 +177,73 @@ def _accepted(keys: Iterable[Any]) -> set[tuple[str, str, str, str, float | None
 def _trust_status(keys_dir: Path, rings: dict[str, KeyRing], now: float) -> _TrustStatus:
     path = keys_dir / TRUST_FILE
     try:
-        store = TrustStore.load(path)
+        bundle, _ = read_trust_file(path)
     except TrustStoreError as error:
-        missing = error.reason == "trust_store_missing"
+        missing = error.reason in {"trust_store_missing", "root_missing"}
         return _TrustStatus(path, not missing, False, "missing" if missing else str(error))
     except KeyMaterialError as error:
         return _TrustStatus(path, True, False, str(error))
     expected = _accepted(key for ring in rings.values() for key in ring.verification_keys(now))
-    in_sync = store.services == set(rings) and _accepted(store.verification_keys(now)) == expected
-    return _TrustStatus(path, True, in_sync, "in sync with the rings" if in_sync else "out of date")
+    held = _accepted(key for key in bundle.store.verification_keys(now) if key.service in rings)
+    in_sync = set(rings) <= bundle.store.services and held == expected
+    detail = (
+        f"bundle {bundle.version}, in sync with the rings"
+        if in_sync
+        else f"bundle {bundle.version}, out of date"
+    )
+    return _TrustStatus(path, True, in_sync, detail, bundle.version)
+
+
+def _check_root_key(keys_dir: Path, root_key: Path | None) -> None:
+    """Fail before any ring changes when the root key that must sign the bundle is not here."""
+    root = load_root_public(keys_dir / ROOT_PUBLIC_FILE)
+    load_root_signer(root_key if root_key is not None else keys_dir / ROOT_KEY_FILE, root)
+
+
+def _broadcast(console: Console, bundle: TrustBundle, relay: SigningKey, service: Service) -> None:
+    """Send ``bundle`` to every daemon; on failure say how to retry (the file is saved)."""
+    try:
+        _send(console, bundle, relay, service)
+    except SealflowError as error:
+        _say(
+            console,
+            f"warning: trust bundle {bundle.version} not sent over sealflow.control ({error}); "
+            "daemons on this host read trust.json; run `sealflow keys publish` to reach the "
+            "other hosts",
+            "yellow",
+        )
+
+
+def _send(console: Console, bundle: TrustBundle, relay: SigningKey, service: Service) -> None:
+    from broker import BrokerSettings, broadcast_bundle
+
+    sent = asyncio.run(broadcast_bundle(BrokerSettings(), relay, bundle, service=service))
+    _say(console, f"sent trust bundle {bundle.version} over sealflow.control ({sent} copies)")
+
+
+def _issued(
+    console: Console,
+    keys_dir: Path,
+    *,
+    now: float,
+    root_key: Path | None,
+    publish: bool,
+    relay: SigningKey,
+    service: Service,
+) -> None:
+    """Sign the next trust bundle if the rings changed it, save it, and send it."""
+    bundle, issued = issue_trust_bundle(keys_dir, now=now, root_key=root_key)
+    if not issued:
+        _say(console, f"trust bundle {bundle.version} unchanged: {keys_dir / TRUST_FILE}")
+        return
+    _say(console, f"signed trust bundle {bundle.version}: {keys_dir / TRUST_FILE}")
+    if publish:
+        _broadcast(console, bundle, relay, service)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def keys() -> None:
-    """Manage the services' signing keys and the trust store receivers load."""
+    """Manage the services' signing keys, the root key and the trust bundle receivers load."""
 
 
 @keys.command()
@@ -167,14 +255,17 @@ def keys() -> None:
     help="Algorithm of the keys created for services that have no ring yet.",
 )
 @_keys_dir_option
+@_root_key_option
 @_reported
-def init(alg: Algorithm, keys_dir: Path) -> None:
-    """Create a key ring with an active key for every service that has none; write trust.json.
+def init(alg: Algorithm, keys_dir: Path, root_key: Path | None) -> None:
+    """Create the root key and a key ring for every service that has none; sign trust.json.
 
-    Idempotent: existing rings are left as they are.
+    The first run makes the operator root key (root.pem, root.jwk): daemons pin root.jwk and
+    accept only trust bundles it signed. Idempotent: existing rings are left as they are.
     """
     now = _clock()
     console = _console()
+    new_root = not (keys_dir / ROOT_PUBLIC_FILE).exists()
     existing = _existing_rings(keys_dir)
     before = _trust_status(keys_dir, existing, now)
     table = Table(title=f"key rings under {keys_dir}")
@@ -190,12 +281,24 @@ def init(alg: Algorithm, keys_dir: Path) -> None:
             created += 1
         active = ring.signing_key()
         table.add_row(Text(service), Text(status), Text(_short(active.kid)), Text(active.alg))
-    path = write_trust_store(keys_dir, now=now)
+    bundle, issued = issue_trust_bundle(keys_dir, now=now, root_key=root_key)
+    path = keys_dir / TRUST_FILE
     console.print(table)
-    if created == 0 and before.in_sync:
+    if new_root:
+        _say(
+            console,
+            f"created the root key {keys_dir / ROOT_KEY_FILE} (keep it safe; it may "
+            "live off the servers) and pinned {keys_dir / ROOT_PUBLIC_FILE}",
+            "green",
+        )
+    if created == 0 and before.in_sync and not issued:
         _say(console, f"nothing to do: every service has a key ring and {path} is up to date")
     else:
-        _say(console, f"created {created} key ring(s); wrote {path}", "green")
+        _say(
+            console,
+            f"created {created} key ring(s); signed trust bundle {bundle.version}: {path}",
+            "green",
+        )
 
 
 @keys.command()
@@ -216,19 +319,31 @@ def init(alg: Algorithm, keys_dir: Path) -> None:
     "[default: SEALFLOW_ENVELOPE_LIFETIME + SEALFLOW_LEEWAY].",
 )
 @_keys_dir_option
+@_root_key_option
+@_publish_option
 @_reported
-def rotate(service: str, step: str, grace: float | None, keys_dir: Path) -> None:
+def rotate(
+    service: Service,
+    step: str,
+    grace: float | None,
+    keys_dir: Path,
+    root_key: Path | None,
+    publish: bool,
+) -> None:
     """Rotate SERVICE's signing key without downtime, one step per run.
 
     First run: publish a next key (receivers accept it before it signs anything). Second run:
     switch signing to it and retire the old key until every envelope it signed has expired.
-    Expired retired keys are pruned. trust.json is rewritten each time.
+    Expired retired keys are pruned. Each change is signed into the next trust bundle with the
+    root key, saved as trust.json and sent over sealflow.control to every host.
     """
     now = _clock()
     console = _console()
     _require_keys_dir(keys_dir)
+    _check_root_key(keys_dir, root_key)
     grace_seconds = float(_settings().grace_seconds) if grace is None else grace
     ring = KeyRing.load(keys_dir, service)
+    relay = ring.signing_key()
     pruned = ring.prune(now)
     pending = next((record for record in ring.records if record.state == "next"), None)
     waited = None if pending is None else now - pending.created_at
@@ -277,8 +392,15 @@ def rotate(service: str, step: str, grace: float | None, keys_dir: Path) -> None
         )
     for kid in pruned:
         _say(console, f"pruned expired key {kid}")
-    path = write_trust_store(keys_dir, now=now)
-    _say(console, f"trust store: {path}")
+    _issued(
+        console,
+        keys_dir,
+        now=now,
+        root_key=root_key,
+        publish=publish,
+        relay=relay,
+        service=service,
+    )
 
 
 def _resolve_kid(records: Iterable[KeyRecord], service: str, given: str) -> str:
@@ -308,8 +430,17 @@ def _resolve_kid(records: Iterable[KeyRecord], service: str, given: str) -> str:
     help="Seconds the key stays accepted (0: refused from now on).",
 )
 @_keys_dir_option
+@_root_key_option
+@_publish_option
 @_reported
-def retire(service: str, kid: str, grace: float, keys_dir: Path) -> None:
+def retire(
+    service: Service,
+    kid: str,
+    grace: float,
+    keys_dir: Path,
+    root_key: Path | None,
+    publish: bool,
+) -> None:
     """Retire SERVICE's key KID (a full kid or a unique prefix), e.g. after a compromise.
 
     Retiring the active key needs a next key, which then signs in its place. Put `--` before
@@ -318,16 +449,25 @@ def retire(service: str, kid: str, grace: float, keys_dir: Path) -> None:
     now = _clock()
     console = _console()
     _require_keys_dir(keys_dir)
+    _check_root_key(keys_dir, root_key)
     ring = KeyRing.load(keys_dir, service)
     full = _resolve_kid(ring.records, service, kid)
-    signer = ring.signing_key().kid
+    relay = ring.signing_key()
+    signer = relay.kid
     record = ring.retire(full, grace_seconds=grace, now=now)
     until = "refused from now on" if grace == 0 else f"accepted until {_when(record.not_after)} UTC"
     _say(console, f"retired {record.kid} of {service}: {until}", "green")
     if ring.signing_key().kid != signer:
         _say(console, f"{service} now signs with {ring.signing_key().kid} (its next key)")
-    path = write_trust_store(keys_dir, now=now)
-    _say(console, f"trust store: {path}")
+    _issued(
+        console,
+        keys_dir,
+        now=now,
+        root_key=root_key,
+        publish=publish,
+        relay=relay,
+        service=service,
+    )
 
 
 @keys.command()
@@ -369,6 +509,7 @@ def show(as_json: bool, keys_dir: Path) -> None:
                 "exists": status.exists,
                 "in_sync": status.in_sync,
                 "detail": status.detail,
+                "bundle_version": status.version,
             },
         }
         click.echo(json.dumps(document, indent=2))
@@ -410,3 +551,54 @@ def jwks(service: str, keys_dir: Path) -> None:
     """Print SERVICE's public JWKS (the keys receivers accept now) as JSON."""
     _require_keys_dir(keys_dir)
     click.echo(json.dumps(KeyRing.load(keys_dir, service).jwks(_clock()), indent=2))
+
+
+@keys.command(name="export")
+@click.argument("services", nargs=-1, required=True, type=click.Choice(SERVICES))
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+@_keys_dir_option
+@_reported
+def export(services: tuple[str, ...], directory: Path, keys_dir: Path) -> None:
+    """Write into DIRECTORY exactly what a host running SERVICES needs, to use as its keys dir.
+
+    That is each service's key ring, the pinned root public key (root.jwk) and the current
+    trust bundle (trust.json): no other service's private key and never the root private key.
+    DIRECTORY must be empty or absent. Later rotations reach the host over sealflow.control.
+    """
+    console = _console()
+    written = export_host(keys_dir, services, directory)
+    for path in written:
+        _say(console, str(path))
+    _say(
+        console,
+        f"exported {', '.join(services)} to {directory}: copy it to the host and point "
+        "SEALFLOW_KEYS_DIR at it",
+        "green",
+    )
+
+
+@keys.command()
+@click.option(
+    "--via",
+    type=click.Choice(SERVICES),
+    default=None,
+    help="Which local service's key seals the message [default: the first ring on this host].",
+)
+@_keys_dir_option
+@_reported
+def publish(via: Service | None, keys_dir: Path) -> None:
+    """Send this host's trust bundle over sealflow.control again (e.g. after a broker outage).
+
+    Daemons that already hold it or a newer one ignore it.
+    """
+    console = _console()
+    _require_keys_dir(keys_dir)
+    bundle, _ = read_trust_file(keys_dir / TRUST_FILE)
+    local = [service for service in SERVICES if KeyRing.exists(keys_dir, service)]
+    relay_service = via if via is not None else next(iter(local), None)
+    if relay_service is None:
+        raise KeyRingError(
+            "keys_dir_missing", f"no key ring under {keys_dir} to seal the message with"
+        )
+    relay = KeyRing.load(keys_dir, relay_service).signing_key()
+    _send(console, bundle, relay, relay_service)

@@ -101,6 +101,8 @@ _PAYLOADS: dict[str, dict[str, Any]] = {
         "service": "parser",
         "kids": ["NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs", "kid-2"],
         "changed_at": WHEN,
+        "version": 7,
+        "bundle": "eyJhbGciOiJFUzI1NiJ9.eyJidW5kbGVfdmVyc2lvbiI6N30.c2lnbmF0dXJl",
     },
     "envelope.claims": {
         "iss": "worker",

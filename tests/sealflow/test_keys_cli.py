@@ -8,13 +8,19 @@ import pytest
 from click.testing import CliRunner, Result
 
 import sealflow.commands.keys as keys_command
-from keys import KeyRing, TrustStore, load_public_jwk
+from keys import KeyRing, load_public_jwk, load_trust_store
 from schemas.services import SERVICES
 from sealflow.cli import cli
 
 
 def _run(*args: str, env: dict[str, str] | None = None) -> Result:
     return CliRunner().invoke(cli, ["keys", *args], env=env, catch_exceptions=False)
+
+
+@pytest.fixture(autouse=True)
+def _no_broker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rotations here are not sent anywhere: nothing answers on port 1 (refused at once)."""
+    monkeypatch.setenv("SEALFLOW_AMQP_URL", "amqp://guest:guest@127.0.0.1:1/")
 
 
 @pytest.fixture
@@ -41,7 +47,7 @@ def test_init_creates_a_ring_per_service_and_the_trust_store(keys_dir: Path) -> 
     for service in SERVICES:
         ring = KeyRing.load(keys_dir, service)
         assert ring.signing_key().alg == "ES256"
-    store = TrustStore.load(keys_dir / "trust.json")
+    store = load_trust_store(keys_dir / "trust.json")
     assert store.services == frozenset(SERVICES)
 
 
@@ -68,7 +74,7 @@ def test_init_fills_in_a_missing_ring(keys_dir: Path) -> None:
     assert result.exit_code == 0
     assert "created 1 key ring" in result.output
     kid = KeyRing.load(keys_dir, "parser").signing_key().kid
-    assert TrustStore.load(keys_dir / "trust.json").lookup(kid) is not None
+    assert load_trust_store(keys_dir / "trust.json").lookup(kid) is not None
 
 
 def test_init_reads_the_keys_dir_from_the_environment(tmp_path: Path) -> None:
@@ -90,7 +96,7 @@ def test_rotate_auto_twice_publishes_then_switches_signing(
     assert ring.signing_key().kid == old
     assert f"published next key {upcoming.kid}" in first.output
     assert "run `sealflow keys rotate gateway` again" in first.output
-    trusted = TrustStore.load(keys_dir / "trust.json").lookup(upcoming.kid)
+    trusted = load_trust_store(keys_dir / "trust.json").lookup(upcoming.kid)
     assert trusted is not None, "receivers trust the next key before it signs anything"
 
     later = time.time() + 10
@@ -103,7 +109,7 @@ def test_rotate_auto_twice_publishes_then_switches_signing(
     assert retired.state == "retired"
     assert retired.not_after == pytest.approx(later + 305)
     assert f"gateway now signs with {upcoming.kid}" in second.output
-    store = TrustStore.load(keys_dir / "trust.json")
+    store = load_trust_store(keys_dir / "trust.json")
     assert store.lookup(old, now=later + 304) is not None
     assert store.lookup(old, now=later + 305) is None
 
@@ -132,7 +138,7 @@ def test_rotate_steps_with_grace_and_prune(keys_dir: Path, monkeypatch: pytest.M
     assert third.exit_code == 0, third.output
     assert f"pruned expired key {old}" in third.output
     assert not (keys_dir / "worker" / f"{old}.pem").exists()
-    assert TrustStore.load(keys_dir / "trust.json").service_of(old) is None
+    assert load_trust_store(keys_dir / "trust.json").service_of(old) is None
 
 
 def test_rotate_promote_without_next_key_fails_cleanly(keys_dir: Path) -> None:
@@ -153,7 +159,7 @@ def test_retire_by_kid_prefix(keys_dir: Path) -> None:
     ring = KeyRing.load(keys_dir, "identity")
     assert ring.record(old).state == "retired"
     assert ring.signing_key().kid != old
-    assert TrustStore.load(keys_dir / "trust.json").lookup(old) is None
+    assert load_trust_store(keys_dir / "trust.json").lookup(old) is None
 
 
 def test_retire_the_only_active_key_fails_cleanly(keys_dir: Path) -> None:
@@ -227,7 +233,83 @@ def test_refused_key_file_is_reported_without_traceback(keys_dir: Path) -> None:
 
 
 def test_every_command_has_help() -> None:
-    for command in ("init", "rotate", "retire", "show", "jwks"):
+    for command in ("init", "rotate", "retire", "show", "jwks", "export", "publish"):
         result = _run(command, "--help")
         assert result.exit_code == 0
         assert "--keys-dir" in result.output
+
+
+def _files(directory: Path) -> set[str]:
+    return {str(path.relative_to(directory)) for path in directory.rglob("*") if path.is_file()}
+
+
+def test_init_makes_the_root_key_and_a_signed_bundle(keys_dir: Path) -> None:
+    """The root's private half is owner-only; its public half is what daemons pin."""
+    assert (keys_dir / "root.pem").stat().st_mode & 0o777 == 0o600
+    assert json.loads((keys_dir / "root.jwk").read_text())["kty"] == "EC"
+    assert (keys_dir / "trust.json").read_text().count(".") == 2
+
+
+def test_export_writes_exactly_what_one_host_needs(keys_dir: Path, tmp_path: Path) -> None:
+    """Its own ring, the root's public key and the bundle: no other private key, no root.pem."""
+    ring = KeyRing.load(keys_dir, "worker")
+    ring.add_next()
+    target = tmp_path / "host-b"
+    result = _run("export", "worker", str(target), "--keys-dir", str(keys_dir))
+    assert result.exit_code == 0, result.output
+    kids = {record.kid for record in KeyRing.load(keys_dir, "worker").records}
+    assert _files(target) == {
+        "root.jwk",
+        "trust.json",
+        "worker/ring.json",
+        "worker/jwks.json",
+        *(f"worker/{kid}.pem" for kid in kids),
+    }
+    assert (target / "worker").stat().st_mode & 0o777 == 0o700
+    assert KeyRing.load(target, "worker").signing_key().kid == ring.signing_key().kid
+    assert load_trust_store(target / "trust.json").services == frozenset(SERVICES)
+
+
+def test_export_of_two_services_for_one_host(keys_dir: Path, tmp_path: Path) -> None:
+    target = tmp_path / "host-a"
+    result = _run("export", "gateway", "identity", str(target), "--keys-dir", str(keys_dir))
+    assert result.exit_code == 0, result.output
+    assert {name.split("/")[0] for name in _files(target)} == {
+        "gateway",
+        "identity",
+        "root.jwk",
+        "trust.json",
+    }
+
+
+def test_export_refuses_a_directory_that_is_not_empty(keys_dir: Path, tmp_path: Path) -> None:
+    target = tmp_path / "used"
+    target.mkdir()
+    (target / "something").write_text("x")
+    result = _run("export", "worker", str(target), "--keys-dir", str(keys_dir))
+    assert result.exit_code == 1
+    assert "not an empty directory" in result.stderr
+    assert _files(target) == {"something"}
+
+
+def test_rotate_on_a_host_without_the_root_key(keys_dir: Path, tmp_path: Path) -> None:
+    """On a host that holds only its own ring, rotate needs the root key (kept off the servers)
+    and refuses before changing the ring; given it, the bundle keeps every other service."""
+    host = tmp_path / "host-a"
+    assert _run("export", "gateway", str(host), "--keys-dir", str(keys_dir)).exit_code == 0
+    before = _snapshot(host)
+    refused = _run("rotate", "gateway", "--keys-dir", str(host))
+    assert refused.exit_code == 1
+    assert "root private key is not at" in refused.stderr
+    assert _snapshot(host) == before, "nothing changed"
+    done = _run(
+        "rotate", "gateway", "--keys-dir", str(host), "--root-key", str(keys_dir / "root.pem")
+    )
+    assert done.exit_code == 0, done.output
+    assert "signed trust bundle" in done.output
+    assert "not sent over sealflow.control" in done.output, "no broker here: said, not fatal"
+    (upcoming,) = [r for r in KeyRing.load(host, "gateway").records if r.state == "next"]
+    store = load_trust_store(host / "trust.json")
+    assert store.lookup(upcoming.kid) is not None
+    assert store.services == frozenset(SERVICES)
+    assert not (host / "root.pem").exists()
