@@ -183,6 +183,13 @@ class ControlSubscriber:
         try:
             applied = self.trust.accept(content.bundle, origin="control")
         except KeyMaterialError as error:
+            if error.reason == "bundle_rollback":
+                # Older than the bundle held: nothing changes. Two rotations sent at once
+                # arrive in either order, so this is routine, not an attack to alarm on.
+                await self._emit(
+                    "trust.bundle_stale", "success", error.reason, error.detail, jti=jti
+                )
+                return
             _log.warning("trust_bundle.rejected", reason=error.reason, detail=error.detail)
             await self._emit(
                 "trust.bundle_rejected", "rejected", error.reason, error.detail, jti=jti

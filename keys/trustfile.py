@@ -31,6 +31,7 @@ from keys.bundle import (
     load_root_signer,
 )
 from keys.errors import KeyFileError, KeyMaterialError, TrustStoreError
+from keys.filemodes import private_dir
 from keys.files import atomic_write, read_bounded
 from keys.keyring import KeyRing
 from keys.records import VerificationKey
@@ -116,13 +117,17 @@ def _held_version(path: Path, root: VerificationKey) -> int:
         return 0
 
 
+def _save_locked(path: Path, bundle: TrustBundle, root: VerificationKey) -> bool:
+    if bundle.version <= _held_version(path, root):
+        return False
+    atomic_write(path, (bundle.token + "\n").encode("ascii"), mode=0o644)
+    return True
+
+
 def save_bundle(path: Path, bundle: TrustBundle, root: VerificationKey) -> bool:
     """Save ``bundle`` at ``path`` unless the file already holds it or a newer one."""
     with _locked(path.parent):
-        if bundle.version <= _held_version(path, root):
-            return False
-        atomic_write(path, (bundle.token + "\n").encode("ascii"), mode=0o644)
-    return True
+        return _save_locked(path, bundle, root)
 
 
 def _signature(info: os.stat_result) -> tuple[int, int, int, int]:
@@ -195,7 +200,7 @@ class TrustStoreFile:
             )
         self._bundle = bundle
         _log.info(
-            "trust_bundle_applied",
+            "trust_store_reloaded",
             origin=origin,
             version=bundle.version,
             services=len(bundle.store.services),
@@ -263,13 +268,26 @@ def issue_trust_bundle(
     whether a new one was issued.
     """
     moment = time.time() if now is None else now
-    path = keys_dir / TRUST_FILE
     root_path = keys_dir / ROOT_PUBLIC_FILE
     signer_path = root_key if root_key is not None else keys_dir / ROOT_KEY_FILE
-    if not root_path.exists() and root_key is None and not signer_path.exists():
-        root = create_root_key(keys_dir)
-    else:
-        root = load_root_public(root_path)
+    private_dir(keys_dir)
+    # One issuer at a time per host: two rotations at once must not drop each other's key.
+    with _locked(keys_dir):
+        if not root_path.exists() and root_key is None and not signer_path.exists():
+            root = create_root_key(keys_dir)
+        else:
+            root = load_root_public(root_path)
+        return _issue_locked(keys_dir, services, moment, root, signer_path)
+
+
+def _issue_locked(
+    keys_dir: Path,
+    services: Iterable[str],
+    moment: float,
+    root: VerificationKey,
+    signer_path: Path,
+) -> tuple[TrustBundle, bool]:
+    path = keys_dir / TRUST_FILE
     try:
         current: TrustBundle | None = read_trust_file(path, root)[0]
     except KeyMaterialError:
@@ -283,15 +301,12 @@ def issue_trust_bundle(
     if current is not None and store.document() == current.store.document():
         return current, False
     # The clock (ms) is a floor, so a host whose trust.json was lost or damaged still issues a
-    # version above every one it issued before; +1 keeps two bundles in one second ordered.
+    # version above every one it issued before; +1 orders two bundles in one millisecond.
     version = max(int(moment * 1000), 0 if current is None else current.version + 1)
     bundle = TrustBundle.sign(
         load_root_signer(signer_path, root), store, version=version, now=moment
     )
-    if not save_bundle(path, bundle, root):
-        raise TrustStoreError(
-            "bundle_race", f"{path} was replaced by a newer bundle meanwhile; run the command again"
-        )
+    _save_locked(path, bundle, root)
     return bundle, True
 
 
