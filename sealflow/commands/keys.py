@@ -194,6 +194,14 @@ def _trust_status(keys_dir: Path, rings: dict[str, KeyRing], now: float) -> _Tru
     return _TrustStatus(path, True, in_sync, detail, bundle.version)
 
 
+def _bundle_services(keys_dir: Path) -> frozenset[str]:
+    """The services the trust bundle here names (none when it cannot be read)."""
+    try:
+        return read_trust_file(keys_dir / TRUST_FILE)[0].store.services
+    except KeyMaterialError:
+        return frozenset()
+
+
 def _check_root_key(keys_dir: Path, root_key: Path | None) -> None:
     """Fail before any ring changes when the root key that must sign the bundle is not here."""
     root = load_root_public(keys_dir / ROOT_PUBLIC_FILE)
@@ -267,6 +275,10 @@ def init(alg: Algorithm, keys_dir: Path, root_key: Path | None) -> None:
     console = _console()
     new_root = not (keys_dir / ROOT_PUBLIC_FILE).exists()
     existing = _existing_rings(keys_dir)
+    if not new_root and set(SERVICES) - set(existing):
+        # A host made by `keys export` pins the root but has no root key: making the other
+        # services' rings here would put their private keys on the wrong host.
+        _check_root_key(keys_dir, root_key)
     before = _trust_status(keys_dir, existing, now)
     table = Table(title=f"key rings under {keys_dir}")
     for column in ("service", "ring", "kid", "alg"):
@@ -531,10 +543,14 @@ def show(as_json: bool, keys_dir: Path) -> None:
             Text(_when(record.not_after)),
         )
     console.print(table)
+    remote = set(_bundle_services(keys_dir))
     for service in missing:
-        _say(console, f"{service}: no key ring (run `sealflow keys init`)", "yellow")
+        if service in remote:
+            _say(console, f"{service}: ring on another host; its public keys are in the bundle")
+        else:
+            _say(console, f"{service}: no key ring (run `sealflow keys init`)", "yellow")
     if status.in_sync:
-        _say(console, f"trust store {status.path}: in sync with the rings", "green")
+        _say(console, f"trust store {status.path}: {status.detail}", "green")
     else:
         _say(
             console,

@@ -313,3 +313,26 @@ def test_rotate_on_a_host_without_the_root_key(keys_dir: Path, tmp_path: Path) -
     assert store.lookup(upcoming.kid) is not None
     assert store.services == frozenset(SERVICES)
     assert not (host / "root.pem").exists()
+
+
+def test_show_and_init_on_an_exported_host(keys_dir: Path, tmp_path: Path) -> None:
+    """`show` names the services whose rings live elsewhere; `init` refuses to make them here."""
+    host = tmp_path / "host-c"
+    assert _run("export", "parser", str(host), "--keys-dir", str(keys_dir)).exit_code == 0
+    shown = _run("show", "--keys-dir", str(host))
+    assert shown.exit_code == 0, shown.output
+    assert "gateway: ring on another host" in shown.output
+    assert "in sync with the rings" in shown.output
+    before = _snapshot(host)
+    refused = _run("init", "--keys-dir", str(host))
+    assert refused.exit_code == 1
+    assert "root private key is not at" in refused.stderr
+    assert _snapshot(host) == before
+
+
+def test_init_needs_no_root_key_when_nothing_changes(keys_dir: Path, tmp_path: Path) -> None:
+    """Once the operator has moved root.pem off the machine, a no-op `init` still succeeds."""
+    (keys_dir / "root.pem").rename(tmp_path / "root.pem")
+    result = _run("init", "--keys-dir", str(keys_dir))
+    assert result.exit_code == 0, result.output
+    assert "nothing to do" in result.output
