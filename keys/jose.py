@@ -62,7 +62,7 @@ def _segment(data: str) -> bytes:
 def _json_object(data: str) -> dict[str, Any]:
     try:
         value = json.loads(_segment(data))
-    except (ValueError, UnicodeDecodeError) as error:
+    except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
         raise TokenError("malformed", "malformed token") from error
     if not isinstance(value, dict):
         raise TokenError("malformed", "malformed token")
@@ -93,7 +93,9 @@ def _verified_payload(
     if not isinstance(token, str) or not token or len(token) > max_chars:
         raise TokenError("malformed", "malformed token")
     parts = token.split(".")
-    if len(parts) != 3:
+    # Every segment is base64url before anything is decoded: a non-ASCII payload would
+    # otherwise escape as UnicodeEncodeError when the signing input is built.
+    if len(parts) != 3 or not all(_B64URL.fullmatch(part) for part in parts):
         raise TokenError("malformed", "malformed token")
     header_part, payload_part, signature_part = parts
     header = _json_object(header_part)

@@ -142,3 +142,22 @@ def test_a_host_with_one_ring_keeps_the_other_services_keys(
     assert bundle.store.lookup(new_kid) is not None
     assert bundle.store.lookup(worker_kid) is not None
     assert not (host / "root.pem").exists()
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "W" * 40_000 + ".e30.c2ln",  # a header of nested arrays once decoded: '[[[[…'
+        base64.urlsafe_b64encode(b"[" * 20_000).rstrip(b"=").decode() + ".e30.c2ln",
+        "{root}.é.c2ln",  # a valid header for the pinned root, then a non-ASCII payload
+        "a.b",
+    ],
+)
+def test_a_hostile_bundle_is_refused_cleanly(rings_dir: Path, token: str) -> None:
+    """Any service may relay a bundle: garbage is one clear refusal, never another exception."""
+    watcher = TrustStoreFile(rings_dir / "trust.json", min_interval=0)
+    header = {"alg": "ES256", "kid": watcher.root.kid, "typ": "sealflow-trust+jwt"}
+    root = base64.urlsafe_b64encode(json.dumps(header).encode()).rstrip(b"=").decode()
+    with pytest.raises(TrustStoreError) as caught:
+        watcher.accept(token.replace("{root}", root))
+    assert caught.value.reason == "untrusted_bundle"
