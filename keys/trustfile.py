@@ -101,7 +101,11 @@ def load_trust_store(path: Path, root: VerificationKey | None = None) -> TrustSt
 @contextlib.contextmanager
 def _locked(directory: Path) -> Iterator[None]:
     """Serialise writers of one host's ``trust.json`` (daemons and the CLI)."""
-    fd = os.open(directory / _LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    path = directory / _LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as error:  # e.g. a keys directory mounted read-only
+        raise KeyFileError(path, "lock_failed", f"cannot open lock: {error.strerror}") from error
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

@@ -161,3 +161,17 @@ def test_a_hostile_bundle_is_refused_cleanly(rings_dir: Path, token: str) -> Non
     with pytest.raises(TrustStoreError) as caught:
         watcher.accept(token.replace("{root}", root))
     assert caught.value.reason == "untrusted_bundle"
+
+
+def test_a_bundle_is_used_even_when_it_cannot_be_saved(rings_dir: Path) -> None:
+    """A keys directory that cannot be written (e.g. mounted read-only): the new bundle still
+    applies in memory, and the failure to save it is logged, not raised into the consumer."""
+    receiver = TrustStoreFile(rings_dir / "trust.json", min_interval=3_600)
+    bundle, kid = _issue_rotation(rings_dir)
+    (rings_dir / ".trust.lock").unlink()
+    (rings_dir / ".trust.lock").mkdir()  # the lock cannot be opened, as on a read-only mount
+    with capture_logs() as logs:
+        assert receiver.accept(bundle.token) is True
+    assert receiver.lookup(kid) is not None
+    saved = [entry["reason"] for entry in logs if entry["event"] == "trust_bundle_not_saved"]
+    assert saved == ["lock_failed"]
