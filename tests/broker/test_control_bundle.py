@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from broker import (
     BrokerSettings,
@@ -33,6 +34,7 @@ from keys.export import export_host
 from keys.records import VerificationKey
 from keys.trustfile import read_trust_file
 from schemas import AuditEvent
+from sealflow.cli import cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -128,6 +130,51 @@ async def test_a_rotation_reaches_another_host_and_old_or_forged_bundles_do_not(
         assert rejected.reason == "untrusted_bundle"
         assert trust.lookup(thumbprint(rogue_key)) is None
         assert trust.bundle.version == bundle.version
+    finally:
+        await subscriber.stop()
+        await connection.close()
+
+
+async def test_sealflow_keys_rotate_reaches_a_host_that_holds_only_its_own_ring(
+    amqp_url: str,
+    namespace: str,
+    keys_dir: Path,
+    tmp_path: Path,
+    cleanup_namespace: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The operator's command, as run on host A (gateway), reaches host B (worker) by itself."""
+    host_a, host_b = tmp_path / "host-a", tmp_path / "host-b"
+    export_host(keys_dir, ["gateway"], host_a)
+    export_host(keys_dir, ["worker"], host_b)
+    connection = await connect(amqp_url)
+    channel = await open_channel(connection, prefetch=8)
+    topology = Topology(namespace)
+    await topology.declare(channel)
+    trust = TrustStoreFile(host_b / "trust.json", min_interval=3_600)
+    audit = _Audit()
+    subscriber = ControlSubscriber(
+        channel=channel,
+        topology=topology,
+        opener=Opener("worker", trust, spent=SpentIds(100)),
+        revocations=RevocationList(),
+        trust=trust,
+        audit=audit,
+    )
+    await subscriber.start()
+    monkeypatch.setenv("SEALFLOW_AMQP_URL", amqp_url)
+    monkeypatch.setenv("SEALFLOW_NAMESPACE", namespace)
+    args = ["keys", "rotate", "gateway", "--keys-dir", str(host_a)]
+    try:
+        result = await asyncio.to_thread(
+            CliRunner().invoke, cli, [*args, "--root-key", str(keys_dir / "root.pem")]
+        )
+        assert result.exit_code == 0, result.output
+        assert "over sealflow.control (5 copies)" in result.output
+        await audit.wait_for("trust.bundle_applied")
+        (upcoming,) = [r for r in KeyRing.load(host_a, "gateway").records if r.state == "next"]
+        assert trust.lookup(upcoming.kid) is not None
+        assert not (host_b / "gateway").exists(), "nothing of the gateway's was copied to B"
     finally:
         await subscriber.stop()
         await connection.close()
