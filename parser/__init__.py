@@ -1,6 +1,6 @@
 """The document parser library: untrusted blobs in, bounded text, metadata and chunks out.
 
-``parse_bytes`` parses in the calling process; ``DocumentParser`` runs it in worker
+``parse_bytes`` parses in the calling process; ``DocumentParser`` runs it in sandbox
 processes with time and memory limits. ``parser.daemon`` wires it to the broker.
 """
 

@@ -26,7 +26,7 @@ def parse_bytes(
     """Parse ``data`` synchronously and deterministically, within ``limits`` except time.
 
     Size is checked before anything else; wall time and memory are bounded only when this
-    runs inside ``DocumentParser``'s worker process. Raises ``ParseError``.
+    runs inside ``DocumentParser``'s sandbox process. Raises ``ParseError``.
     """
     if len(data) > limits.max_input_bytes:
         raise ParseError(

@@ -1,6 +1,6 @@
-"""Messages between ``DocumentParser`` and its worker process, as bounded JSON.
+"""Messages between ``DocumentParser`` and its sandbox process, as bounded JSON.
 
-The parent never unpickles anything from the worker: the worker handles hostile documents,
+The parent never unpickles anything from the sandbox: the sandbox handles hostile documents,
 so its answers are plain JSON, size-capped and checked field by field.
 """
 
@@ -18,7 +18,7 @@ __all__ = [
     "MAX_REQUEST_HEADER_BYTES",
     "READY",
     "ParseRequest",
-    "WorkerFailure",
+    "SandboxFailure",
     "decode_request",
     "decode_response",
     "encode_document",
@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 READY: Final = b"ready"
-"""The worker's first message, once its limits are in place and its imports done."""
+"""The sandbox's first message, once its limits are in place and its imports done."""
 
 MAX_REQUEST_HEADER_BYTES: Final = 8192
 _MAX_CONTENT_TYPE_CHARS = 255
@@ -37,15 +37,15 @@ _MAX_FILENAME_CHARS = 1024
 
 @dataclass(frozen=True, slots=True)
 class ParseRequest:
-    """What the worker needs besides the document bytes."""
+    """What the sandbox needs besides the document bytes."""
 
     content_type: str
     filename: str
 
 
 @dataclass(frozen=True, slots=True)
-class WorkerFailure:
-    """The worker's ``ParseError``; ``exiting`` when the worker quits after answering."""
+class SandboxFailure:
+    """The sandbox's ``ParseError``; ``exiting`` when the sandbox quits after answering."""
 
     error: ParseError
     exiting: bool
@@ -88,12 +88,12 @@ def encode_failure(error: ParseError, *, exiting: bool) -> bytes:
 
 
 def max_response_bytes(limits: ParseLimits) -> int:
-    """The largest answer a worker within ``limits`` can give (JSON escapes take 6 bytes)."""
+    """The largest answer a sandbox within ``limits`` can give (JSON escapes take 6 bytes)."""
     return 6 * limits.max_output_chars + 64 * limits.max_chunks + 1024 * 1024
 
 
-def decode_response(payload: bytes) -> ParsedDocument | WorkerFailure:
-    """Check and read a worker's answer; anything unexpected is ``ParseError("internal")``."""
+def decode_response(payload: bytes) -> ParsedDocument | SandboxFailure:
+    """Check and read a sandbox's answer; anything unexpected is ``ParseError("internal")``."""
     try:
         body = json.loads(payload)
     except (ValueError, RecursionError) as exc:
@@ -121,7 +121,7 @@ def decode_response(payload: bytes) -> ParsedDocument | WorkerFailure:
     )
 
 
-def _failure(body: dict[str, Any]) -> WorkerFailure:
+def _failure(body: dict[str, Any]) -> SandboxFailure:
     error = body["error"]
     if not isinstance(error, dict):
         raise _bad("error is not an object")
@@ -129,7 +129,7 @@ def _failure(body: dict[str, Any]) -> WorkerFailure:
     if reason not in PARSE_ERROR_REASONS or not isinstance(detail, str):
         raise _bad("error has an unknown reason or no detail")
     reason_code: ParseErrorReason = reason
-    return WorkerFailure(ParseError(reason_code, detail), exiting=body.get("exiting") is True)
+    return SandboxFailure(ParseError(reason_code, detail), exiting=body.get("exiting") is True)
 
 
 def _metadata(raw: object) -> dict[str, MetadataValue]:

@@ -1,4 +1,4 @@
-"""The worker's answers are checked before the parent believes them."""
+"""The sandbox's answers are checked before the parent believes them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from parser import ChunkSpan, ParsedDocument, ParseError
-from parser.protocol import WorkerFailure, decode_response, encode_document, encode_failure
+from parser.protocol import SandboxFailure, decode_response, encode_document, encode_failure
 
 
 def _answer(document: dict[str, object]) -> bytes:
@@ -37,7 +37,7 @@ def test_documents_round_trip() -> None:
 
 def test_failures_round_trip_with_the_exit_flag() -> None:
     outcome = decode_response(encode_failure(ParseError("too_large", "big"), exiting=True))
-    assert isinstance(outcome, WorkerFailure)
+    assert isinstance(outcome, SandboxFailure)
     assert outcome.error.reason == "too_large"
     assert outcome.error.detail == "big"
     assert outcome.exiting

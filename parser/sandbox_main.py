@@ -1,6 +1,6 @@
-"""The code that runs inside a parser worker process: limits first, then a request loop.
+"""The code that runs inside a parser sandbox process: limits first, then a request loop.
 
-The worker is started with the ``spawn`` method, so it is a fresh interpreter that shares
+The sandbox is started with the ``spawn`` method, so it is a fresh interpreter that shares
 nothing with the (threaded, asyncio) parent but one pipe.
 """
 
@@ -29,13 +29,13 @@ from parser.protocol import (
     encode_failure,
 )
 
-__all__ = ["worker_main"]
+__all__ = ["sandbox_main"]
 
 _CPU_GRACE_SECONDS = 2
-"""CPU seconds beyond the wall-time limit before the kernel stops a runaway worker."""
+"""CPU seconds beyond the wall-time limit before the kernel stops a runaway sandbox."""
 
 
-def worker_main(connection: Connection, limits: ParseLimits) -> None:
+def sandbox_main(connection: Connection, limits: ParseLimits) -> None:
     """Apply the process limits, report ready, then answer requests until the pipe closes."""
     _restrict(limits)
     connection.send_bytes(READY)
@@ -71,7 +71,7 @@ def _restrict(limits: ParseLimits) -> None:
 def _arm_cpu_limit(limits: ParseLimits) -> None:
     """Let the next parse use at most its wall-time limit (plus grace) of CPU time.
 
-    A backstop for when the parent cannot kill the worker (the parent itself died): the
+    A backstop for when the parent cannot kill the sandbox (the parent itself died): the
     kernel sends SIGXCPU, whose default action ends the process.
     """
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -84,7 +84,7 @@ def _arm_cpu_limit(limits: ParseLimits) -> None:
 
 
 def _answer(header: bytes, data: bytes, limits: ParseLimits) -> tuple[bytes, bool]:
-    """The encoded answer to one request, and whether the worker must quit after it."""
+    """The encoded answer to one request, and whether the sandbox must quit after it."""
     _arm_cpu_limit(limits)
     try:
         return encode_document(_parse(header, data, limits)), False
@@ -93,7 +93,7 @@ def _answer(header: bytes, data: bytes, limits: ParseLimits) -> tuple[bytes, boo
     except MemoryError:
         out_of_memory = True
     # Answered outside the handler, so the frames holding the memory are already released;
-    # the worker still quits after answering, so that its replacement starts with a clean heap.
+    # the sandbox still quits after answering, so that its replacement starts with a clean heap.
     assert out_of_memory
     too_large = ParseError("too_large", f"document needs more than {limits.memory_bytes} bytes")
     return encode_failure(too_large, exiting=True), True

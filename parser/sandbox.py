@@ -1,7 +1,7 @@
-"""A parser worker process seen from the parent: start it, talk to it, kill it, reap it.
+"""A parser sandbox process seen from the parent: start it, talk to it, kill it, reap it.
 
 Every method blocks; ``DocumentParser`` calls them from its own threads. ``kill`` alone is
-safe to call while another thread is inside ``exchange``: the dead worker's pipe closes,
+safe to call while another thread is inside ``exchange``: the dead sandbox's pipe closes,
 which ends the exchange with ``EOFError`` or ``OSError``.
 """
 
@@ -14,16 +14,16 @@ from multiprocessing.context import SpawnProcess
 from parser.errors import ParseError
 from parser.limits import ParseLimits
 from parser.protocol import READY, max_response_bytes
-from parser.worker_main import worker_main
+from parser.sandbox_main import sandbox_main
 
-__all__ = ["WorkerProcess"]
+__all__ = ["SandboxProcess"]
 
 _CONTEXT = multiprocessing.get_context("spawn")
 _STOP_GRACE_SECONDS = 2.0
 
 
-class WorkerProcess:
-    """One spawned worker and the parent's end of the pipe to it."""
+class SandboxProcess:
+    """One spawned sandbox and the parent's end of the pipe to it."""
 
     __slots__ = ("_connection", "_max_response", "_process")
 
@@ -33,13 +33,13 @@ class WorkerProcess:
         self._max_response = max_response
 
     @classmethod
-    def start(cls, limits: ParseLimits, startup_timeout: float) -> WorkerProcess:
-        """Spawn a worker and wait until it reports ready; ``ParseError("internal")`` if not."""
+    def start(cls, limits: ParseLimits, startup_timeout: float) -> SandboxProcess:
+        """Spawn a sandbox and wait until it reports ready; ``ParseError("internal")`` if not."""
         parent_end, child_end = _CONTEXT.Pipe(duplex=True)
         process = _CONTEXT.Process(
-            target=worker_main,
+            target=sandbox_main,
             args=(child_end, limits),
-            name="sealflow-parser-worker",
+            name="sealflow-parser-sandbox",
             daemon=True,
         )
         try:
@@ -50,44 +50,44 @@ class WorkerProcess:
             raise ParseError("internal", f"cannot start a parser process: {exc}") from exc
         # Only the child may hold its end open, so that its death reads as end-of-file here.
         child_end.close()
-        worker = cls(process, parent_end, max_response_bytes(limits))
+        sandbox = cls(process, parent_end, max_response_bytes(limits))
         try:
             ready = parent_end.poll(startup_timeout) and parent_end.recv_bytes(64) == READY
         except (EOFError, OSError):
             ready = False
         if not ready:
             exit_code = process.exitcode
-            worker.kill()
-            worker.close()
+            sandbox.kill()
+            sandbox.close()
             raise ParseError("internal", f"parser process did not start (exit code {exit_code})")
-        return worker
+        return sandbox
 
     @property
     def pid(self) -> int | None:
-        """The worker's process id."""
+        """The sandbox's process id."""
         return self._process.pid
 
     def is_alive(self) -> bool:
-        """Whether the worker process is still running."""
+        """Whether the sandbox process is still running."""
         return self._process.is_alive()
 
     def exchange(self, header: bytes, data: bytes) -> bytes:
-        """Send one request and wait for its answer; ``EOFError``/``OSError`` if the worker dies."""
+        """Send one request and wait for its answer; ``EOFError``/``OSError`` if it dies."""
         self._connection.send_bytes(header)
         self._connection.send_bytes(data)
         return self._connection.recv_bytes(self._max_response)
 
     def exit_code(self) -> int | None:
-        """The exit code once the worker has ended (negative: the signal that ended it)."""
+        """The exit code once the sandbox has ended (negative: the signal that ended it)."""
         return self._process.exitcode
 
     def kill(self) -> None:
-        """Send SIGKILL to the worker; does not wait."""
+        """Send SIGKILL to the sandbox; does not wait."""
         if self._process.exitcode is None:
             self._process.kill()
 
     def close(self) -> None:
-        """Stop the worker (EOF first, SIGKILL after a grace period), reap it, free the pipe.
+        """Stop the sandbox (EOF first, SIGKILL after a grace period), reap it, free the pipe.
 
         Call only when no thread is inside ``exchange``.
         """
