@@ -21,6 +21,7 @@ from broker import (
     make_audit_event,
 )
 from parser import DocumentParser, ParseError, ParseLimits
+from parser.document_parser import SANDBOX_USER
 from schemas import Chunk, ParseCompleted, ParseFailed, ParseRequested
 from store import BlobStore, StoreError
 
@@ -41,6 +42,8 @@ class ParserSettings(BaseSettings):
     timeout_seconds: float = Field(default=20.0, gt=0)
     memory_bytes: int = Field(default=512 * 1024 * 1024, ge=64 * 1024 * 1024)
     processes: int = Field(default=1, ge=1, le=32)
+    sandbox_user: str = Field(default=SANDBOX_USER, min_length=1, max_length=32)
+    """Whom the sandbox processes run as when the parser is started as root."""
 
     def limits(self) -> ParseLimits:
         """The limits handed to the sandboxed parser process."""
@@ -162,7 +165,11 @@ async def serve(
     parser_settings = parser_settings if parser_settings is not None else ParserSettings()
     runtime = ServiceRuntime("parser", settings)
     blobs = BlobStore(settings.data_dir / "blobs")
-    parser = DocumentParser(parser_settings.limits(), processes=parser_settings.processes)
+    parser = DocumentParser(
+        parser_settings.limits(),
+        processes=parser_settings.processes,
+        sandbox_user=parser_settings.sandbox_user,
+    )
 
     async def setup(rt: ServiceRuntime) -> None:
         rt.consume("parser.requests", ParserHandlers(rt, blobs, parser, parser_settings).routes())

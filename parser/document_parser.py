@@ -11,14 +11,17 @@ process is SIGKILLed, reaped in the background, and a fresh one is started at on
 from __future__ import annotations
 
 import asyncio
+import functools
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Final
 
+import structlog
+
 from parser.document import ParsedDocument
 from parser.errors import ParseError
 from parser.limits import ParseLimits
-from parser.protocol import SandboxFailure, decode_response, encode_request
+from parser.protocol import decode_response, encode_request
 from parser.sandbox import SandboxProcess
 
 __all__ = ["DocumentParser"]
@@ -27,6 +30,10 @@ STARTUP_TIMEOUT_SECONDS: Final = 30.0
 """How long a new sandbox may take to import and report ready (not part of a parse's time)."""
 
 _DEFAULT_LIMITS = ParseLimits()
+SANDBOX_USER: Final = "nobody"
+"""Whom a sandbox started by root runs as, unless told otherwise."""
+
+_log = structlog.get_logger("sealflow.parser")
 
 
 class _Slot:
@@ -46,10 +53,17 @@ class DocumentParser:
     ``aclose()``, which waits for running parses and reaps every sandbox.
     """
 
-    def __init__(self, limits: ParseLimits = _DEFAULT_LIMITS, *, processes: int = 1) -> None:
+    def __init__(
+        self,
+        limits: ParseLimits = _DEFAULT_LIMITS,
+        *,
+        processes: int = 1,
+        sandbox_user: str = SANDBOX_USER,
+    ) -> None:
         if processes < 1:
             raise ValueError("DocumentParser needs at least one process")
         self._limits = limits
+        self._sandbox_user = sandbox_user
         self._processes = processes
         self._idle: asyncio.Queue[_Slot] = asyncio.Queue()
         for _ in range(processes):
@@ -121,10 +135,15 @@ class DocumentParser:
     def _start(self) -> asyncio.Task[SandboxProcess]:
         async def start() -> SandboxProcess:
             loop = asyncio.get_running_loop()
-            sandbox = await loop.run_in_executor(
-                self._threads, SandboxProcess.start, self._limits, STARTUP_TIMEOUT_SECONDS
+            start = functools.partial(
+                SandboxProcess.start,
+                self._limits,
+                STARTUP_TIMEOUT_SECONDS,
+                user=self._sandbox_user,
             )
+            sandbox = await loop.run_in_executor(self._threads, start)
             self._sandboxes.add(sandbox)
+            _log_started(sandbox)
             return sandbox
 
         return asyncio.create_task(start(), name="sealflow-parser-start")
@@ -149,15 +168,15 @@ class DocumentParser:
                 "internal", f"parser process died mid-parse (exit code {sandbox.exit_code()})"
             ) from exc
         try:
-            outcome = decode_response(payload)
+            answer_read = decode_response(payload)
         except ParseError:
             self._retire(slot, sandbox, None)
             raise
-        if isinstance(outcome, SandboxFailure):
-            if outcome.exiting:
-                self._retire(slot, sandbox, None)
-            raise outcome.error
-        return outcome
+        if answer_read.exiting:
+            self._retire(slot, sandbox, None)
+        if isinstance(answer_read.outcome, ParseError):
+            raise answer_read.outcome
+        return answer_read.outcome
 
     def _retire(
         self, slot: _Slot, sandbox: SandboxProcess, exchange: asyncio.Future[bytes] | None
@@ -194,3 +213,20 @@ class DocumentParser:
         while self._reaping:
             await asyncio.gather(*self._reaping)
         self._threads.shutdown(wait=True)
+
+
+def _log_started(sandbox: SandboxProcess) -> None:
+    """Say how a new sandbox is confined; a warning names what is left open."""
+    ready = sandbox.ready
+    assert ready is not None
+    confinement = ready.confinement
+    log = _log.info if confinement.complete else _log.warning
+    log(
+        "parser.sandbox_started",
+        pid=sandbox.pid,
+        user=confinement.user,
+        files=confinement.files,
+        network=confinement.network,
+        confined=confinement.complete,
+        skipped_modules=list(ready.skipped_modules),
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 __all__ = ["ParseLimits"]
@@ -20,6 +21,9 @@ class ParseLimits:
     """Wall time of one parse in the isolated process (``DocumentParser`` only)."""
     memory_bytes: int = 512 * 1024 * 1024
     """Address-space limit of the isolated process (``DocumentParser`` only)."""
+    sandbox_cpu_seconds: int = 600
+    """CPU seconds one sandbox process may use in its life (the kernel's hard limit, SIGKILL);
+    it is replaced before a parse could run into it (``DocumentParser`` only)."""
 
     def __post_init__(self) -> None:
         for name in ("max_input_bytes", "max_pages", "max_output_chars", "max_chunks"):
@@ -29,5 +33,8 @@ class ParseLimits:
             raise ValueError("ParseLimits.chunk_chars must be at least 1")
         if not self.timeout_seconds > 0:
             raise ValueError("ParseLimits.timeout_seconds must be positive")
+        # A parse's CPU budget is its time limit rounded up plus 2 s of grace (``sandbox_main``).
+        if self.sandbox_cpu_seconds < math.ceil(self.timeout_seconds) + 3:
+            raise ValueError("ParseLimits.sandbox_cpu_seconds must cover a parse and its grace")
         if self.memory_bytes < 64 * 1024 * 1024:
             raise ValueError("ParseLimits.memory_bytes must be at least 64 MiB to start Python")

@@ -10,27 +10,30 @@ import json
 from dataclasses import dataclass
 from typing import Any, Final
 
+from parser.confinement import Confinement
 from parser.document import ChunkSpan, MetadataValue, ParsedDocument
 from parser.errors import PARSE_ERROR_REASONS, ParseError, ParseErrorReason
 from parser.limits import ParseLimits
 
 __all__ = [
+    "MAX_READY_BYTES",
     "MAX_REQUEST_HEADER_BYTES",
-    "READY",
     "ParseRequest",
-    "SandboxFailure",
+    "SandboxAnswer",
+    "SandboxReady",
+    "decode_ready",
     "decode_request",
     "decode_response",
     "encode_document",
     "encode_failure",
+    "encode_ready",
     "encode_request",
     "max_response_bytes",
 ]
 
-READY: Final = b"ready"
-"""The sandbox's first message, once its limits are in place and its imports done."""
-
+MAX_READY_BYTES: Final = 4096
 MAX_REQUEST_HEADER_BYTES: Final = 8192
+_MAX_READY_TEXT_CHARS = 500
 _MAX_CONTENT_TYPE_CHARS = 255
 _MAX_FILENAME_CHARS = 1024
 
@@ -44,11 +47,49 @@ class ParseRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class SandboxFailure:
-    """The sandbox's ``ParseError``; ``exiting`` when the sandbox quits after answering."""
+class SandboxReady:
+    """The sandbox's first message: how it is confined, and which modules it could not load."""
 
-    error: ParseError
+    confinement: Confinement
+    skipped_modules: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxAnswer:
+    """The document or the ``ParseError``; ``exiting`` when the sandbox quits after answering."""
+
+    outcome: ParsedDocument | ParseError
     exiting: bool
+
+
+def encode_ready(confinement: Confinement, skipped_modules: tuple[str, ...]) -> bytes:
+    """The first message, sent once the sandbox is confined and warmed up."""
+    body = {
+        "ready": {
+            "user": confinement.user[:_MAX_READY_TEXT_CHARS],
+            "files": confinement.files[:_MAX_READY_TEXT_CHARS],
+            "network": confinement.network[:_MAX_READY_TEXT_CHARS],
+            "complete": confinement.complete,
+            "skipped_modules": [name[:100] for name in skipped_modules[:20]],
+        }
+    }
+    return json.dumps(body).encode("ascii")
+
+
+def decode_ready(payload: bytes) -> SandboxReady:
+    """Check and read the first message; anything unexpected is ``ParseError("internal")``."""
+    try:
+        ready = json.loads(payload)["ready"]
+        texts = [ready[name] for name in ("user", "files", "network")]
+        complete, skipped = ready["complete"], ready["skipped_modules"]
+    except (ValueError, RecursionError, TypeError, KeyError) as exc:
+        raise _bad("ready message is not the expected object") from exc
+    if not all(isinstance(t, str) for t in texts) or not isinstance(complete, bool):
+        raise _bad("ready message has fields of the wrong type")
+    if not isinstance(skipped, list) or not all(isinstance(name, str) for name in skipped):
+        raise _bad("ready message has a malformed list of skipped modules")
+    confinement = Confinement(user=texts[0], files=texts[1], network=texts[2], complete=complete)
+    return SandboxReady(confinement, tuple(skipped))
 
 
 def encode_request(content_type: str, filename: str) -> bytes:
@@ -67,16 +108,17 @@ def decode_request(header: bytes) -> ParseRequest:
     return ParseRequest(content_type=str(fields["content_type"]), filename=str(fields["filename"]))
 
 
-def encode_document(document: ParsedDocument) -> bytes:
+def encode_document(document: ParsedDocument, *, exiting: bool) -> bytes:
     """A successful answer."""
-    body = {
+    body: dict[str, object] = {
         "document": {
             "text": document.text,
             "metadata": document.metadata,
             "chunks": [[c.index, c.start, c.end, c.page] for c in document.chunks],
             "pages": document.pages,
             "parser": document.parser,
-        }
+        },
+        "exiting": exiting,
     }
     return json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
 
@@ -92,7 +134,7 @@ def max_response_bytes(limits: ParseLimits) -> int:
     return 6 * limits.max_output_chars + 64 * limits.max_chunks + 1024 * 1024
 
 
-def decode_response(payload: bytes) -> ParsedDocument | SandboxFailure:
+def decode_response(payload: bytes) -> SandboxAnswer:
     """Check and read a sandbox's answer; anything unexpected is ``ParseError("internal")``."""
     try:
         body = json.loads(payload)
@@ -112,16 +154,17 @@ def decode_response(payload: bytes) -> ParsedDocument | SandboxFailure:
         raise _bad("document text or parser is not a string")
     if pages is not None and not _is_int(pages):
         raise _bad("document pages is not an integer")
-    return ParsedDocument(
+    parsed = ParsedDocument(
         text=text,
         metadata=_metadata(document.get("metadata")),
         chunks=_chunks(document.get("chunks"), len(text)),
         pages=pages,
         parser=parser,
     )
+    return SandboxAnswer(parsed, exiting=body.get("exiting") is True)
 
 
-def _failure(body: dict[str, Any]) -> SandboxFailure:
+def _failure(body: dict[str, Any]) -> SandboxAnswer:
     error = body["error"]
     if not isinstance(error, dict):
         raise _bad("error is not an object")
@@ -129,7 +172,7 @@ def _failure(body: dict[str, Any]) -> SandboxFailure:
     if reason not in PARSE_ERROR_REASONS or not isinstance(detail, str):
         raise _bad("error has an unknown reason or no detail")
     reason_code: ParseErrorReason = reason
-    return SandboxFailure(ParseError(reason_code, detail), exiting=body.get("exiting") is True)
+    return SandboxAnswer(ParseError(reason_code, detail), exiting=body.get("exiting") is True)
 
 
 def _metadata(raw: object) -> dict[str, MetadataValue]:

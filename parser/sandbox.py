@@ -13,8 +13,9 @@ from multiprocessing.context import SpawnProcess
 
 from parser.errors import ParseError
 from parser.limits import ParseLimits
-from parser.protocol import READY, max_response_bytes
-from parser.sandbox_main import sandbox_main
+from parser.parsing import parse_bytes
+from parser.protocol import MAX_READY_BYTES, SandboxReady, decode_ready, max_response_bytes
+from parser.sandbox_main import ParseFunction, sandbox_main
 
 __all__ = ["SandboxProcess"]
 
@@ -25,20 +26,32 @@ _STOP_GRACE_SECONDS = 2.0
 class SandboxProcess:
     """One spawned sandbox and the parent's end of the pipe to it."""
 
-    __slots__ = ("_connection", "_max_response", "_process")
+    __slots__ = ("_connection", "_max_response", "_process", "ready")
 
     def __init__(self, process: SpawnProcess, connection: Connection, max_response: int) -> None:
         self._process = process
         self._connection = connection
         self._max_response = max_response
+        self.ready: SandboxReady | None = None
+        """What the sandbox reported once confined: how, and what is left open."""
 
     @classmethod
-    def start(cls, limits: ParseLimits, startup_timeout: float) -> SandboxProcess:
-        """Spawn a sandbox and wait until it reports ready; ``ParseError("internal")`` if not."""
+    def start(
+        cls,
+        limits: ParseLimits,
+        startup_timeout: float,
+        *,
+        user: str,
+        parse: ParseFunction = parse_bytes,
+    ) -> SandboxProcess:
+        """Spawn a sandbox and wait until it reports ready; ``ParseError("internal")`` if not.
+
+        The sandbox drops to ``user`` when started as root, and runs ``parse`` on each document.
+        """
         parent_end, child_end = _CONTEXT.Pipe(duplex=True)
         process = _CONTEXT.Process(
             target=sandbox_main,
-            args=(child_end, limits),
+            args=(child_end, limits, user, parse),
             name="sealflow-parser-sandbox",
             daemon=True,
         )
@@ -52,10 +65,11 @@ class SandboxProcess:
         child_end.close()
         sandbox = cls(process, parent_end, max_response_bytes(limits))
         try:
-            ready = parent_end.poll(startup_timeout) and parent_end.recv_bytes(64) == READY
-        except (EOFError, OSError):
-            ready = False
-        if not ready:
+            if parent_end.poll(startup_timeout):
+                sandbox.ready = decode_ready(parent_end.recv_bytes(MAX_READY_BYTES))
+        except (EOFError, OSError, ParseError):
+            sandbox.ready = None
+        if sandbox.ready is None:
             exit_code = process.exitcode
             sandbox.kill()
             sandbox.close()
@@ -79,6 +93,11 @@ class SandboxProcess:
 
     def exit_code(self) -> int | None:
         """The exit code once the sandbox has ended (negative: the signal that ended it)."""
+        return self._process.exitcode
+
+    def wait(self, timeout: float) -> int | None:
+        """Wait at most ``timeout`` seconds for the sandbox to end; its exit code, if it did."""
+        self._process.join(timeout)
         return self._process.exitcode
 
     def kill(self) -> None:

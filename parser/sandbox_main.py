@@ -1,7 +1,9 @@
-"""The code that runs inside a parser sandbox process: limits first, then a request loop.
+"""The code that runs inside a parser sandbox process: confinement first, then a request loop.
 
 The sandbox is started with the ``spawn`` method, so it is a fresh interpreter that shares
-nothing with the (threaded, asyncio) parent but one pipe.
+nothing with the (threaded, asyncio) parent but one pipe. It imports and warms up everything
+a parse needs, confines itself (``parser.confinement``), reports ready with what it achieved,
+and only then reads documents, which arrive as bytes: it is never given a path.
 """
 
 from __future__ import annotations
@@ -12,86 +14,92 @@ import math
 import resource
 import signal
 import warnings
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 
 from pypdf.errors import PdfReadWarning
 
+from parser.confinement import confine
 from parser.document import ParsedDocument
 from parser.errors import ParseError
 from parser.formats.csv_rows import CSV_MAX_FIELD_CHARS
 from parser.limits import ParseLimits
 from parser.parsing import parse_bytes
+from parser.preload import preload
 from parser.protocol import (
     MAX_REQUEST_HEADER_BYTES,
-    READY,
     decode_request,
     encode_document,
     encode_failure,
+    encode_ready,
 )
 
-__all__ = ["sandbox_main"]
+__all__ = ["CPU_GRACE_SECONDS", "ParseFunction", "sandbox_main"]
 
-_CPU_GRACE_SECONDS = 2
+ParseFunction = Callable[[bytes, str, str, ParseLimits], ParsedDocument]
+"""What the sandbox runs on each document: ``parse_bytes``, or a hostile stand-in in tests."""
+
+CPU_GRACE_SECONDS = 2
 """CPU seconds beyond the wall-time limit before the kernel stops a runaway sandbox."""
 
 
-def sandbox_main(connection: Connection, limits: ParseLimits) -> None:
-    """Apply the process limits, report ready, then answer requests until the pipe closes."""
-    _restrict(limits)
-    connection.send_bytes(READY)
+def sandbox_main(
+    connection: Connection, limits: ParseLimits, user: str, parse: ParseFunction = parse_bytes
+) -> None:
+    """Warm up, confine, report ready, then answer requests until the pipe closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    csv.field_size_limit(CSV_MAX_FIELD_CHARS)
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    warnings.simplefilter("ignore", PdfReadWarning)
+    skipped = preload()
+    confinement = confine(limits, user=user, keep_fd=connection.fileno())
+    connection.send_bytes(encode_ready(confinement, skipped))
     while True:
         try:
             header = connection.recv_bytes(MAX_REQUEST_HEADER_BYTES)
             data = connection.recv_bytes(max(1, limits.max_input_bytes))
         except EOFError:
             return
-        answer, exiting = _answer(header, data, limits)
+        answer, exiting = _answer(header, data, limits, parse)
         del data
         connection.send_bytes(answer)
         if exiting:
             return
 
 
-def _restrict(limits: ParseLimits) -> None:
-    """Bound memory, CPU and core dumps; the parent owns interrupts and warnings are muted."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    memory = (
-        limits.memory_bytes if hard == resource.RLIM_INFINITY else min(hard, limits.memory_bytes)
-    )
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    _, core_hard = resource.getrlimit(resource.RLIMIT_CORE)
-    resource.setrlimit(resource.RLIMIT_CORE, (0, core_hard))
-    _arm_cpu_limit(limits)
-    csv.field_size_limit(CSV_MAX_FIELD_CHARS)
-    logging.getLogger("pypdf").setLevel(logging.ERROR)
-    warnings.simplefilter("ignore", PdfReadWarning)
-
-
-def _arm_cpu_limit(limits: ParseLimits) -> None:
+def _arm_cpu_limit(limits: ParseLimits) -> bool:
     """Let the next parse use at most its wall-time limit (plus grace) of CPU time.
 
     A backstop for when the parent cannot kill the sandbox (the parent itself died): the
-    kernel sends SIGXCPU, whose default action ends the process.
+    kernel sends SIGXCPU, whose default action ends the process, and SIGKILL at the hard
+    limit (the sandbox's lifetime CPU budget). False when that budget cannot cover a whole
+    parse any more: the sandbox then quits after answering and the parent starts a fresh one.
     """
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    budget = math.ceil(usage.ru_utime + usage.ru_stime + limits.timeout_seconds)
-    soft = budget + _CPU_GRACE_SECONDS
+    soft = math.ceil(usage.ru_utime + usage.ru_stime + limits.timeout_seconds) + CPU_GRACE_SECONDS
     _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-    if hard != resource.RLIM_INFINITY:
-        soft = min(soft, hard)
-    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+    if hard == resource.RLIM_INFINITY:
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+        return True
+    resource.setrlimit(resource.RLIMIT_CPU, (min(soft, hard), hard))
+    return soft < hard
 
 
-def _answer(header: bytes, data: bytes, limits: ParseLimits) -> tuple[bytes, bool]:
+def _answer(
+    header: bytes, data: bytes, limits: ParseLimits, parse: ParseFunction
+) -> tuple[bytes, bool]:
     """The encoded answer to one request, and whether the sandbox must quit after it."""
     _arm_cpu_limit(limits)
     try:
-        return encode_document(_parse(header, data, limits)), False
+        document = _parse(header, data, limits, parse)
     except ParseError as error:
-        return encode_failure(error, exiting=False), False
+        exiting = not _arm_cpu_limit(limits)
+        return encode_failure(error, exiting=exiting), exiting
     except MemoryError:
         out_of_memory = True
+    else:
+        exiting = not _arm_cpu_limit(limits)
+        return encode_document(document, exiting=exiting), exiting
     # Answered outside the handler, so the frames holding the memory are already released;
     # the sandbox still quits after answering, so that its replacement starts with a clean heap.
     assert out_of_memory
@@ -99,11 +107,11 @@ def _answer(header: bytes, data: bytes, limits: ParseLimits) -> tuple[bytes, boo
     return encode_failure(too_large, exiting=True), True
 
 
-def _parse(header: bytes, data: bytes, limits: ParseLimits) -> ParsedDocument:
-    """``parse_bytes``; any exception it should not raise is reported as ``internal``."""
+def _parse(header: bytes, data: bytes, limits: ParseLimits, parse: ParseFunction) -> ParsedDocument:
+    """``parse``; any exception it should not raise is reported as ``internal``."""
     try:
         request = decode_request(header)
-        return parse_bytes(data, request.content_type, request.filename, limits)
+        return parse(data, request.content_type, request.filename, limits)
     except (ParseError, MemoryError):
         raise
     except Exception as exc:

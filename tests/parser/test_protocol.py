@@ -7,7 +7,7 @@ import json
 import pytest
 
 from parser import ChunkSpan, ParsedDocument, ParseError
-from parser.protocol import SandboxFailure, decode_response, encode_document, encode_failure
+from parser.protocol import decode_response, encode_document, encode_failure
 
 
 def _answer(document: dict[str, object]) -> bytes:
@@ -32,15 +32,18 @@ def test_documents_round_trip() -> None:
         1,
         "pdf",
     )
-    assert decode_response(encode_document(doc)) == doc
+    answer = decode_response(encode_document(doc, exiting=False))
+    assert answer.outcome == doc
+    assert not answer.exiting
+    assert decode_response(encode_document(doc, exiting=True)).exiting
 
 
 def test_failures_round_trip_with_the_exit_flag() -> None:
-    outcome = decode_response(encode_failure(ParseError("too_large", "big"), exiting=True))
-    assert isinstance(outcome, SandboxFailure)
-    assert outcome.error.reason == "too_large"
-    assert outcome.error.detail == "big"
-    assert outcome.exiting
+    answer = decode_response(encode_failure(ParseError("too_large", "big"), exiting=True))
+    assert isinstance(answer.outcome, ParseError)
+    assert answer.outcome.reason == "too_large"
+    assert answer.outcome.detail == "big"
+    assert answer.exiting
 
 
 @pytest.mark.parametrize(
