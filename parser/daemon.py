@@ -22,7 +22,14 @@ from broker import (
 )
 from parser import DocumentParser, ParseError, ParseLimits
 from parser.document_parser import SANDBOX_USER
-from schemas import Chunk, ParseCompleted, ParseFailed, ParseRequested
+from schemas import (
+    MAX_DOCUMENT_BYTES,
+    MAX_TEXT_CHARS,
+    Chunk,
+    ParseCompleted,
+    ParseFailed,
+    ParseRequested,
+)
 from store import BlobStore, StoreError
 
 __all__ = ["ParserHandlers", "ParserSettings", "serve"]
@@ -36,9 +43,9 @@ class ParserSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SEALFLOW_PARSER_", extra="ignore")
 
     health_port: int = Field(default=9102, ge=0, le=65535)
-    max_input_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
+    max_input_bytes: int = Field(default=MAX_DOCUMENT_BYTES, ge=1)
     max_pages: int = Field(default=500, ge=1)
-    max_output_chars: int = Field(default=4_000_000, ge=1, le=4_000_000)
+    max_output_chars: int = Field(default=MAX_TEXT_CHARS, ge=1, le=MAX_TEXT_CHARS)
     timeout_seconds: float = Field(default=20.0, gt=0)
     memory_bytes: int = Field(default=512 * 1024 * 1024, ge=64 * 1024 * 1024)
     processes: int = Field(default=1, ge=1, le=32)

@@ -5,17 +5,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from schemas.limits import MAX_CHUNKS, MAX_DOCUMENT_BYTES, MAX_TEXT_CHARS
+
 __all__ = ["ParseLimits"]
 
 
 @dataclass(frozen=True, slots=True)
 class ParseLimits:
-    """Every bound applied to one parse; the defaults suit a 25 MiB upload limit."""
+    """Every bound applied to one parse; the defaults are the shared ones of ``schemas.limits``."""
 
-    max_input_bytes: int = 25 * 1024 * 1024
+    max_input_bytes: int = MAX_DOCUMENT_BYTES
+    """Largest document of any format; text formats are bounded lower (``max_input_bytes``)."""
     max_pages: int = 500
-    max_output_chars: int = 4_000_000
-    max_chunks: int = 10_000
+    max_output_chars: int = MAX_TEXT_CHARS
+    max_chunks: int = MAX_CHUNKS
     chunk_chars: int = 1_000
     timeout_seconds: float = 20.0
     """Wall time of one parse in the isolated process (``DocumentParser`` only)."""

@@ -14,6 +14,7 @@ from parser.formats.markdown import extract_markdown
 from parser.formats.pdf import PAGE_SEPARATOR, extract_pdf
 from parser.formats.plaintext import extract_plain_text
 from parser.limits import ParseLimits
+from schemas.formats import max_input_bytes, too_large_detail
 
 __all__ = ["parse_bytes"]
 
@@ -33,6 +34,14 @@ def parse_bytes(
             "too_large", f"document is {len(data)} bytes, more than {limits.max_input_bytes}"
         )
     detected = detect_input(data, content_type, filename)
+    limit = max_input_bytes(
+        detected.content_type,
+        max_document_bytes=limits.max_input_bytes,
+        max_text_chars=limits.max_output_chars,
+    )
+    if len(data) > limit:
+        detail = too_large_detail(detected.content_type, limit)
+        raise ParseError("too_large", f"document is {len(data)} bytes: {detail}")
     extraction = _extract(detected.content_type, data, detected.text, limits)
     separator = PAGE_SEPARATOR if extraction.paged else ""
     text = separator.join(extraction.parts)
