@@ -4,6 +4,7 @@ and answers ``parse.completed`` or ``parse.failed`` sealed for the worker."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Any
 
@@ -22,6 +23,7 @@ from broker import (
 )
 from parser import DocumentParser, ParseError, ParseLimits
 from parser.document_parser import SANDBOX_USER
+from parser.fairness import FairSlots
 from schemas import (
     MAX_DOCUMENT_BYTES,
     MAX_TEXT_CHARS,
@@ -48,7 +50,11 @@ class ParserSettings(BaseSettings):
     max_output_chars: int = Field(default=MAX_TEXT_CHARS, ge=1, le=MAX_TEXT_CHARS)
     timeout_seconds: float = Field(default=20.0, gt=0)
     memory_bytes: int = Field(default=512 * 1024 * 1024, ge=64 * 1024 * 1024)
-    processes: int = Field(default=1, ge=1, le=32)
+    processes: int = Field(default_factory=lambda: min(32, os.cpu_count() or 1), ge=1, le=32)
+    """Sandbox processes parsing at once: one per core by default."""
+    prefetch: int = Field(default=256, ge=1, le=1000)
+    """Requests taken from the broker at once. They wait here, in per-owner turns, instead of
+    first come first served at the broker; none is acked before its answer is published."""
     sandbox_user: str = Field(default=SANDBOX_USER, min_length=1, max_length=32)
     """Whom the sandbox processes run as when the parser is started as root."""
 
@@ -72,33 +78,41 @@ class ParserHandlers:
         blobs: BlobStore,
         parser: DocumentParser,
         settings: ParserSettings,
+        slots: FairSlots | None = None,
     ) -> None:
         self.runtime = runtime
         self.blobs = blobs
         self.parser = parser
         self.settings = settings
+        self.slots = slots if slots is not None else FairSlots(settings.processes)
+        """The parse slots, shared among owners in turn (``parser.fairness``)."""
 
     def routes(self) -> dict[str, Any]:
         """Message type → handler, for the consumer of ``parser.requests``."""
         return {"parse.requested": self.on_parse_requested}
 
     async def on_parse_requested(self, opened: Opened[ParseRequested], delivery: Delivery) -> None:
-        """Read the blob (digest re-checked), parse it within limits, answer the worker."""
+        """Wait for the owner's fair turn, read the blob (digest re-checked), parse it within
+        limits, answer the worker."""
         request = opened.message
-        started = time.perf_counter()
-        try:
-            data = await asyncio.to_thread(
-                self.blobs.read, request.blob_sha256, max_bytes=self.settings.max_input_bytes
-            )
-            document = await self.parser.parse(data, request.content_type, request.filename)
-        except StoreError as error:
-            await self._fail(opened, error.reason, str(error), permanent=True)
-            return
-        except ParseError as error:
-            last_try = delivery.attempt >= self.runtime.settings.max_attempts
-            if not error.permanent and not last_try:
-                raise RetryLater(f"{error.reason}: {error.detail}") from error
-            await self._fail(opened, error.reason, error.detail, permanent=True)
+        async with self.slots.slot(opened.claims.sub):
+            started = time.perf_counter()
+            try:
+                data = await asyncio.to_thread(
+                    self.blobs.read, request.blob_sha256, max_bytes=self.settings.max_input_bytes
+                )
+                document = await self.parser.parse(data, request.content_type, request.filename)
+            except StoreError as error:
+                failure: tuple[str, str] | None = (error.reason, str(error))
+            except ParseError as error:
+                last_try = delivery.attempt >= self.runtime.settings.max_attempts
+                if not error.permanent and not last_try:
+                    raise RetryLater(f"{error.reason}: {error.detail}") from error
+                failure = (error.reason, error.detail)
+            else:
+                failure = None
+        if failure is not None:
+            await self._fail(opened, *failure, permanent=True)
             return
         reply = ParseCompleted(
             job_id=request.job_id,
@@ -170,6 +184,9 @@ async def serve(
     """Run the parser until ``stop`` is set or SIGTERM/SIGINT arrives."""
     settings = settings if settings is not None else BrokerSettings()
     parser_settings = parser_settings if parser_settings is not None else ParserSettings()
+    # Deliveries must reach the fair queue: with the broker's usual prefetch, a backlog of one
+    # owner would hold every delivery and another owner's request would wait at the broker.
+    settings = settings.model_copy(update={"prefetch": parser_settings.prefetch})
     runtime = ServiceRuntime("parser", settings)
     blobs = BlobStore(settings.data_dir / "blobs")
     parser = DocumentParser(
