@@ -7,7 +7,7 @@ processes with time and memory limits. ``parser.daemon`` wires it to the broker.
 from __future__ import annotations
 
 from parser.detection import SUPPORTED_TYPES, detect_format
-from parser.document import ChunkSpan, MetadataValue, ParsedDocument
+from parser.document import ParsedDocument
 from parser.document_parser import DocumentParser
 from parser.errors import ParseError, ParseErrorReason
 from parser.limits import ParseLimits
@@ -15,9 +15,7 @@ from parser.parsing import parse_bytes
 
 __all__ = [
     "SUPPORTED_TYPES",
-    "ChunkSpan",
     "DocumentParser",
-    "MetadataValue",
     "ParseError",
     "ParseErrorReason",
     "ParseLimits",

@@ -27,7 +27,6 @@ from parser.fairness import FairSlots
 from schemas import (
     MAX_DOCUMENT_BYTES,
     MAX_TEXT_CHARS,
-    Chunk,
     ParseCompleted,
     ParseFailed,
     ParseRequested,
@@ -119,9 +118,7 @@ class ParserHandlers:
             blob_sha256=request.blob_sha256,
             text=document.text,
             metadata=dict(document.metadata),
-            chunks=[
-                Chunk(index=c.index, start=c.start, end=c.end, page=c.page) for c in document.chunks
-            ],
+            chunks=list(document.chunks),
             pages=document.pages,
             parser=document.parser,
             duration_ms=int((time.perf_counter() - started) * 1000),

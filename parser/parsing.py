@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from parser.chunking import Region, chunk_regions
 from parser.detection import detect_input
-from parser.document import MetadataValue, ParsedDocument
+from parser.document import ParsedDocument
 from parser.errors import ParseError
 from parser.extraction import Extraction, OutputBudget
 from parser.formats.csv_rows import extract_csv
@@ -15,6 +15,7 @@ from parser.formats.pdf import PAGE_SEPARATOR, extract_pdf
 from parser.formats.plaintext import extract_plain_text
 from parser.limits import ParseLimits
 from schemas.formats import max_input_bytes, too_large_detail
+from schemas.parsing import MetadataValue
 
 __all__ = ["parse_bytes"]
 

@@ -10,10 +10,13 @@ import json
 from dataclasses import dataclass
 from typing import Any, Final
 
+from pydantic import ValidationError
+
 from parser.confinement import Confinement
-from parser.document import ChunkSpan, MetadataValue, ParsedDocument
+from parser.document import ParsedDocument
 from parser.errors import PARSE_ERROR_REASONS, ParseError, ParseErrorReason
 from parser.limits import ParseLimits
+from schemas.parsing import Chunk, MetadataValue
 
 __all__ = [
     "MAX_READY_BYTES",
@@ -186,10 +189,10 @@ def _metadata(raw: object) -> dict[str, MetadataValue]:
     return metadata
 
 
-def _chunks(raw: object, length: int) -> tuple[ChunkSpan, ...]:
+def _chunks(raw: object, length: int) -> tuple[Chunk, ...]:
     if not isinstance(raw, list):
         raise _bad("chunks is not a list")
-    chunks: list[ChunkSpan] = []
+    chunks: list[Chunk] = []
     previous_end = 0
     for position, item in enumerate(raw):
         if not isinstance(item, list) or len(item) != 4:
@@ -202,7 +205,10 @@ def _chunks(raw: object, length: int) -> tuple[ChunkSpan, ...]:
         if index != position or not previous_end <= start < end <= length:
             raise _bad(f"chunk {position} is out of order or outside the text")
         previous_end = end
-        chunks.append(ChunkSpan(index, start, end, page))
+        try:
+            chunks.append(Chunk(index=index, start=start, end=end, page=page))
+        except ValidationError as exc:
+            raise _bad(f"chunk {position} is outside the bounds of a chunk") from exc
     return tuple(chunks)
 
 

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parser import ChunkSpan, ParseError, ParseLimits, parse_bytes
+from parser import ParseError, ParseLimits, parse_bytes
+from schemas import Chunk
 
 _WHITESPACE = set(" \t\n\r\f\v")
 
@@ -84,7 +85,7 @@ def test_a_token_longer_than_a_chunk_is_cut_hard() -> None:
     assert [doc.text[c.start : c.end] for c in doc.chunks] == ["ab", "x" * 10, "x" * 10, "x" * 5]
 
 
-def assert_chunk_invariants(text: str, chunks: tuple[ChunkSpan, ...], chunk_chars: int) -> None:
+def assert_chunk_invariants(text: str, chunks: tuple[Chunk, ...], chunk_chars: int) -> None:
     """Consecutive indexes; ordered, non-empty, trimmed, bounded spans; whitespace-only gaps."""
     previous_end = 0
     for position, chunk in enumerate(chunks):
