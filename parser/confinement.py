@@ -46,10 +46,11 @@ class Confinement:
 
 def confine(limits: ParseLimits, *, user: str, keep_fd: int) -> Confinement:
     """Confine the calling process for good; raises :class:`SandboxRefused` or ``OSError``."""
+    root = os.geteuid() == 0
     _close_inherited_fds(keep_fd)
     _enter_empty_directory()
-    network, network_cut = _leave_the_network()
-    user_said, user_dropped = _drop_root(user)
+    network, network_cut = _leave_the_network(root)
+    user_said, user_dropped = _drop_root(user) if root else ("unchanged: not started as root", True)
     try:
         abi = forbid_files_and_tcp()
     except LandlockUnavailable as error:
@@ -87,9 +88,9 @@ def _enter_empty_directory() -> None:
     os.rmdir(empty)
 
 
-def _leave_the_network() -> tuple[str, bool]:
+def _leave_the_network(root: bool) -> tuple[str, bool]:
     """A network namespace of its own (only a downed loopback); as non-root, with a user one."""
-    flags = _CLONE_NEWNET if os.geteuid() == 0 else _CLONE_NEWUSER | _CLONE_NEWNET
+    flags = _CLONE_NEWNET if root else _CLONE_NEWUSER | _CLONE_NEWNET
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.unshare(flags) == 0:
         return "cut (a network namespace of its own)", True
@@ -98,9 +99,7 @@ def _leave_the_network() -> tuple[str, bool]:
 
 
 def _drop_root(user: str) -> tuple[str, bool]:
-    """Become ``user`` with no supplementary groups when running as root."""
-    if os.geteuid() != 0:
-        return f"unchanged: not started as root (uid {os.geteuid()})", True
+    """Become ``user`` with no supplementary groups (the caller is root)."""
     try:
         entry = pwd.getpwnam(user)
     except KeyError as error:

@@ -30,6 +30,7 @@ __all__ = [
     "encode_document",
     "encode_failure",
     "encode_ready",
+    "encode_refusal",
     "encode_request",
     "max_response_bytes",
 ]
@@ -79,13 +80,25 @@ def encode_ready(confinement: Confinement, skipped_modules: tuple[str, ...]) -> 
     return json.dumps(body).encode("ascii")
 
 
+def encode_refusal(reason: str) -> bytes:
+    """The first message of a sandbox that could not confine itself, instead of ready."""
+    return json.dumps({"refused": reason[:_MAX_READY_TEXT_CHARS]}).encode("utf-8")
+
+
 def decode_ready(payload: bytes) -> SandboxReady:
-    """Check and read the first message; anything unexpected is ``ParseError("internal")``."""
+    """Check and read the first message; a refusal or anything unexpected is
+    ``ParseError("internal")``."""
     try:
-        ready = json.loads(payload)["ready"]
+        body = json.loads(payload)
+    except (ValueError, RecursionError) as exc:
+        raise _bad("ready message is not JSON") from exc
+    if isinstance(body, dict) and isinstance(body.get("refused"), str):
+        raise ParseError("internal", f"the sandbox refused to start: {body['refused']}")
+    try:
+        ready = body["ready"]
         texts = [ready[name] for name in ("user", "files", "network")]
         complete, skipped = ready["complete"], ready["skipped_modules"]
-    except (ValueError, RecursionError, TypeError, KeyError) as exc:
+    except (TypeError, KeyError) as exc:
         raise _bad("ready message is not the expected object") from exc
     if not all(isinstance(t, str) for t in texts) or not isinstance(complete, bool):
         raise _bad("ready message has fields of the wrong type")

@@ -65,15 +65,18 @@ class SandboxProcess:
         child_end.close()
         sandbox = cls(process, parent_end, max_response_bytes(limits))
         try:
-            if parent_end.poll(startup_timeout):
-                sandbox.ready = decode_ready(parent_end.recv_bytes(MAX_READY_BYTES))
-        except (EOFError, OSError, ParseError):
-            sandbox.ready = None
-        if sandbox.ready is None:
+            if not parent_end.poll(startup_timeout):
+                raise EOFError("no ready message in time")
+            sandbox.ready = decode_ready(parent_end.recv_bytes(MAX_READY_BYTES))
+        except (EOFError, OSError, ParseError) as error:
             exit_code = process.exitcode
             sandbox.kill()
             sandbox.close()
-            raise ParseError("internal", f"parser process did not start (exit code {exit_code})")
+            if isinstance(error, ParseError):
+                raise
+            raise ParseError(
+                "internal", f"parser process did not start (exit code {exit_code})"
+            ) from error
         return sandbox
 
     @property

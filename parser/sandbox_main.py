@@ -19,7 +19,7 @@ from multiprocessing.connection import Connection
 
 from pypdf.errors import PdfReadWarning
 
-from parser.confinement import confine
+from parser.confinement import SandboxRefused, confine
 from parser.document import ParsedDocument
 from parser.errors import ParseError
 from parser.formats.csv_rows import CSV_MAX_FIELD_CHARS
@@ -32,6 +32,7 @@ from parser.protocol import (
     encode_document,
     encode_failure,
     encode_ready,
+    encode_refusal,
 )
 
 __all__ = ["CPU_GRACE_SECONDS", "ParseFunction", "sandbox_main"]
@@ -52,7 +53,12 @@ def sandbox_main(
     logging.getLogger("pypdf").setLevel(logging.ERROR)
     warnings.simplefilter("ignore", PdfReadWarning)
     skipped = preload()
-    confinement = confine(limits, user=user, keep_fd=connection.fileno())
+    try:
+        confinement = confine(limits, user=user, keep_fd=connection.fileno())
+    except (SandboxRefused, OSError) as error:
+        # Nothing is parsed unconfined: the parent hears why, and the sandbox ends.
+        connection.send_bytes(encode_refusal(f"{type(error).__name__}: {error}"))
+        return
     connection.send_bytes(encode_ready(confinement, skipped))
     while True:
         try:

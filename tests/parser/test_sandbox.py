@@ -16,7 +16,7 @@ from pathlib import Path
 import hostile_parses
 import pytest
 
-from parser import ParsedDocument, ParseLimits
+from parser import ParsedDocument, ParseError, ParseLimits
 from parser.protocol import decode_response, encode_request
 from parser.sandbox import SandboxProcess
 from parser.sandbox_main import ParseFunction
@@ -122,3 +122,12 @@ def test_a_sandbox_whose_cpu_budget_cannot_cover_another_parse_answers_then_quit
         assert sandbox.wait(30) == 0
     finally:
         sandbox.close()
+
+
+@as_root
+def test_a_sandbox_told_to_run_as_root_refuses_to_start_and_says_why() -> None:
+    with pytest.raises(ParseError) as caught:
+        SandboxProcess.start(ParseLimits(), 30, user="root")
+    assert caught.value.reason == "internal"
+    assert "refused to start" in caught.value.detail
+    assert "'root' is root" in caught.value.detail
