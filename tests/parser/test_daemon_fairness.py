@@ -13,10 +13,12 @@ from typing import Any
 
 import pytest
 
-from broker import Delivery, Opened
+from broker import Delivery, Opened, PermanentFailure
+from broker.revocation import RevocationList
 from parser import DocumentParser
 from parser.daemon import ParserHandlers, ParserSettings
-from schemas import EnvelopeClaims, ParseCompleted, ParseFailed, ParseRequested
+from parser.fairness import FairSlots
+from schemas import EnvelopeClaims, ParseCompleted, ParseFailed, ParseRequested, Revocation
 from store import BlobStore
 
 pytestmark = pytest.mark.timeout(120)
@@ -30,6 +32,7 @@ class _Recorder:
 
     def __init__(self) -> None:
         self.settings = SimpleNamespace(max_attempts=3)
+        self.revocations = RevocationList()
         self.publisher = self
         self.audit = self
         self.answered: list[str] = []
@@ -99,3 +102,47 @@ def test_the_parser_runs_one_sandbox_per_core_and_takes_a_deep_prefetch_by_defau
     settings = ParserSettings()
     assert settings.processes == min(32, os.cpu_count() or 1)
     assert settings.prefetch >= 16 * settings.processes
+
+
+async def test_a_request_whose_user_is_revoked_while_it_waits_is_dead_lettered_unparsed(
+    tmp_path: Path,
+) -> None:
+    blobs = BlobStore(tmp_path / "blobs")
+    blob = blobs.put(b"hello")
+    settings = ParserSettings(processes=1)
+    recorder = _Recorder()
+    slots = FairSlots(1)
+    delivery = Delivery(
+        queue="parser.requests", routing_key="parse.requested", attempt=1, redelivered=False
+    )
+    busy, release = asyncio.Event(), asyncio.Event()
+
+    async def hold_the_slot() -> None:
+        async with slots.slot("bob"):
+            busy.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold_the_slot())
+    await asyncio.wait_for(busy.wait(), timeout=5)
+    async with DocumentParser(settings.limits(), processes=1) as parser:
+        handlers = ParserHandlers(recorder, blobs, parser, settings, slots)  # type: ignore[arg-type]
+        waiting = asyncio.create_task(
+            handlers.on_parse_requested(_opened("alice", blob, "text/plain"), delivery)
+        )
+        await asyncio.sleep(0)  # one turn of the loop: it waits for the slot bob holds
+        recorder.revocations.add(
+            Revocation(
+                revocation_id=uuid.uuid4().hex,
+                kind="sub",
+                value="alice",
+                reason="account disabled",
+                issued_at=datetime.now(UTC),
+            )
+        )
+        release.set()
+        with pytest.raises(PermanentFailure) as caught:
+            await asyncio.wait_for(waiting, timeout=10)
+        assert caught.value.reason == "revoked"
+        assert parser.sandbox_pids == ()  # nothing was parsed
+    await holder
+    assert recorder.answered == []
