@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import signal
@@ -53,7 +54,7 @@ def test_a_sandbox_started_by_root_is_nobody_in_no_directory_with_no_inherited_f
     nobody = 65534
     assert (int(uid), int(gid), groups) == (nobody, nobody, "[]")
     assert cwd == repr(f"refused {errno.ENOENT}")
-    assert len(eval(fds)) == 4, fds  # stdin, stdout, stderr (all /dev/null) and the pipe
+    assert len(json.loads(fds)) == 4, fds  # stdin, stdout, stderr (all /dev/null) and the pipe
 
 
 def test_a_parse_cannot_start_a_process() -> None:
