@@ -1,7 +1,8 @@
 """The document parser library: untrusted blobs in, bounded text, metadata and chunks out.
 
-``parse_bytes`` parses in the calling process; ``DocumentParser`` runs it in sandbox
-processes with time and memory limits. ``parser.daemon`` wires it to the broker.
+``parse_bytes`` parses in the calling process; ``DocumentParser`` runs it in confined sandbox
+processes (``parser.confinement``) with time and memory limits. ``parser.daemon`` wires it to
+the broker, sharing the parse slots among owners in turn (``parser.fairness``).
 """
 
 from __future__ import annotations

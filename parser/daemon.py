@@ -57,6 +57,8 @@ class ParserSettings(BaseSettings):
     first come first served at the broker; none is acked before its answer is published."""
     sandbox_user: str = Field(default=SANDBOX_USER, min_length=1, max_length=32)
     """Whom the sandbox processes run as when the parser is started as root."""
+    sandbox_cpu_seconds: int = Field(default=600, ge=4)
+    """CPU seconds one sandbox process may use in its life (hard limit); then it is replaced."""
 
     def limits(self) -> ParseLimits:
         """The limits handed to the sandboxed parser process."""
@@ -66,6 +68,7 @@ class ParserSettings(BaseSettings):
             max_output_chars=self.max_output_chars,
             timeout_seconds=self.timeout_seconds,
             memory_bytes=self.memory_bytes,
+            sandbox_cpu_seconds=self.sandbox_cpu_seconds,
         )
 
 
