@@ -16,7 +16,6 @@ from broker import (
     BrokerSettings,
     Delivery,
     Opened,
-    PermanentFailure,
     RetryLater,
     ServiceRuntime,
     derived_event_id,
@@ -99,7 +98,9 @@ class ParserHandlers:
         limits, answer the worker."""
         request = opened.message
         async with self.slots.slot(opened.claims.sub):
-            self._refuse_if_revoked_meanwhile(opened)
+            # The turn may come long after ``open``: a revocation that arrived meanwhile
+            # refuses the request here (dead-lettered and audited by the consumer).
+            delivery.revalidate()
             started = time.perf_counter()
             try:
                 data = await asyncio.to_thread(
@@ -130,17 +131,6 @@ class ParserHandlers:
         )
         await self._reply(opened, reply)
         await self._audit(opened, "document.parsed", "success", None)
-
-    def _refuse_if_revoked_meanwhile(self, opened: Opened[ParseRequested]) -> None:
-        """A request may wait long for its turn: one revoked meanwhile is dead-lettered."""
-        claims = opened.claims
-        kind = self.runtime.revocations.revoked(
-            kid=opened.kid, jti=claims.jti, sub=claims.sub, now=time.time()
-        )
-        if kind is not None:
-            raise PermanentFailure(
-                f"its {kind} was revoked while it waited for a parse slot", reason="revoked"
-            )
 
     async def _fail(
         self, opened: Opened[ParseRequested], reason: str, detail: str, *, permanent: bool

@@ -13,12 +13,11 @@ from typing import Any
 
 import pytest
 
-from broker import Delivery, Opened, PermanentFailure
-from broker.revocation import RevocationList
+from broker import Delivery, Opened
 from parser import DocumentParser
 from parser.daemon import ParserHandlers, ParserSettings
 from parser.fairness import FairSlots
-from schemas import EnvelopeClaims, ParseCompleted, ParseFailed, ParseRequested, Revocation
+from schemas import EnvelopeClaims, ParseCompleted, ParseFailed, ParseRequested
 from store import BlobStore
 
 pytestmark = pytest.mark.timeout(120)
@@ -32,12 +31,13 @@ class _Recorder:
 
     def __init__(self) -> None:
         self.settings = SimpleNamespace(max_attempts=3)
-        self.revocations = RevocationList()
         self.publisher = self
         self.audit = self
         self.answered: list[str] = []
 
-    async def send(self, reply: ParseCompleted | ParseFailed, **_: Any) -> None:
+    async def reply(
+        self, opened: Opened[ParseRequested], reply: ParseCompleted | ParseFailed, audience: str
+    ) -> None:
         self.answered.append(reply.job_id)
 
     async def emit(self, event: object) -> None:
@@ -104,7 +104,11 @@ def test_the_parser_runs_one_sandbox_per_core_and_takes_a_deep_prefetch_by_defau
     assert settings.prefetch >= 16 * settings.processes
 
 
-async def test_a_request_whose_user_is_revoked_while_it_waits_is_dead_lettered_unparsed(
+class _RevokedMeanwhile(Exception):
+    """What the consumer's revalidation raises when a revocation arrived during the wait."""
+
+
+async def test_a_request_revalidates_when_its_turn_comes_and_a_refusal_stops_it_unparsed(
     tmp_path: Path,
 ) -> None:
     blobs = BlobStore(tmp_path / "blobs")
@@ -112,10 +116,20 @@ async def test_a_request_whose_user_is_revoked_while_it_waits_is_dead_lettered_u
     settings = ParserSettings(processes=1)
     recorder = _Recorder()
     slots = FairSlots(1)
-    delivery = Delivery(
-        queue="parser.requests", routing_key="parse.requested", attempt=1, redelivered=False
-    )
+    revalidated: list[bool] = []
     busy, release = asyncio.Event(), asyncio.Event()
+
+    def revalidate() -> None:
+        revalidated.append(release.is_set())
+        raise _RevokedMeanwhile("sub")
+
+    delivery = Delivery(
+        queue="parser.requests",
+        routing_key="parse.requested",
+        attempt=1,
+        redelivered=False,
+        revalidate=revalidate,
+    )
 
     async def hold_the_slot() -> None:
         async with slots.slot("bob"):
@@ -130,19 +144,11 @@ async def test_a_request_whose_user_is_revoked_while_it_waits_is_dead_lettered_u
             handlers.on_parse_requested(_opened("alice", blob, "text/plain"), delivery)
         )
         await asyncio.sleep(0)  # one turn of the loop: it waits for the slot bob holds
-        recorder.revocations.add(
-            Revocation(
-                revocation_id=uuid.uuid4().hex,
-                kind="sub",
-                value="alice",
-                reason="account disabled",
-                issued_at=datetime.now(UTC),
-            )
-        )
+        assert revalidated == []
         release.set()
-        with pytest.raises(PermanentFailure) as caught:
+        with pytest.raises(_RevokedMeanwhile):
             await asyncio.wait_for(waiting, timeout=10)
-        assert caught.value.reason == "revoked"
+        assert revalidated == [True]  # checked once its turn came, not before
         assert parser.sandbox_pids == ()  # nothing was parsed
     await holder
     assert recorder.answered == []
