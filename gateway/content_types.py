@@ -1,9 +1,10 @@
 """Which documents an upload may be, decided from the declared type, the name and the bytes.
 
-The rules are the parser's (``parser.detection``), applied at the door so a wrong type is a
-``415`` at once rather than a failed job later: a generic declared type is resolved by the
-file extension (or the PDF magic); a PDF must start with ``%PDF-``; text formats must be UTF-8
-without NUL bytes — checked incrementally over the whole stream as it is stored.
+The tables are the parser's (``schemas.formats``) and so are the rules (``parser.detection``),
+applied at the door so a wrong type is a ``415`` at once rather than a failed job later: a
+generic declared type is resolved by the file extension (or the PDF magic); a PDF must start
+with ``%PDF-``; text formats must be UTF-8 without NUL bytes — checked incrementally over the
+whole stream as it is stored.
 """
 
 from __future__ import annotations
@@ -13,49 +14,20 @@ from collections.abc import Collection
 from typing import Final
 
 from gateway.errors import UnsupportedType
+from schemas.formats import GENERIC_TYPES, PDF, max_input_bytes, media_type, type_by_extension
 
-__all__ = ["PDF", "ContentCheck", "resolve_content_type"]
+__all__ = ["PDF", "SNIFF", "ContentCheck", "resolve_content_type", "upload_limit"]
 
-PDF: Final = "application/pdf"
 _PDF_MAGIC: Final = b"%PDF-"
-_GENERIC: Final = frozenset(
-    {"", "application/octet-stream", "binary/octet-stream", "application/unknown"}
-)
-_ALIASES: Final = {
-    "text/x-markdown": "text/markdown",
-    "application/x-pdf": PDF,
-    "text/x-csv": "text/csv",
-    "application/csv": "text/csv",
-    "text/json": "application/json",
-}
-_EXTENSIONS: Final = {
-    ".txt": "text/plain",
-    ".text": "text/plain",
-    ".md": "text/markdown",
-    ".markdown": "text/markdown",
-    ".csv": "text/csv",
-    ".json": "application/json",
-    ".html": "text/html",
-    ".htm": "text/html",
-    ".pdf": PDF,
-}
 SNIFF: Final = "sniff"
 """Returned by :func:`resolve_content_type` when only the bytes can tell (a possible PDF)."""
 
 
-def _by_extension(filename: str) -> str | None:
-    dot = filename.rfind(".")
-    if dot <= 0:
-        return None
-    return _EXTENSIONS.get(filename[dot:].lower())
-
-
 def resolve_content_type(declared: str | None, filename: str, allowed: Collection[str]) -> str:
     """The media type to check the bytes against, or :data:`SNIFF`; 415 when not allowed."""
-    media = (declared or "").split(";", 1)[0].strip().lower()
-    media = _ALIASES.get(media, media)
-    if media in _GENERIC:
-        resolved = _by_extension(filename)
+    media = media_type(declared)
+    if media in GENERIC_TYPES:
+        resolved = type_by_extension(filename)
         if resolved is None:
             if PDF in allowed:
                 return SNIFF
@@ -67,6 +39,12 @@ def resolve_content_type(declared: str | None, filename: str, allowed: Collectio
             f"{shown!r} is not accepted; send one of {', '.join(sorted(allowed))}"
         )
     return media
+
+
+def upload_limit(content_type: str, max_upload_bytes: int) -> int:
+    """The largest file of ``content_type`` (or :data:`SNIFF`) the parser will read."""
+    media = PDF if content_type == SNIFF else content_type
+    return max_input_bytes(media, max_document_bytes=max_upload_bytes)
 
 
 class ContentCheck:

@@ -9,17 +9,13 @@ from typing import Final
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.formats import DOCUMENT_TYPES
+from schemas.limits import MAX_DOCUMENT_BYTES
+
 __all__ = ["DEFAULT_CONTENT_TYPES", "GatewaySettings"]
 
-DEFAULT_CONTENT_TYPES: Final[tuple[str, ...]] = (
-    "text/plain",
-    "text/markdown",
-    "text/html",
-    "application/json",
-    "text/csv",
-    "application/pdf",
-)
-"""What the parser can extract text from (``parser.detection.SUPPORTED_TYPES``)."""
+DEFAULT_CONTENT_TYPES: Final[tuple[str, ...]] = DOCUMENT_TYPES
+"""What the parser can extract text from (``schemas.formats``)."""
 
 
 class GatewaySettings(BaseSettings):
@@ -39,8 +35,9 @@ class GatewaySettings(BaseSettings):
     database_url: str | None = Field(default=None, pattern=r"^(postgres(ql)?://.*)?$")
     """Unset: the embedded SQLite + files under ``data_dir``; ``postgresql://…``: PostgreSQL."""
 
-    max_upload_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
-    """Largest accepted file, per file."""
+    max_upload_bytes: int = Field(default=MAX_DOCUMENT_BYTES, ge=1)
+    """Largest accepted file, per file; text formats are bounded lower, by the parser's output
+    limit (``schemas.formats.max_input_bytes``)."""
     max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
     """Largest accepted multipart body, all files together."""
     max_files_per_upload: int = Field(default=16, ge=1, le=1000)

@@ -17,7 +17,7 @@ from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway.blobkeeper import BlobKeeper
-from gateway.content_types import ContentCheck, resolve_content_type
+from gateway.content_types import PDF, SNIFF, ContentCheck, resolve_content_type, upload_limit
 from gateway.errors import (
     GatewayError,
     InvalidUpload,
@@ -27,6 +27,7 @@ from gateway.errors import (
 )
 from gateway.filenames import safe_filename
 from gateway.settings import GatewaySettings
+from schemas.formats import too_large_detail
 from store import BlobTooLarge
 
 __all__ = ["FILE_FIELD", "ReceivedFile", "receive_files"]
@@ -74,15 +75,18 @@ async def _store_part(
         part.headers.get("Content-Type"), filename, settings.allowed_content_types
     )
     check = ContentCheck(declared)
-    limit = min(settings.max_upload_bytes, budget.remaining)
+    # What the parser would refuse as too large is refused here, with the same limit.
+    file_limit = upload_limit(declared, settings.max_upload_bytes)
+    limit = min(file_limit, budget.remaining)
     try:
         sha256, size = await keeper.blobs.put_stream(_chunks(part, check), max_bytes=limit)
     except BlobTooLarge as error:
-        if limit < settings.max_upload_bytes:
+        if limit < file_limit:
             raise TooLarge(
                 f"the upload is larger than {settings.max_request_bytes} bytes"
             ) from error
-        raise TooLarge(f"{filename} is larger than {settings.max_upload_bytes} bytes") from error
+        detail = too_large_detail(PDF if declared == SNIFF else declared, file_limit)
+        raise TooLarge(f"{filename} is {detail}") from error
     keeper.hold(sha256)
     try:
         content_type = check.finish()

@@ -9,7 +9,6 @@ from schemas import (
     JobHistoryEntry,
     JobLinks,
     JobView,
-    ResultChunkView,
     ResultView,
     SearchHitView,
 )
@@ -64,10 +63,7 @@ def result_view(result: JobResult) -> ResultView:
         metadata=dict(result.metadata),
         pages=result.pages,
         parser=result.parser,
-        chunks=[
-            ResultChunkView(index=c.index, start=c.start, end=c.end, page=c.page)
-            for c in result.chunks
-        ],
+        chunks=list(result.chunks),
     )
 
 

@@ -14,8 +14,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from parser.document import ChunkSpan
 from parser.errors import ParseError
+from schemas.parsing import Chunk
 
 __all__ = ["Region", "chunk_regions"]
 
@@ -34,9 +34,9 @@ class Region:
 
 def chunk_regions(
     text: str, regions: Sequence[Region], *, chunk_chars: int, max_chunks: int
-) -> tuple[ChunkSpan, ...]:
+) -> tuple[Chunk, ...]:
     """Chunk each region of ``text`` in turn; more than ``max_chunks`` is ``output_too_large``."""
-    chunks: list[ChunkSpan] = []
+    chunks: list[Chunk] = []
     for region in regions:
         position = region.start
         while True:
@@ -49,7 +49,7 @@ def chunk_regions(
             stop = position + len(text[position:cut].rstrip(WHITESPACE))
             if len(chunks) >= max_chunks:
                 raise ParseError("output_too_large", f"text needs more than {max_chunks} chunks")
-            chunks.append(ChunkSpan(len(chunks), position, stop, region.page))
+            chunks.append(Chunk(index=len(chunks), start=position, end=stop, page=region.page))
             position = cut
     return tuple(chunks)
 

@@ -4,6 +4,7 @@ and answers ``parse.completed`` or ``parse.failed`` sealed for the worker."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Any
 
@@ -21,7 +22,15 @@ from broker import (
     make_audit_event,
 )
 from parser import DocumentParser, ParseError, ParseLimits
-from schemas import Chunk, ParseCompleted, ParseFailed, ParseRequested
+from parser.document_parser import SANDBOX_USER
+from parser.fairness import FairSlots
+from schemas import (
+    MAX_DOCUMENT_BYTES,
+    MAX_TEXT_CHARS,
+    ParseCompleted,
+    ParseFailed,
+    ParseRequested,
+)
 from store import BlobStore, StoreError
 
 __all__ = ["ParserHandlers", "ParserSettings", "serve"]
@@ -35,12 +44,20 @@ class ParserSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SEALFLOW_PARSER_", extra="ignore")
 
     health_port: int = Field(default=9102, ge=0, le=65535)
-    max_input_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
+    max_input_bytes: int = Field(default=MAX_DOCUMENT_BYTES, ge=1)
     max_pages: int = Field(default=500, ge=1)
-    max_output_chars: int = Field(default=4_000_000, ge=1, le=4_000_000)
+    max_output_chars: int = Field(default=MAX_TEXT_CHARS, ge=1, le=MAX_TEXT_CHARS)
     timeout_seconds: float = Field(default=20.0, gt=0)
     memory_bytes: int = Field(default=512 * 1024 * 1024, ge=64 * 1024 * 1024)
-    processes: int = Field(default=1, ge=1, le=32)
+    processes: int = Field(default_factory=lambda: min(32, os.cpu_count() or 1), ge=1, le=32)
+    """Sandbox processes parsing at once: one per core by default."""
+    prefetch: int = Field(default=256, ge=1, le=1000)
+    """Requests taken from the broker at once. They wait here, in per-owner turns, instead of
+    first come first served at the broker; none is acked before its answer is published."""
+    sandbox_user: str = Field(default=SANDBOX_USER, min_length=1, max_length=32)
+    """Whom the sandbox processes run as when the parser is started as root."""
+    sandbox_cpu_seconds: int = Field(default=600, ge=4)
+    """CPU seconds one sandbox process may use in its life (hard limit); then it is replaced."""
 
     def limits(self) -> ParseLimits:
         """The limits handed to the sandboxed parser process."""
@@ -50,6 +67,7 @@ class ParserSettings(BaseSettings):
             max_output_chars=self.max_output_chars,
             timeout_seconds=self.timeout_seconds,
             memory_bytes=self.memory_bytes,
+            sandbox_cpu_seconds=self.sandbox_cpu_seconds,
         )
 
 
@@ -62,42 +80,51 @@ class ParserHandlers:
         blobs: BlobStore,
         parser: DocumentParser,
         settings: ParserSettings,
+        slots: FairSlots | None = None,
     ) -> None:
         self.runtime = runtime
         self.blobs = blobs
         self.parser = parser
         self.settings = settings
+        self.slots = slots if slots is not None else FairSlots(settings.processes)
+        """The parse slots, shared among owners in turn (``parser.fairness``)."""
 
     def routes(self) -> dict[str, Any]:
         """Message type → handler, for the consumer of ``parser.requests``."""
         return {"parse.requested": self.on_parse_requested}
 
     async def on_parse_requested(self, opened: Opened[ParseRequested], delivery: Delivery) -> None:
-        """Read the blob (digest re-checked), parse it within limits, answer the worker."""
+        """Wait for the owner's fair turn, read the blob (digest re-checked), parse it within
+        limits, answer the worker."""
         request = opened.message
-        started = time.perf_counter()
-        try:
-            data = await asyncio.to_thread(
-                self.blobs.read, request.blob_sha256, max_bytes=self.settings.max_input_bytes
-            )
-            document = await self.parser.parse(data, request.content_type, request.filename)
-        except StoreError as error:
-            await self._fail(opened, error.reason, str(error), permanent=True)
-            return
-        except ParseError as error:
-            last_try = delivery.attempt >= self.runtime.settings.max_attempts
-            if not error.permanent and not last_try:
-                raise RetryLater(f"{error.reason}: {error.detail}") from error
-            await self._fail(opened, error.reason, error.detail, permanent=True)
+        async with self.slots.slot(opened.claims.sub):
+            # The turn may come long after ``open``: a revocation that arrived meanwhile
+            # refuses the request here (dead-lettered and audited by the consumer).
+            delivery.revalidate()
+            started = time.perf_counter()
+            try:
+                data = await asyncio.to_thread(
+                    self.blobs.read, request.blob_sha256, max_bytes=self.settings.max_input_bytes
+                )
+                document = await self.parser.parse(data, request.content_type, request.filename)
+            except StoreError as error:
+                failure: tuple[str, str] | None = (error.reason, str(error))
+            except ParseError as error:
+                last_try = delivery.attempt >= self.runtime.settings.max_attempts
+                if not error.permanent and not last_try:
+                    raise RetryLater(f"{error.reason}: {error.detail}") from error
+                failure = (error.reason, error.detail)
+            else:
+                failure = None
+        if failure is not None:
+            await self._fail(opened, *failure, permanent=True)
             return
         reply = ParseCompleted(
             job_id=request.job_id,
             blob_sha256=request.blob_sha256,
             text=document.text,
             metadata=dict(document.metadata),
-            chunks=[
-                Chunk(index=c.index, start=c.start, end=c.end, page=c.page) for c in document.chunks
-            ],
+            chunks=list(document.chunks),
             pages=document.pages,
             parser=document.parser,
             duration_ms=int((time.perf_counter() - started) * 1000),
@@ -160,9 +187,16 @@ async def serve(
     """Run the parser until ``stop`` is set or SIGTERM/SIGINT arrives."""
     settings = settings if settings is not None else BrokerSettings()
     parser_settings = parser_settings if parser_settings is not None else ParserSettings()
+    # Deliveries must reach the fair queue: with the broker's usual prefetch, a backlog of one
+    # owner would hold every delivery and another owner's request would wait at the broker.
+    settings = settings.model_copy(update={"prefetch": parser_settings.prefetch})
     runtime = ServiceRuntime("parser", settings)
     blobs = BlobStore(settings.data_dir / "blobs")
-    parser = DocumentParser(parser_settings.limits(), processes=parser_settings.processes)
+    parser = DocumentParser(
+        parser_settings.limits(),
+        processes=parser_settings.processes,
+        sandbox_user=parser_settings.sandbox_user,
+    )
 
     async def setup(rt: ServiceRuntime) -> None:
         rt.consume("parser.requests", ParserHandlers(rt, blobs, parser, parser_settings).routes())

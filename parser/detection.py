@@ -5,45 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from parser.errors import ParseError
+from schemas.formats import DOCUMENT_TYPES, GENERIC_TYPES, PDF, media_type, type_by_extension
 
 __all__ = ["SUPPORTED_TYPES", "DetectedInput", "detect_format", "detect_input"]
 
-SUPPORTED_TYPES: frozenset[str] = frozenset(
-    {
-        "text/plain",
-        "text/markdown",
-        "text/html",
-        "application/json",
-        "text/csv",
-        "application/pdf",
-    }
-)
+SUPPORTED_TYPES: frozenset[str] = frozenset(DOCUMENT_TYPES)
 """The media types the parser can extract text from."""
 
-_PDF = "application/pdf"
 _PDF_MAGIC = b"%PDF-"
 _UTF8_BOM = b"\xef\xbb\xbf"
-
-_GENERIC_TYPES = frozenset(
-    {"", "application/octet-stream", "binary/octet-stream", "application/unknown"}
-)
-_ALIASES = {
-    "text/x-markdown": "text/markdown",
-    "application/x-pdf": _PDF,
-    "text/x-csv": "text/csv",
-    "application/csv": "text/csv",
-    "text/json": "application/json",
-}
-_EXTENSIONS = {
-    ".txt": "text/plain",
-    ".md": "text/markdown",
-    ".markdown": "text/markdown",
-    ".csv": "text/csv",
-    ".json": "application/json",
-    ".html": "text/html",
-    ".htm": "text/html",
-    ".pdf": _PDF,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +37,11 @@ def detect_format(data: bytes, content_type: str, filename: str) -> str:
 
 def detect_input(data: bytes, content_type: str, filename: str) -> DetectedInput:
     """Like ``detect_format``, also handing back the decoded text of text formats."""
-    declared = content_type.split(";", 1)[0].strip().lower()
-    declared = _ALIASES.get(declared, declared)
-    if declared in _GENERIC_TYPES:
-        resolved = _by_extension(filename)
+    declared = media_type(content_type)
+    if declared in GENERIC_TYPES:
+        resolved = type_by_extension(filename)
         if resolved is None and data.startswith(_PDF_MAGIC):
-            resolved = _PDF
+            resolved = PDF
         if resolved is None:
             raise ParseError(
                 "unsupported_type",
@@ -81,10 +50,10 @@ def detect_input(data: bytes, content_type: str, filename: str) -> DetectedInput
         declared = resolved
     if declared not in SUPPORTED_TYPES:
         raise ParseError("unsupported_type", f"{_shown(declared)} is not a supported type")
-    if declared == _PDF:
+    if declared == PDF:
         if not data.startswith(_PDF_MAGIC):
             raise ParseError("unsupported_type", "declared as a PDF but does not start with %PDF-")
-        return DetectedInput(_PDF, None)
+        return DetectedInput(PDF, None)
     return DetectedInput(declared, _decode_text(data, declared))
 
 
@@ -99,14 +68,6 @@ def _decode_text(data: bytes, declared: str) -> str:
         raise ParseError(
             "unsupported_type", f"declared as {declared} but is not UTF-8 (byte {exc.start})"
         ) from exc
-
-
-def _by_extension(filename: str) -> str | None:
-    name = filename.replace("\\", "/").rsplit("/", 1)[-1].lower()
-    dot = name.rfind(".")
-    if dot <= 0:
-        return None
-    return _EXTENSIONS.get(name[dot:])
 
 
 def _shown(value: str) -> str:

@@ -4,25 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ChunkSpan", "MetadataValue", "ParsedDocument"]
+from schemas.parsing import Chunk, MetadataValue
 
-MetadataValue = str | int | float | bool | None
-"""A metadata value: always a scalar, strings at most ``schemas.limits`` long."""
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkSpan:
-    """The slice ``text[start:end]`` of a parsed document (character offsets, end exclusive).
-
-    Chunks are numbered 0, 1, 2, … in text order, never overlap, and each begins and ends
-    with a non-whitespace character; only whitespace lies between two chunks (or before the
-    first and after the last). ``page`` is the 1-based page for paged formats (PDF).
-    """
-
-    index: int
-    start: int
-    end: int
-    page: int | None
+__all__ = ["ParsedDocument"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +15,9 @@ class ParsedDocument:
 
     text: str
     metadata: dict[str, MetadataValue]
-    chunks: tuple[ChunkSpan, ...]
+    chunks: tuple[Chunk, ...]
+    """Chunks numbered 0, 1, 2, … in text order, never overlapping, each beginning and ending
+    with a non-whitespace character; only whitespace lies between two chunks."""
     pages: int | None
     parser: str
     """Which extractor produced it: ``text``, ``markdown``, ``html``, ``json``, ``csv``, ``pdf``."""

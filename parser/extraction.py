@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from parser.document import MetadataValue
 from parser.errors import ParseError
+from schemas.parsing import MetadataValue
 
 __all__ = ["Extraction", "OutputBudget"]
 

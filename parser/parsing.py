@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from parser.chunking import Region, chunk_regions
 from parser.detection import detect_input
-from parser.document import MetadataValue, ParsedDocument
+from parser.document import ParsedDocument
 from parser.errors import ParseError
 from parser.extraction import Extraction, OutputBudget
 from parser.formats.csv_rows import extract_csv
@@ -14,6 +14,8 @@ from parser.formats.markdown import extract_markdown
 from parser.formats.pdf import PAGE_SEPARATOR, extract_pdf
 from parser.formats.plaintext import extract_plain_text
 from parser.limits import ParseLimits
+from schemas.formats import max_input_bytes, too_large_detail
+from schemas.parsing import MetadataValue
 
 __all__ = ["parse_bytes"]
 
@@ -26,13 +28,21 @@ def parse_bytes(
     """Parse ``data`` synchronously and deterministically, within ``limits`` except time.
 
     Size is checked before anything else; wall time and memory are bounded only when this
-    runs inside ``DocumentParser``'s worker process. Raises ``ParseError``.
+    runs inside ``DocumentParser``'s sandbox process. Raises ``ParseError``.
     """
     if len(data) > limits.max_input_bytes:
         raise ParseError(
             "too_large", f"document is {len(data)} bytes, more than {limits.max_input_bytes}"
         )
     detected = detect_input(data, content_type, filename)
+    limit = max_input_bytes(
+        detected.content_type,
+        max_document_bytes=limits.max_input_bytes,
+        max_text_chars=limits.max_output_chars,
+    )
+    if len(data) > limit:
+        detail = too_large_detail(detected.content_type, limit)
+        raise ParseError("too_large", f"document is {len(data)} bytes: {detail}")
     extraction = _extract(detected.content_type, data, detected.text, limits)
     separator = PAGE_SEPARATOR if extraction.paged else ""
     text = separator.join(extraction.parts)

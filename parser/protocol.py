@@ -1,6 +1,6 @@
-"""Messages between ``DocumentParser`` and its worker process, as bounded JSON.
+"""Messages between ``DocumentParser`` and its sandbox process, as bounded JSON.
 
-The parent never unpickles anything from the worker: the worker handles hostile documents,
+The parent never unpickles anything from the sandbox: the sandbox handles hostile documents,
 so its answers are plain JSON, size-capped and checked field by field.
 """
 
@@ -10,45 +10,102 @@ import json
 from dataclasses import dataclass
 from typing import Any, Final
 
-from parser.document import ChunkSpan, MetadataValue, ParsedDocument
+from pydantic import ValidationError
+
+from parser.confinement import Confinement
+from parser.document import ParsedDocument
 from parser.errors import PARSE_ERROR_REASONS, ParseError, ParseErrorReason
 from parser.limits import ParseLimits
+from schemas.parsing import Chunk, MetadataValue
 
 __all__ = [
+    "MAX_READY_BYTES",
     "MAX_REQUEST_HEADER_BYTES",
-    "READY",
     "ParseRequest",
-    "WorkerFailure",
+    "SandboxAnswer",
+    "SandboxReady",
+    "decode_ready",
     "decode_request",
     "decode_response",
     "encode_document",
     "encode_failure",
+    "encode_ready",
+    "encode_refusal",
     "encode_request",
     "max_response_bytes",
 ]
 
-READY: Final = b"ready"
-"""The worker's first message, once its limits are in place and its imports done."""
-
+MAX_READY_BYTES: Final = 4096
 MAX_REQUEST_HEADER_BYTES: Final = 8192
+_MAX_READY_TEXT_CHARS = 500
 _MAX_CONTENT_TYPE_CHARS = 255
 _MAX_FILENAME_CHARS = 1024
 
 
 @dataclass(frozen=True, slots=True)
 class ParseRequest:
-    """What the worker needs besides the document bytes."""
+    """What the sandbox needs besides the document bytes."""
 
     content_type: str
     filename: str
 
 
 @dataclass(frozen=True, slots=True)
-class WorkerFailure:
-    """The worker's ``ParseError``; ``exiting`` when the worker quits after answering."""
+class SandboxReady:
+    """The sandbox's first message: how it is confined, and which modules it could not load."""
 
-    error: ParseError
+    confinement: Confinement
+    skipped_modules: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxAnswer:
+    """The document or the ``ParseError``; ``exiting`` when the sandbox quits after answering."""
+
+    outcome: ParsedDocument | ParseError
     exiting: bool
+
+
+def encode_ready(confinement: Confinement, skipped_modules: tuple[str, ...]) -> bytes:
+    """The first message, sent once the sandbox is confined and warmed up."""
+    body = {
+        "ready": {
+            "user": confinement.user[:_MAX_READY_TEXT_CHARS],
+            "files": confinement.files[:_MAX_READY_TEXT_CHARS],
+            "network": confinement.network[:_MAX_READY_TEXT_CHARS],
+            "complete": confinement.complete,
+            "skipped_modules": [name[:100] for name in skipped_modules[:20]],
+        }
+    }
+    return json.dumps(body).encode("ascii")
+
+
+def encode_refusal(reason: str) -> bytes:
+    """The first message of a sandbox that could not confine itself, instead of ready."""
+    return json.dumps({"refused": reason[:_MAX_READY_TEXT_CHARS]}).encode("utf-8")
+
+
+def decode_ready(payload: bytes) -> SandboxReady:
+    """Check and read the first message; a refusal or anything unexpected is
+    ``ParseError("internal")``."""
+    try:
+        body = json.loads(payload)
+    except (ValueError, RecursionError) as exc:
+        raise _bad("ready message is not JSON") from exc
+    if isinstance(body, dict) and isinstance(body.get("refused"), str):
+        raise ParseError("internal", f"the sandbox refused to start: {body['refused']}")
+    try:
+        ready = body["ready"]
+        texts = [ready[name] for name in ("user", "files", "network")]
+        complete, skipped = ready["complete"], ready["skipped_modules"]
+    except (TypeError, KeyError) as exc:
+        raise _bad("ready message is not the expected object") from exc
+    if not all(isinstance(t, str) for t in texts) or not isinstance(complete, bool):
+        raise _bad("ready message has fields of the wrong type")
+    if not isinstance(skipped, list) or not all(isinstance(name, str) for name in skipped):
+        raise _bad("ready message has a malformed list of skipped modules")
+    confinement = Confinement(user=texts[0], files=texts[1], network=texts[2], complete=complete)
+    return SandboxReady(confinement, tuple(skipped))
 
 
 def encode_request(content_type: str, filename: str) -> bytes:
@@ -67,16 +124,17 @@ def decode_request(header: bytes) -> ParseRequest:
     return ParseRequest(content_type=str(fields["content_type"]), filename=str(fields["filename"]))
 
 
-def encode_document(document: ParsedDocument) -> bytes:
+def encode_document(document: ParsedDocument, *, exiting: bool) -> bytes:
     """A successful answer."""
-    body = {
+    body: dict[str, object] = {
         "document": {
             "text": document.text,
             "metadata": document.metadata,
             "chunks": [[c.index, c.start, c.end, c.page] for c in document.chunks],
             "pages": document.pages,
             "parser": document.parser,
-        }
+        },
+        "exiting": exiting,
     }
     return json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
 
@@ -88,12 +146,12 @@ def encode_failure(error: ParseError, *, exiting: bool) -> bytes:
 
 
 def max_response_bytes(limits: ParseLimits) -> int:
-    """The largest answer a worker within ``limits`` can give (JSON escapes take 6 bytes)."""
+    """The largest answer a sandbox within ``limits`` can give (JSON escapes take 6 bytes)."""
     return 6 * limits.max_output_chars + 64 * limits.max_chunks + 1024 * 1024
 
 
-def decode_response(payload: bytes) -> ParsedDocument | WorkerFailure:
-    """Check and read a worker's answer; anything unexpected is ``ParseError("internal")``."""
+def decode_response(payload: bytes) -> SandboxAnswer:
+    """Check and read a sandbox's answer; anything unexpected is ``ParseError("internal")``."""
     try:
         body = json.loads(payload)
     except (ValueError, RecursionError) as exc:
@@ -112,16 +170,17 @@ def decode_response(payload: bytes) -> ParsedDocument | WorkerFailure:
         raise _bad("document text or parser is not a string")
     if pages is not None and not _is_int(pages):
         raise _bad("document pages is not an integer")
-    return ParsedDocument(
+    parsed = ParsedDocument(
         text=text,
         metadata=_metadata(document.get("metadata")),
         chunks=_chunks(document.get("chunks"), len(text)),
         pages=pages,
         parser=parser,
     )
+    return SandboxAnswer(parsed, exiting=body.get("exiting") is True)
 
 
-def _failure(body: dict[str, Any]) -> WorkerFailure:
+def _failure(body: dict[str, Any]) -> SandboxAnswer:
     error = body["error"]
     if not isinstance(error, dict):
         raise _bad("error is not an object")
@@ -129,7 +188,7 @@ def _failure(body: dict[str, Any]) -> WorkerFailure:
     if reason not in PARSE_ERROR_REASONS or not isinstance(detail, str):
         raise _bad("error has an unknown reason or no detail")
     reason_code: ParseErrorReason = reason
-    return WorkerFailure(ParseError(reason_code, detail), exiting=body.get("exiting") is True)
+    return SandboxAnswer(ParseError(reason_code, detail), exiting=body.get("exiting") is True)
 
 
 def _metadata(raw: object) -> dict[str, MetadataValue]:
@@ -143,10 +202,10 @@ def _metadata(raw: object) -> dict[str, MetadataValue]:
     return metadata
 
 
-def _chunks(raw: object, length: int) -> tuple[ChunkSpan, ...]:
+def _chunks(raw: object, length: int) -> tuple[Chunk, ...]:
     if not isinstance(raw, list):
         raise _bad("chunks is not a list")
-    chunks: list[ChunkSpan] = []
+    chunks: list[Chunk] = []
     previous_end = 0
     for position, item in enumerate(raw):
         if not isinstance(item, list) or len(item) != 4:
@@ -159,7 +218,10 @@ def _chunks(raw: object, length: int) -> tuple[ChunkSpan, ...]:
         if index != position or not previous_end <= start < end <= length:
             raise _bad(f"chunk {position} is out of order or outside the text")
         previous_end = end
-        chunks.append(ChunkSpan(index, start, end, page))
+        try:
+            chunks.append(Chunk(index=index, start=start, end=end, page=page))
+        except ValidationError as exc:
+            raise _bad(f"chunk {position} is outside the bounds of a chunk") from exc
     return tuple(chunks)
 
 

@@ -15,7 +15,6 @@ from schemas.api import (
     JobLinks,
     JobList,
     JobView,
-    ResultChunkView,
     ResultView,
     SearchHits,
     SearchHitView,
@@ -29,6 +28,17 @@ from schemas.control import KeySetChanged, Revocation, RevocationKind
 from schemas.envelope import Actor, EnvelopeClaims, EpochSeconds, RetryTicket
 from schemas.errors import SchemaError, SchemaExportError, SealflowError, UnknownMessageType
 from schemas.export import SCHEMA_MODELS, export_json_schemas, schema_documents
+from schemas.formats import (
+    DOCUMENT_TYPES,
+    EXTENSIONS,
+    GENERIC_TYPES,
+    PDF,
+    TEXT_TYPES,
+    max_input_bytes,
+    media_type,
+    too_large_detail,
+    type_by_extension,
+)
 from schemas.identifiers import (
     AuditType,
     BodyDigest,
@@ -52,6 +62,7 @@ from schemas.limits import (
     MAX_BLOB_BYTES,
     MAX_CHUNKS,
     MAX_DETAIL_CHARS,
+    MAX_DOCUMENT_BYTES,
     MAX_DURATION_MS,
     MAX_EPOCH_SECONDS,
     MAX_KIDS,
@@ -78,10 +89,14 @@ from schemas.text import Detail, Label, ShortText
 
 __all__ = [
     "AUDIT_ROUTING_PREFIX",
+    "DOCUMENT_TYPES",
+    "EXTENSIONS",
+    "GENERIC_TYPES",
     "MAX_ACTOR_DEPTH",
     "MAX_BLOB_BYTES",
     "MAX_CHUNKS",
     "MAX_DETAIL_CHARS",
+    "MAX_DOCUMENT_BYTES",
     "MAX_DURATION_MS",
     "MAX_EPOCH_SECONDS",
     "MAX_KIDS",
@@ -91,8 +106,10 @@ __all__ = [
     "MAX_TEXT_CHARS",
     "MAX_TRUST_BUNDLE_CHARS",
     "MESSAGE_MODELS",
+    "PDF",
     "SCHEMA_MODELS",
     "SERVICES",
+    "TEXT_TYPES",
     "Actor",
     "ApiModel",
     "AuditEvent",
@@ -133,7 +150,6 @@ __all__ = [
     "ParseRequested",
     "ParserName",
     "ReasonCode",
-    "ResultChunkView",
     "ResultView",
     "RetryTicket",
     "Revocation",
@@ -158,6 +174,10 @@ __all__ = [
     "WireMessage",
     "WireModel",
     "export_json_schemas",
+    "max_input_bytes",
+    "media_type",
     "model_for",
     "schema_documents",
+    "too_large_detail",
+    "type_by_extension",
 ]

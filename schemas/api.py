@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.jobs import JobState
+from schemas.parsing import Chunk, MetadataValue
 
 __all__ = [
     "ApiModel",
@@ -22,7 +23,6 @@ __all__ = [
     "JobLinks",
     "JobList",
     "JobView",
-    "ResultChunkView",
     "ResultView",
     "SearchHitView",
     "SearchHits",
@@ -131,24 +131,16 @@ class UploadAccepted(ApiModel):
     jobs: list[UploadedJob]
 
 
-class ResultChunkView(ApiModel):
-    """A searchable slice ``text[start:end]`` of the result."""
-
-    index: Count
-    start: Count
-    end: Count
-    page: Count | None = None
-
-
 class ResultView(ApiModel):
     """``GET /api/jobs/{id}/result``: the extracted text, metadata and chunks."""
 
     job_id: str
     text: str
-    metadata: dict[str, str | int | float | bool | None]
+    metadata: dict[str, MetadataValue]
     pages: Count | None = None
     parser: str
-    chunks: list[ResultChunkView]
+    chunks: list[Chunk]
+    """The searchable slices of ``text``, as the parser cut them."""
 
 
 class SearchHitView(ApiModel):

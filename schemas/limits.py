@@ -11,6 +11,7 @@ __all__ = [
     "MAX_BLOB_BYTES",
     "MAX_CHUNKS",
     "MAX_DETAIL_CHARS",
+    "MAX_DOCUMENT_BYTES",
     "MAX_DURATION_MS",
     "MAX_EPOCH_SECONDS",
     "MAX_KIDS",
@@ -25,6 +26,10 @@ __all__ = [
 
 MAX_BLOB_BYTES: Final = 1 << 30
 """Largest uploaded document: 1 GiB."""
+
+MAX_DOCUMENT_BYTES: Final = 16 * 1024 * 1024
+"""Largest document read (uploaded, then parsed), of any format: 16 MiB. Text formats are
+bounded lower, by ``MAX_TEXT_CHARS`` bytes (``schemas.formats.max_input_bytes``)."""
 
 MAX_TEXT_CHARS: Final = 4_000_000
 """Largest extracted text, in characters."""

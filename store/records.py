@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, TypeAlias
 
+from schemas.limits import MAX_METADATA_KEYS, MAX_METADATA_VALUE_CHARS
+from schemas.parsing import Chunk as ResultChunk  # a stored chunk is the parser's chunk
+from schemas.parsing import MetadataValue
 from store.digests import check_sha256
 
 __all__ = [
@@ -30,16 +33,12 @@ __all__ = [
 JobState: TypeAlias = Literal["queued", "processing", "done", "failed"]
 JOB_STATES: tuple[JobState, ...] = ("queued", "processing", "done", "failed")
 
-MetadataValue: TypeAlias = str | int | float | bool | None
-
 MAX_ID_CHARS = 128
 MAX_OWNER_CHARS = 256
 MAX_FILENAME_CHARS = 1024
 MAX_CONTENT_TYPE_CHARS = 255
 MAX_PARSER_CHARS = 64
-MAX_METADATA_KEYS = 256
 MAX_METADATA_KEY_CHARS = 256
-MAX_METADATA_VALUE_CHARS = 16_384
 
 
 def _check_text(name: str, value: str, max_chars: int, *, allow_empty: bool = False) -> None:
@@ -113,28 +112,6 @@ class JobEvent:
     state: JobState
     at: datetime
     detail: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class ResultChunk:
-    """A searchable slice ``text[start:end]`` of a result, on ``page`` when the format has pages."""
-
-    index: int
-    start: int
-    end: int
-    page: int | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("index", "start", "end"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"chunk {name} must be a non-negative integer")
-        if self.end < self.start:
-            raise ValueError("chunk end must not be before its start")
-        if self.page is not None and (
-            isinstance(self.page, bool) or not isinstance(self.page, int) or self.page < 0
-        ):
-            raise ValueError("chunk page must be a non-negative integer or None")
 
 
 def _check_metadata(metadata: Mapping[str, MetadataValue]) -> None:

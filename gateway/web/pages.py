@@ -18,6 +18,7 @@ from audit import AuditFilter, AuditLogError, AuditRecord, iter_records
 from gateway.admin import list_audit, list_dead_letters, replay_dead_letter
 from gateway.appkeys import SETTINGS_KEY, STORE_KEY
 from gateway.auth import PRINCIPAL_KEY, Handler
+from gateway.content_types import PDF, upload_limit
 from gateway.errors import Conflict, GatewayError, NotFound
 from gateway.jobs import OPERATIONS as JOB_OPERATIONS
 from gateway.web.browser import SignedIn, signed_in
@@ -25,6 +26,7 @@ from gateway.web.context import web_context
 from gateway.web.csrf import CSRF_FIELD, check_csrf
 from gateway.web.render import render
 from schemas.api_admin import AuditRecordList, DeadLetterList
+from schemas.formats import EXTENSIONS, TEXT_TYPES
 from store import Job
 
 __all__ = ["SignInNeeded", "add_page_routes"]
@@ -99,6 +101,7 @@ async def index(request: web.Request) -> web.StreamResponse:
     if not who.principal.has_scope("jobs:read"):
         raise web.HTTPForbidden(reason="missing scope")
     settings = request.app[SETTINGS_KEY]
+    allowed = settings.allowed_content_types
     jobs = await request.app[STORE_KEY].list(
         owner=who.principal.subject, limit=web_context(request).settings.stream_max_jobs
     )
@@ -108,9 +111,12 @@ async def index(request: web.Request) -> web.StreamResponse:
         {
             "title": "Your jobs",
             "jobs": jobs,
-            "max_upload_bytes": settings.max_upload_bytes,
+            "max_upload_bytes": upload_limit(PDF, settings.max_upload_bytes),
+            "max_text_bytes": upload_limit(TEXT_TYPES[0], settings.max_upload_bytes),
             "max_files": settings.max_files_per_upload,
-            "accept": ",".join(settings.allowed_content_types) + ",.md,.txt,.csv,.json,.html,.pdf",
+            "accept": ",".join(
+                [*allowed, *(ext for ext, media in EXTENSIONS.items() if media in allowed)]
+            ),
             "types": settings.allowed_content_types,
         },
         who=who,

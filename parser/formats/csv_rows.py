@@ -6,10 +6,10 @@ import csv
 import io
 from typing import Final
 
-from parser.document import MetadataValue
 from parser.errors import ParseError
 from parser.extraction import Extraction, OutputBudget
 from parser.text_cleaning import clean_text
+from schemas.parsing import MetadataValue
 
 __all__ = ["CSV_MAX_FIELD_CHARS", "extract_csv"]
 

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from parser.document import MetadataValue
 from parser.extraction import Extraction
 from parser.text_cleaning import clean_text, metadata_text
+from schemas.parsing import MetadataValue
 
 __all__ = ["extract_html"]
 

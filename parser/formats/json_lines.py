@@ -6,10 +6,10 @@ import json
 import re
 from typing import Any, Final
 
-from parser.document import MetadataValue
 from parser.errors import ParseError
 from parser.extraction import Extraction, OutputBudget
 from parser.text_cleaning import clean_text
+from schemas.parsing import MetadataValue
 
 __all__ = ["JSON_MAX_DEPTH", "extract_json"]
 

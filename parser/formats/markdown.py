@@ -5,10 +5,10 @@ from __future__ import annotations
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from parser.document import MetadataValue
 from parser.errors import ParseError
 from parser.extraction import Extraction
 from parser.text_cleaning import clean_text, metadata_text
+from schemas.parsing import MetadataValue
 
 __all__ = ["extract_markdown"]
 

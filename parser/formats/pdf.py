@@ -9,11 +9,11 @@ from typing import TypeVar
 
 from pypdf import PasswordType, PdfReader
 
-from parser.document import MetadataValue
 from parser.errors import ParseError
 from parser.extraction import Extraction, OutputBudget
 from parser.limits import ParseLimits
 from parser.text_cleaning import clean_text, metadata_text
+from schemas.parsing import MetadataValue
 
 __all__ = ["PAGE_SEPARATOR", "extract_pdf"]
 

@@ -12,28 +12,19 @@ from typing import IO, Final
 from aiohttp import payload
 from aiohttp.abc import AbstractStreamWriter
 
+from schemas.formats import type_by_extension
 from sealflow.client.errors import UploadError
 
 __all__ = ["CHUNK_BYTES", "FilePayload", "guess_content_type"]
 
 CHUNK_BYTES: Final = 64 * 1024
-_TYPES: Final = {
-    ".md": "text/markdown",
-    ".markdown": "text/markdown",
-    ".csv": "text/csv",
-    ".json": "application/json",
-    ".txt": "text/plain",
-    ".html": "text/html",
-    ".htm": "text/html",
-    ".pdf": "application/pdf",
-}
 
 Progress = Callable[[int], None]
 
 
 def guess_content_type(path: Path) -> str:
     """The media type for ``path`` by its suffix (``application/octet-stream`` if unknown)."""
-    guessed = _TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0]
+    guessed = type_by_extension(path.name) or mimetypes.guess_type(path.name)[0]
     return guessed or "application/octet-stream"
 
 

@@ -8,7 +8,6 @@ read access to the gateway's key ring, so it is an operator tool, not a user one
 from __future__ import annotations
 
 import asyncio
-import mimetypes
 import secrets
 import time
 from datetime import UTC, datetime
@@ -32,22 +31,12 @@ from broker.auditing import BrokerAuditSink
 from keys import KeyRing
 from keys.filemodes import private_dir
 from schemas import JobSubmitted, SealflowError
+from sealflow.client import guess_content_type
 from store import BlobStore, NewJob, open_store
 
 __all__ = ["submit"]
 
 _FINAL = {"done", "failed"}
-_TYPES = {
-    ".md": "text/markdown",
-    ".markdown": "text/markdown",
-    ".csv": "text/csv",
-    ".json": "application/json",
-}
-
-
-def _content_type(path: Path) -> str:
-    guessed = _TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0]
-    return guessed or "application/octet-stream"
 
 
 async def _submit(paths: list[Path], owner: str, wait: float | None, console: Console) -> int:
@@ -77,7 +66,7 @@ async def _submit(paths: list[Path], owner: str, wait: float | None, console: Co
                 job_id=job_id,
                 owner=owner,
                 filename=path.name,
-                content_type=_content_type(path),
+                content_type=guess_content_type(path),
                 size=len(data),
                 blob_sha256=sha,
                 submitted_at=datetime.now(UTC),

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parser import ChunkSpan, ParseError, ParseLimits, parse_bytes
+from parser import ParseError, ParseLimits, parse_bytes
+from schemas import Chunk
 
 _WHITESPACE = set(" \t\n\r\f\v")
 
@@ -26,10 +27,29 @@ def test_oversize_input_is_too_large_before_any_parsing() -> None:
     assert parse_bytes(b"0123456789", "text/plain", "ok.txt", limits).text == "0123456789"
 
 
-def test_text_over_the_output_cap_is_output_too_large() -> None:
-    assert (
-        _reason(b"x" * 101, "text/plain", ParseLimits(max_output_chars=100)) == "output_too_large"
-    )
+@pytest.mark.parametrize("content_type", ["text/plain", "text/markdown", "text/html"])
+def test_text_with_more_bytes_than_the_output_cap_is_too_large_before_parsing(
+    content_type: str,
+) -> None:
+    limits = ParseLimits(max_output_chars=100)
+    with pytest.raises(ParseError) as caught:
+        parse_bytes(b"x" * 101, content_type, "upload", limits)
+    assert caught.value.reason == "too_large"
+    assert f"larger than 100 bytes, the limit for {content_type}" in caught.value.detail
+    assert parse_bytes(b"x" * 100, content_type, "upload", limits).text == "x" * 100
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    text=st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00")),
+    content_type=st.sampled_from(["text/plain", "text/markdown", "text/html"]),
+)
+def test_plain_markdown_and_html_text_is_never_longer_than_the_bytes(
+    text: str, content_type: str
+) -> None:
+    """Why ``schemas.formats.max_input_bytes`` may bound these formats by the output cap."""
+    data = text.encode()
+    assert len(parse_bytes(data, content_type, "upload").text) <= len(data)
 
 
 def test_json_whose_flattening_outgrows_the_cap_is_output_too_large() -> None:
@@ -65,7 +85,7 @@ def test_a_token_longer_than_a_chunk_is_cut_hard() -> None:
     assert [doc.text[c.start : c.end] for c in doc.chunks] == ["ab", "x" * 10, "x" * 10, "x" * 5]
 
 
-def assert_chunk_invariants(text: str, chunks: tuple[ChunkSpan, ...], chunk_chars: int) -> None:
+def assert_chunk_invariants(text: str, chunks: tuple[Chunk, ...], chunk_chars: int) -> None:
     """Consecutive indexes; ordered, non-empty, trimmed, bounded spans; whitespace-only gaps."""
     previous_end = 0
     for position, chunk in enumerate(chunks):
@@ -114,3 +134,15 @@ def test_chunks_only_cut_inside_words_when_a_word_is_longer_than_a_chunk(
             assert len(piece) == chunk_chars
             assert not set(piece) & _WHITESPACE
             assert any(len(word) > chunk_chars and piece in word for word in words)
+
+
+_HTML_PIECES = ["<p>", "<td>", "<th>", "<tr>", "<br>", "<li>", "<pre>", "</pre>", "<table>"]
+_HTML_PIECES += ["&amp;", "&#10;", "&lt", "&NotNestedGreaterGreater;", "\n", " ", "x", "é", "<b>"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(pieces=st.lists(st.sampled_from(_HTML_PIECES), max_size=60))
+def test_html_made_of_tags_and_entities_is_never_longer_than_its_bytes(pieces: list[str]) -> None:
+    """Breaks, cells and entities never add more characters than their markup takes."""
+    data = "".join(pieces).encode()
+    assert len(parse_bytes(data, "text/html", "upload").text) <= len(data)

@@ -105,7 +105,7 @@ def test_html_with_only_script_has_no_text() -> None:
 
 def test_html_nested_far_past_the_recursion_limit_is_walked() -> None:
     # 10 000 levels: ten times Python's recursion limit; lexbor's tree building is quadratic
-    # in depth, so much deeper documents are left to the worker's time limit.
+    # in depth, so much deeper documents are left to the sandbox's time limit.
     data = b"<div>" * 10_000 + b"bottom" + b"</div>" * 10_000
     doc = parse_bytes(data, "text/html", "deep.html")
     assert doc.text == "bottom"

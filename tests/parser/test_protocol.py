@@ -1,4 +1,4 @@
-"""The worker's answers are checked before the parent believes them."""
+"""The sandbox's answers are checked before the parent believes them."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from parser import ChunkSpan, ParsedDocument, ParseError
-from parser.protocol import WorkerFailure, decode_response, encode_document, encode_failure
+from parser import ParsedDocument, ParseError
+from parser.protocol import decode_response, encode_document, encode_failure
+from schemas import Chunk
 
 
 def _answer(document: dict[str, object]) -> bytes:
@@ -28,19 +29,22 @@ def test_documents_round_trip() -> None:
     doc = ParsedDocument(
         "a\ufffd b",
         {"t": "x", "n": 1, "f": 0.5, "b": True, "z": None},
-        (ChunkSpan(0, 0, 4, 1),),
+        (Chunk(index=0, start=0, end=4, page=1),),
         1,
         "pdf",
     )
-    assert decode_response(encode_document(doc)) == doc
+    answer = decode_response(encode_document(doc, exiting=False))
+    assert answer.outcome == doc
+    assert not answer.exiting
+    assert decode_response(encode_document(doc, exiting=True)).exiting
 
 
 def test_failures_round_trip_with_the_exit_flag() -> None:
-    outcome = decode_response(encode_failure(ParseError("too_large", "big"), exiting=True))
-    assert isinstance(outcome, WorkerFailure)
-    assert outcome.error.reason == "too_large"
-    assert outcome.error.detail == "big"
-    assert outcome.exiting
+    answer = decode_response(encode_failure(ParseError("too_large", "big"), exiting=True))
+    assert isinstance(answer.outcome, ParseError)
+    assert answer.outcome.reason == "too_large"
+    assert answer.outcome.detail == "big"
+    assert answer.exiting
 
 
 @pytest.mark.parametrize(
@@ -58,6 +62,7 @@ def test_failures_round_trip_with_the_exit_flag() -> None:
         _answer({**_good(), "chunks": [[0, 0, 3, None], [1, 2, 5, None]]}),
         _answer({**_good(), "chunks": [[0, True, 3, None]]}),
         _answer({**_good(), "pages": "2"}),
+        _answer({**_good(), "chunks": [[0, 0, 3, 0]]}),
     ],
 )
 def test_malformed_answers_are_internal_errors(payload: bytes) -> None:

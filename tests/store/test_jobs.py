@@ -151,7 +151,7 @@ async def test_reopen_keeps_jobs_events_results_and_search(
             NewResult(
                 text=text,
                 metadata={"title": "t"},
-                chunks=(ResultChunk(0, 0, len(text)),),
+                chunks=(ResultChunk(index=0, start=0, end=len(text)),),
                 pages=None,
                 parser="text",
             ),

@@ -54,15 +54,19 @@ def test_new_job_accepts_valid_fields() -> None:
 def test_result_chunk_rejects_bad_offsets(
     index: int, start: int, end: int, page: int | None
 ) -> None:
-    with pytest.raises(ValueError, match="chunk"):
+    with pytest.raises(ValueError, match=r"(?i)chunk"):
         ResultChunk(index=index, start=start, end=end, page=page)
+
+
+def _chunk(index: int, start: int, end: int) -> ResultChunk:
+    return ResultChunk(index=index, start=start, end=end)
 
 
 def _result(**overrides: object) -> NewResult:
     fields: dict[str, object] = {
         "text": "hello world",
         "metadata": {},
-        "chunks": (ResultChunk(0, 0, 5), ResultChunk(1, 6, 11)),
+        "chunks": (_chunk(0, 0, 5), _chunk(1, 6, 11)),
         "pages": None,
         "parser": "text",
     }
@@ -73,8 +77,8 @@ def _result(**overrides: object) -> NewResult:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"chunks": (ResultChunk(0, 0, 12),)}, "past the end"),
-        ({"chunks": (ResultChunk(0, 0, 1), ResultChunk(0, 1, 2))}, "twice"),
+        ({"chunks": (_chunk(0, 0, 12),)}, "past the end"),
+        ({"chunks": (_chunk(0, 0, 1), _chunk(0, 1, 2))}, "twice"),
         ({"metadata": {"k": float("nan")}}, "finite"),
         ({"metadata": {"k": [1, 2]}}, "must be str"),
         ({"metadata": {"k": "v" * 20_000}}, "longer"),

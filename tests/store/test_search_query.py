@@ -65,7 +65,7 @@ async def _seeded(open_store: Callable[[], Awaitable[JobStore]]) -> JobStore:
             NewResult(
                 text=text,
                 metadata={},
-                chunks=(ResultChunk(0, 0, len(text)),),
+                chunks=(ResultChunk(index=0, start=0, end=len(text)),),
                 pages=None,
                 parser="text",
             ),

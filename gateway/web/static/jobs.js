@@ -91,6 +91,12 @@
   const list = document.getElementById("upload-list");
   const status = document.getElementById("upload-status");
   const maxBytes = Number(form.dataset.maxBytes);
+  const maxTextBytes = Number(form.dataset.maxTextBytes);
+  const TEXT_FILE = /\.(txt|text|md|markdown|csv|json|html?)$/i;
+  function limitFor(file) {
+    const text = TEXT_FILE.test(file.name) || /^text\/|^application\/json$/.test(file.type);
+    return text ? Math.min(maxBytes, maxTextBytes) : maxBytes;
+  }
   const maxFiles = Number(form.dataset.maxFiles);
   const queue = [];
   let running = 0;
@@ -177,8 +183,8 @@
     }
     chosen.slice(0, maxFiles).forEach(function (file) {
       const item = uploadItem(file);
-      if (file.size > maxBytes) {
-        finish(item, false, "larger than " + S.fileSize(maxBytes));
+      if (file.size > limitFor(file)) {
+        finish(item, false, "larger than " + S.fileSize(limitFor(file)));
         return;
       }
       queue.push({ file, item });

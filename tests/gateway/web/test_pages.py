@@ -12,6 +12,8 @@ import pytest
 from web_testing import Browser, WebGateway, csrf_of, pipeline
 
 from broker import BrokerSettings
+from gateway.web.render import filesize
+from schemas import max_input_bytes
 
 pytestmark = [pytest.mark.integration]
 
@@ -41,6 +43,18 @@ async def test_a_user_sees_the_upload_form_and_uploads_with_the_csrf_token(
     assert response.status == 202, await response.text()
     body = await response.json()
     assert body["jobs"][0]["filename"] == "report.md"
+
+
+async def test_the_upload_form_shows_the_limit_of_each_format_the_parser_applies(
+    alice: Browser, site: WebGateway
+) -> None:
+    html = await (await alice.get("/")).text()
+    pdf = max_input_bytes("application/pdf", max_document_bytes=site.settings.max_upload_bytes)
+    text = max_input_bytes("text/plain", max_document_bytes=site.settings.max_upload_bytes)
+    assert f'data-max-bytes="{pdf}" data-max-text-bytes="{text}"' in html
+    assert f"PDF up to {filesize(pdf)} each" in html
+    assert f"text, Markdown, HTML, JSON and CSV up to {filesize(text)} each" in html
+    assert ".text," in html  # the accepted extensions are the shared table's
 
 
 async def test_an_upload_without_the_csrf_token_is_refused(
