@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+from identity.access_tokens import LiveAccessToken
 from identity.app import create_app
 from identity.audit import AUDIT_FAILURES, AuditTrail, LogAuditSink
-from identity.context import AUDIT_KEY, KEYS_KEY, SETTINGS_KEY, SIGNIN_KEY, STORE_KEY
+from identity.clients import DEVICE_CODE_GRANT, GRANT_TYPES, Client, GrantType
+from identity.codes import AuthorizationCode
+from identity.context import (
+    AUDIT_KEY,
+    KEYS_KEY,
+    REVOCATIONS_KEY,
+    SETTINGS_KEY,
+    SIGNIN_KEY,
+    STORE_KEY,
+)
+from identity.control import (
+    LogRevocationSink,
+    RevocationOutbox,
+    RevocationSink,
+    RuntimeRevocationSink,
+    broadcast_revocations,
+    new_revocation,
+)
 from identity.devices import (
     USER_CODE_ALPHABET,
     DeviceAuthorization,
@@ -26,6 +44,7 @@ from identity.errors import (
     InvalidScope,
     InvalidToken,
     RateLimited,
+    RevokedToken,
     SlowDown,
     TemporarilyUnavailable,
     TokenReuse,
@@ -33,21 +52,14 @@ from identity.errors import (
     UnsupportedGrantType,
 )
 from identity.keysource import KeySource
+from identity.names import reserved_name
 from identity.pkce import s256_challenge, verify_pkce
 from identity.ratelimit import LoginLimiter, SlidingWindow
+from identity.refresh_tokens import RefreshGrant
 from identity.roles import ROLE_SCOPES, ROLES, Role, check_role, grant_scopes, scopes_for_role
 from identity.settings import CLI_CLIENT_ID, IdentitySettings
 from identity.signin import SignIn
-from identity.store import (
-    DEVICE_CODE_GRANT,
-    GRANT_TYPES,
-    AuthorizationCode,
-    Client,
-    GrantType,
-    IdentityStore,
-    RefreshGrant,
-    User,
-)
+from identity.store import IdentityStore
 from identity.tokens import (
     ACCESS_TOKEN_TYP,
     AccessClaims,
@@ -55,6 +67,7 @@ from identity.tokens import (
     verify_access_token,
     verify_id_token,
 )
+from identity.users import User
 
 __all__ = [
     "ACCESS_TOKEN_TYP",
@@ -64,6 +77,7 @@ __all__ = [
     "DEVICE_CODE_GRANT",
     "GRANT_TYPES",
     "KEYS_KEY",
+    "REVOCATIONS_KEY",
     "ROLES",
     "ROLE_SCOPES",
     "SETTINGS_KEY",
@@ -92,11 +106,17 @@ __all__ = [
     "InvalidScope",
     "InvalidToken",
     "KeySource",
+    "LiveAccessToken",
     "LogAuditSink",
+    "LogRevocationSink",
     "LoginLimiter",
     "RateLimited",
     "RefreshGrant",
+    "RevocationOutbox",
+    "RevocationSink",
+    "RevokedToken",
     "Role",
+    "RuntimeRevocationSink",
     "SignIn",
     "SlidingWindow",
     "SlowDown",
@@ -106,11 +126,14 @@ __all__ = [
     "UnauthorizedClient",
     "UnsupportedGrantType",
     "User",
+    "broadcast_revocations",
     "check_role",
     "create_app",
     "format_user_code",
     "grant_scopes",
+    "new_revocation",
     "normalize_user_code",
+    "reserved_name",
     "s256_challenge",
     "scopes_for_role",
     "verify_access_token",

@@ -1,5 +1,6 @@
 """What every identity handler shares: app keys, parameter parsing, client authentication,
-JSON answers and the issuing of user tokens (code, refresh and device grants)."""
+JSON and redirect answers, the issuing of user tokens (code, refresh and device grants), and
+the broadcast of a revoked sign-in's access tokens."""
 
 from __future__ import annotations
 
@@ -7,24 +8,28 @@ import base64
 import binascii
 from collections.abc import Mapping
 from typing import Any, Final
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, urlencode
 
 from aiohttp import web
 from multidict import MultiMapping
 
 from identity.audit import AuditTrail
+from identity.clients import Client
+from identity.control import REVOCATION_LEEWAY, RevocationOutbox
 from identity.errors import IdentityError, InvalidClient, InvalidGrant, InvalidRequest, InvalidToken
 from identity.keysource import KeySource
+from identity.pages import PAGE_HEADERS, error_page
 from identity.roles import grant_scopes
 from identity.settings import IdentitySettings
 from identity.signin import SignIn
-from identity.store import Client, IdentityStore
+from identity.store import IdentityStore
 from identity.tokens import TokenSigner
 
 __all__ = [
     "AUDIT_KEY",
     "KEYS_KEY",
     "NO_STORE",
+    "REVOCATIONS_KEY",
     "SETTINGS_KEY",
     "SIGNER_KEY",
     "SIGNIN_KEY",
@@ -34,7 +39,10 @@ __all__ = [
     "error_json",
     "issue_user_tokens",
     "optional",
+    "page_error",
+    "redirect",
     "required",
+    "revoke_sign_in_tokens",
     "token_response",
 ]
 
@@ -44,6 +52,7 @@ KEYS_KEY: Final = web.AppKey("identity_keys", KeySource)
 SIGNER_KEY: Final = web.AppKey("identity_signer", TokenSigner)
 AUDIT_KEY: Final = web.AppKey("identity_audit", AuditTrail)
 SIGNIN_KEY: Final = web.AppKey("identity_signin", SignIn)
+REVOCATIONS_KEY: Final = web.AppKey("identity_revocations", RevocationOutbox)
 
 NO_STORE: Final[Mapping[str, str]] = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _MAX_PARAM_CHARS: Final = 2048
@@ -60,6 +69,23 @@ def error_json(error: IdentityError, *, basic: bool = False) -> web.Response:
         {"error": error.reason, "error_description": error.description},
         status=error.status,
         headers=headers,
+    )
+
+
+def redirect(uri: str, values: Mapping[str, str | None]) -> web.Response:
+    """A 302 to ``uri`` with ``values`` (the ``None`` ones left out) added to its query."""
+    query = urlencode({key: value for key, value in values.items() if value is not None})
+    separator = "&" if "?" in uri else "?"
+    return web.Response(status=302, headers={"Location": f"{uri}{separator}{query}", **NO_STORE})
+
+
+def page_error(reason: str, description: str) -> web.Response:
+    """An error shown as a page (400), for what must never be redirected."""
+    return web.Response(
+        text=error_page(reason, description),
+        content_type="text/html",
+        status=400,
+        headers=PAGE_HEADERS,
     )
 
 
@@ -148,6 +174,9 @@ async def issue_user_tokens(
         roles=[user.role],
         sid=family_id,
     )
+    await store.record_access_token(
+        family_id=family_id, jti=str(claims["jti"]), expires_at=float(claims["exp"])
+    )
     body: dict[str, Any] = {
         "access_token": access,
         "token_type": "Bearer",
@@ -185,3 +214,17 @@ async def issue_user_tokens(
         detail=f"scope {' '.join(allowed)}",
     )
     return token_response(body)
+
+
+async def revoke_sign_in_tokens(request: web.Request, family_id: str, reason: str) -> int:
+    """Broadcast a revocation of each live access token of sign-in ``family_id``; how many.
+
+    Call it once the family is revoked in the store: its refresh tokens are dead there, and
+    this tells the services that check access tokens on their own (the gateway) to refuse
+    the access tokens it issued, until they would have expired anyway.
+    """
+    outbox = request.app[REVOCATIONS_KEY]
+    live = await request.app[STORE_KEY].live_access_tokens(family_id)
+    for token in live:
+        outbox.revoke("jti", token.jti, reason, until=token.expires_at + REVOCATION_LEEWAY)
+    return len(live)

@@ -15,6 +15,7 @@ from typing import Any, Final
 from aiohttp import web
 from multidict import MultiMapping
 
+from identity.clients import DEVICE_CODE_GRANT, Client
 from identity.context import (
     AUDIT_KEY,
     NO_STORE,
@@ -38,7 +39,6 @@ from identity.errors import (
 from identity.hashing import new_token
 from identity.pages import PAGE_HEADERS, device_page, message_page
 from identity.roles import OIDC_SCOPES, ROLE_SCOPES, parse_scope
-from identity.store import DEVICE_CODE_GRANT, Client
 
 __all__ = ["add_device_routes", "grant_device_code"]
 

@@ -16,6 +16,7 @@ __all__ = [
     "InvalidScope",
     "InvalidToken",
     "RateLimited",
+    "RevokedToken",
     "SlowDown",
     "TemporarilyUnavailable",
     "TokenReuse",
@@ -97,6 +98,18 @@ class InvalidToken(IdentityError):
 
 class TokenReuse(InvalidGrant):
     """A spent code or refresh token was presented again; its whole family is now revoked."""
+
+    def __init__(self, description: str, *, family_id: str) -> None:
+        super().__init__(description)
+        self.family_id = family_id
+
+
+class RevokedToken(InvalidGrant):
+    """A refresh token of a sign-in that was already revoked: refused, and no new alarm."""
+
+    def __init__(self, description: str, *, family_id: str) -> None:
+        super().__init__(description)
+        self.family_id = family_id
 
 
 class TemporarilyUnavailable(IdentityError):

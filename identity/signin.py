@@ -12,7 +12,8 @@ from typing import Final
 from identity.audit import AuditTrail
 from identity.errors import AccessDenied, RateLimited
 from identity.ratelimit import LoginLimiter
-from identity.store import IdentityStore, User
+from identity.store import IdentityStore
+from identity.users import User
 
 __all__ = ["MAX_PASSWORD_CHARS", "MAX_USERNAME_CHARS", "SignIn"]
 

@@ -1,0 +1,126 @@
+"""One namespace for users, client ids and service names (a token's ``sub`` is any of them).
+
+A client-credentials token's ``sub`` is its client id and a user's is the username, and the
+services seal envelopes as themselves; so a client named like a user would own that user's
+jobs, and revoking a user named like a service would silence that service. Every name is
+therefore claimed once, case-insensitively, in the ``names`` table (its primary key makes two
+processes racing for one name fail the second), and the service names are never free.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+import aiosqlite
+
+from identity.errors import InvalidRequest
+from schemas import SERVICES
+
+__all__ = [
+    "MAX_NAME_CHARS",
+    "NAMES_SCHEMA",
+    "NameKind",
+    "check_name",
+    "claim_existing_names",
+    "claim_name",
+    "name_owner",
+    "reserved_name",
+]
+
+NameKind = Literal["user", "client"]
+MAX_NAME_CHARS: Final = 128
+
+NAMES_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS names (
+    folded TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL
+);
+"""
+
+_SERVICES: Final = frozenset(service.casefold() for service in SERVICES)
+
+
+def _folded(name: str) -> str:
+    return name.casefold()
+
+
+def check_name(kind: str, value: str) -> str:
+    """``value`` when it is 1..128 printable characters without outer spaces."""
+    if (
+        not value
+        or len(value) > MAX_NAME_CHARS
+        or not value.isprintable()
+        or value != value.strip()
+    ):
+        raise InvalidRequest(f"{kind} must be 1..{MAX_NAME_CHARS} printable characters")
+    return value
+
+
+def reserved_name(name: str) -> bool:
+    """True when ``name`` is a service's (``identity``, ``gateway``, ``worker``, …)."""
+    return _folded(name) in _SERVICES
+
+
+async def name_owner(db: aiosqlite.Connection, name: str) -> NameKind | None:
+    """Whether ``name`` (ignoring case) is a user's or a client's, or None when free."""
+    async with db.execute("SELECT kind FROM names WHERE folded = ?", (_folded(name),)) as cursor:
+        row = await cursor.fetchone()
+    if row is None:
+        return None
+    return "user" if row[0] == "user" else "client"
+
+
+async def claim_name(db: aiosqlite.Connection, name: str, kind: NameKind) -> None:
+    """Claim ``name`` for a new user or client, in the caller's transaction; a clear error if
+    it is a service's or already taken (by either kind, in any letter case)."""
+    label = "username" if kind == "user" else "client_id"
+    check_name(label, name)
+    if reserved_name(name):
+        raise InvalidRequest(
+            f"{name!r} is the name of a Sealflow service; users, clients and services share"
+            " one namespace"
+        )
+    try:
+        await db.execute(
+            "INSERT INTO names (folded, name, kind) VALUES (?, ?, ?)", (_folded(name), name, kind)
+        )
+    except aiosqlite.IntegrityError as error:
+        owner = await name_owner(db, name)
+        if owner == kind:
+            raise InvalidRequest(f"{kind} {name!r} already exists") from error
+        raise InvalidRequest(
+            f"{name!r} is already taken by a {owner or 'user or client'}; users, clients and"
+            " services share one namespace (names differing only in case count as one)"
+        ) from error
+
+
+async def claim_existing_names(db: aiosqlite.Connection) -> list[str]:
+    """Claim the names of users and clients made before the ``names`` table existed.
+
+    Returns the names that clash (a service's name, a user and a client, or two names differing
+    only in case): made under the old rules, they are left as they are for the operator to fix.
+    """
+    clashes: list[str] = []
+    for kind, query in (
+        ("user", "SELECT username FROM users ORDER BY username"),
+        ("client", "SELECT client_id FROM clients ORDER BY client_id"),
+    ):
+        async with db.execute(query) as cursor:
+            rows = await cursor.fetchall()
+        for (name,) in rows:
+            if reserved_name(str(name)):
+                clashes.append(str(name))
+            cursor = await db.execute(
+                "INSERT OR IGNORE INTO names (folded, name, kind) VALUES (?, ?, ?)",
+                (_folded(str(name)), str(name), kind),
+            )
+            if cursor.rowcount == 0:
+                async with db.execute(
+                    "SELECT name, kind FROM names WHERE folded = ?", (_folded(str(name)),)
+                ) as found:
+                    row = await found.fetchone()
+                if row is not None and (str(row[0]), str(row[1])) != (str(name), kind):
+                    clashes.append(str(name))
+    await db.commit()
+    return clashes
