@@ -15,6 +15,7 @@ from identity.authorize import add_authorize_routes
 from identity.clients import DEVICE_CODE_GRANT
 from identity.context import (
     AUDIT_KEY,
+    DEVICE_REQUESTS_KEY,
     KEYS_KEY,
     REVOCATIONS_KEY,
     SETTINGS_KEY,
@@ -29,7 +30,7 @@ from identity.discovery import add_discovery_routes
 from identity.end_session import add_end_session_routes
 from identity.errors import IdentityError
 from identity.keysource import KeySource
-from identity.ratelimit import LoginLimiter
+from identity.ratelimit import LoginLimiter, SlidingWindow
 from identity.revoke import add_revoke_routes
 from identity.settings import CLI_CLIENT_ID, IdentitySettings
 from identity.signin import SignIn
@@ -108,6 +109,12 @@ def create_app(
         clock=clock,
     )
     app[REVOCATIONS_KEY] = outbox
+    app[DEVICE_REQUESTS_KEY] = SlidingWindow(
+        settings.device_requests_per_address,
+        settings.device_request_window_seconds,
+        max_keys=settings.rate_limit_max_keys,
+        clock=clock,
+    )
     limiter = LoginLimiter(
         per_user=settings.login_failures_per_user,
         per_address=settings.login_failures_per_address,

@@ -16,9 +16,17 @@ from multidict import MultiMapping
 from identity.audit import AuditTrail
 from identity.clients import Client
 from identity.control import REVOCATION_LEEWAY, RevocationOutbox
-from identity.errors import IdentityError, InvalidClient, InvalidGrant, InvalidRequest, InvalidToken
+from identity.errors import (
+    IdentityError,
+    InvalidClient,
+    InvalidGrant,
+    InvalidRequest,
+    InvalidToken,
+    RateLimited,
+)
 from identity.keysource import KeySource
 from identity.pages import PAGE_HEADERS, error_page
+from identity.ratelimit import SlidingWindow
 from identity.roles import grant_scopes
 from identity.settings import IdentitySettings
 from identity.signin import SignIn
@@ -27,6 +35,7 @@ from identity.tokens import TokenSigner
 
 __all__ = [
     "AUDIT_KEY",
+    "DEVICE_REQUESTS_KEY",
     "KEYS_KEY",
     "NO_STORE",
     "REVOCATIONS_KEY",
@@ -53,6 +62,8 @@ SIGNER_KEY: Final = web.AppKey("identity_signer", TokenSigner)
 AUDIT_KEY: Final = web.AppKey("identity_audit", AuditTrail)
 SIGNIN_KEY: Final = web.AppKey("identity_signin", SignIn)
 REVOCATIONS_KEY: Final = web.AppKey("identity_revocations", RevocationOutbox)
+DEVICE_REQUESTS_KEY: Final = web.AppKey("identity_device_requests", SlidingWindow)
+"""``/device_authorization`` calls per address, within ``device_request_window_seconds``."""
 
 NO_STORE: Final[Mapping[str, str]] = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _MAX_PARAM_CHARS: Final = 2048
@@ -65,6 +76,8 @@ def error_json(error: IdentityError, *, basic: bool = False) -> web.Response:
         headers["WWW-Authenticate"] = 'Basic realm="sealflow"'
     if isinstance(error, InvalidToken) or error.reason == "insufficient_scope":
         headers["WWW-Authenticate"] = f'Bearer error="{error.reason}"'
+    if isinstance(error, RateLimited):
+        headers["Retry-After"] = str(error.retry_after)
     return web.json_response(
         {"error": error.reason, "error_description": error.description},
         status=error.status,

@@ -9,6 +9,7 @@ polls ``/token`` with the device code and gets ``authorization_pending`` / ``slo
 from __future__ import annotations
 
 import hmac
+import math
 import time
 from typing import Any, Final
 
@@ -18,6 +19,7 @@ from multidict import MultiMapping
 from identity.clients import DEVICE_CODE_GRANT, Client
 from identity.context import (
     AUDIT_KEY,
+    DEVICE_REQUESTS_KEY,
     NO_STORE,
     SETTINGS_KEY,
     SIGNIN_KEY,
@@ -28,7 +30,12 @@ from identity.context import (
     optional,
     required,
 )
-from identity.devices import format_user_code, normalize_user_code
+from identity.devices import (
+    DeviceRequest,
+    PendingLimits,
+    format_user_code,
+    normalize_user_code,
+)
 from identity.errors import (
     AccessDenied,
     InvalidRequest,
@@ -54,6 +61,18 @@ def _check_device_client(client: Client) -> None:
 async def _device_authorization(request: web.Request) -> web.Response:
     """RFC 8628 §3.1-3.2: a device code and a user code for an authenticated client."""
     settings = request.app[SETTINGS_KEY]
+    address = client_address(request)
+    # Limited per address before anything costs work (a confidential client's secret is Argon2).
+    requests = request.app[DEVICE_REQUESTS_KEY]
+    wait = requests.retry_after(address)
+    if wait > 0:
+        retry_after = max(1, math.ceil(wait))
+        raise RateLimited(
+            f"too many device requests from this address; try again in {retry_after} seconds",
+            retry_after=retry_after,
+            scope="address",
+        )
+    requests.record(address)
     form = await request.post()
     client = await authenticate_client(request, form)
     _check_device_client(client)
@@ -69,7 +88,12 @@ async def _device_authorization(request: web.Request) -> web.Response:
         scope=scope,
         lifetime=settings.device_code_lifetime,
         interval=settings.device_poll_interval,
-        max_pending=settings.device_max_pending,
+        limits=PendingLimits(
+            overall=settings.device_max_pending,
+            per_client=settings.device_max_pending_per_client,
+            per_address=settings.device_max_pending_per_address,
+        ),
+        address=address,
     )
     shown = format_user_code(issued.user_code)
     verification_uri = f"{settings.issuer_url}/device"
@@ -150,17 +174,10 @@ async def _device_get(request: web.Request) -> web.Response:
     typed = request.query.get("user_code", "")[:32]
     if not typed:
         return _page(request)
-    # Looking a code up is limited like entering one, or this page would be a guessing oracle.
-    signin, address = request.app[SIGNIN_KEY], client_address(request)
-    try:
-        signin.check_limits(username=None, address=address, via="device")
-    except RateLimited as error:
-        return _rate_limited(request, typed, error)
-    code = normalize_user_code(typed)
-    pending = None if code is None else await request.app[STORE_KEY].devices.pending(code)
-    if code is None or pending is None:
-        signin.failed(username=None, address=address, via="device", reason="unknown_user_code")
-        return _page(request, user_code=typed, error="unknown or expired code", status=400)
+    found = await _lookup(request, typed)
+    if isinstance(found, web.Response):
+        return found
+    code, pending = found
     return _page(
         request,
         user_code=format_user_code(code),
@@ -191,16 +208,10 @@ async def _device_post(request: web.Request) -> web.Response:
         return _page(request, error="enter the code, your username and password", status=400)
     if action not in ("approve", "deny"):
         return _page(request, user_code=typed[:32], error="choose approve or deny", status=400)
-    try:
-        signin.check_limits(username=None, address=address, via="device")
-    except RateLimited as error:
-        return _rate_limited(request, typed, error)
-    code = normalize_user_code(typed)
-    pending = None if code is None else await request.app[STORE_KEY].devices.pending(code)
-    if code is None or pending is None:
-        # wrong codes count against the address, so user codes cannot be guessed at speed
-        signin.failed(username=None, address=address, via="device", reason="unknown_user_code")
-        return _page(request, user_code=typed[:32], error="unknown or expired code", status=400)
+    found = await _lookup(request, typed)
+    if isinstance(found, web.Response):
+        return found
+    code, pending = found
     try:
         user = await signin.attempt(
             username, password, address=address, client_id=pending.client_id, via="device"
@@ -233,6 +244,26 @@ async def _device_post(request: web.Request) -> web.Response:
     if approve:
         return _message("Device approved", "You are signed in; return to your device.")
     return _message("Device denied", "The request was denied; the device gets no access.")
+
+
+async def _lookup(request: web.Request, typed: str) -> tuple[str, DeviceRequest] | web.Response:
+    """The live pending request for a typed user code, or the page to answer with.
+
+    Looking a code up counts against the address like a failed sign-in (reserved before the
+    lookup, refunded when the code is found), or the page would be a guessing oracle.
+    """
+    signin, address = request.app[SIGNIN_KEY], client_address(request)
+    try:
+        reservation = signin.reserve(username=None, address=address, via="device")
+    except RateLimited as error:
+        return _rate_limited(request, typed, error)
+    code = normalize_user_code(typed)
+    pending = None if code is None else await request.app[STORE_KEY].devices.pending(code)
+    if code is None or pending is None:
+        signin.failed(username=None, address=address, via="device", reason="unknown_user_code")
+        return _page(request, user_code=typed[:32], error="unknown or expired code", status=400)
+    signin.refund(reservation)
+    return code, pending
 
 
 def _rate_limited(request: web.Request, typed: str, error: RateLimited) -> web.Response:

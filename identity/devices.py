@@ -3,6 +3,10 @@
 A request is born ``pending``; the user approves or denies it on ``/device``; the client polls
 ``/token`` until it is ``approved`` and then spends it once (``spent``). Device and user codes
 are stored only as SHA-256 hashes. Each state change is one conditional ``UPDATE``.
+
+Pending requests are capped three ways: in all, per client, and per requesting address, the
+last far below the per-client cap, so that one address cannot fill a client's (a public
+client such as ``sealflow-cli`` needs no credentials to ask).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from identity.errors import (
     ExpiredToken,
     InvalidGrant,
     InvalidRequest,
+    RateLimited,
     SlowDown,
     TemporarilyUnavailable,
 )
@@ -34,6 +39,8 @@ __all__ = [
     "DeviceCodes",
     "DeviceGrant",
     "DeviceRequest",
+    "PendingCounts",
+    "PendingLimits",
     "format_user_code",
     "normalize_user_code",
 ]
@@ -57,6 +64,24 @@ def normalize_user_code(text: str) -> str | None:
         return None
     cleaned = "".join(ch for ch in text.upper() if ch not in "- \t")
     return cleaned if _USER_CODE.fullmatch(cleaned) else None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingLimits:
+    """How many requests may be pending at once: in all, per client, per address."""
+
+    overall: int
+    per_client: int
+    per_address: int
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCounts:
+    """How many requests are pending now: in all, for one client, from one address."""
+
+    overall: int
+    per_client: int
+    per_address: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,10 +129,27 @@ class DeviceCodes:
         family_id TEXT NOT NULL,
         interval REAL NOT NULL,
         last_poll REAL,
-        expires_at REAL NOT NULL
+        expires_at REAL NOT NULL,
+        address TEXT NOT NULL DEFAULT ''
     );
     CREATE INDEX IF NOT EXISTS device_codes_expiry ON device_codes (expires_at);
     """
+    INDEXES: Final = """
+    CREATE INDEX IF NOT EXISTS device_codes_client ON device_codes (client_id, status);
+    CREATE INDEX IF NOT EXISTS device_codes_address ON device_codes (address, status);
+    """
+
+    @classmethod
+    async def migrate(cls, connection: aiosqlite.Connection) -> None:
+        """Create the table, adding the ``address`` column to a table made before it existed."""
+        await connection.executescript(cls.SCHEMA)
+        async with connection.execute("PRAGMA table_info(device_codes)") as cursor:
+            columns = {str(row[1]) for row in await cursor.fetchall()}
+        if "address" not in columns:
+            await connection.execute(
+                "ALTER TABLE device_codes ADD COLUMN address TEXT NOT NULL DEFAULT ''"
+            )
+        await connection.executescript(cls.INDEXES)
 
     def __init__(
         self, connection: aiosqlite.Connection, clock: Callable[[], float], lock: asyncio.Lock
@@ -116,6 +158,17 @@ class DeviceCodes:
         self._clock = clock
         self._lock = lock
 
+    async def _pending_counts(self, now: float, client_id: str, address: str) -> PendingCounts:
+        async with self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(client_id = ?), 0), COALESCE(SUM(address = ?), 0)"
+            " FROM device_codes WHERE status = 'pending' AND expires_at > ?",
+            (client_id, address, now),
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            return PendingCounts(0, 0, 0)
+        return PendingCounts(int(row[0]), int(row[1]), int(row[2]))
+
     async def issue(
         self,
         *,
@@ -123,21 +176,29 @@ class DeviceCodes:
         scope: Sequence[str],
         lifetime: int,
         interval: int,
-        max_pending: int,
+        limits: PendingLimits,
+        address: str,
     ) -> DeviceAuthorization:
-        """A new pending request; ``TemporarilyUnavailable`` when ``max_pending`` are live."""
+        """A new pending request from ``address``, within ``limits``.
+
+        ``RateLimited`` when the address holds its share of pending requests already;
+        ``TemporarilyUnavailable`` when the client's or the overall cap is reached.
+        """
         now = self._clock()
         async with self._lock:
             await self._db.execute(
                 "DELETE FROM device_codes WHERE expires_at < ?", (now - _KEEP_AFTER_EXPIRY,)
             )
-            async with self._db.execute(
-                "SELECT COUNT(*) FROM device_codes WHERE status = 'pending' AND expires_at > ?",
-                (now,),
-            ) as cursor:
-                row = await cursor.fetchone()
-            if row is not None and int(row[0]) >= max_pending:
-                await self._db.commit()
+            await self._db.commit()
+            pending = await self._pending_counts(now, client_id, address)
+            if pending.per_address >= limits.per_address:
+                raise RateLimited(
+                    "too many pending device requests from this address; finish or wait for"
+                    " one to expire",
+                    retry_after=max(1, int(lifetime)),
+                    scope="address",
+                )
+            if pending.per_client >= limits.per_client or pending.overall >= limits.overall:
                 raise TemporarilyUnavailable("too many pending device requests; try again later")
             device_code = new_token()
             for _ in range(8):
@@ -147,7 +208,8 @@ class DeviceCodes:
                 try:
                     await self._db.execute(
                         "INSERT INTO device_codes (device_hash, user_code_hash, client_id, scope,"
-                        " family_id, interval, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        " family_id, interval, expires_at, address)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             token_hash(device_code),
                             token_hash(user_code),
@@ -156,6 +218,7 @@ class DeviceCodes:
                             uuid.uuid4().hex,
                             float(interval),
                             now + lifetime,
+                            address,
                         ),
                     )
                 except aiosqlite.IntegrityError:

@@ -1,9 +1,12 @@
 """Sign-in rate limiting: a sliding window of failures per key, in bounded memory.
 
 Each key (a username, a client address) keeps the times of its last ``limit`` failures; it is
-blocked while ``limit`` of them fall inside the window. At most ``max_keys`` keys are kept;
-the least recently touched one is forgotten first, so memory stays bounded under a flood of
-distinct names (the per-address limit still holds for one attacker, see docs/security.md).
+blocked while ``limit`` of them fall inside the window. An attempt *reserves* its failure
+before the password is checked (one synchronous step, so concurrent guesses cannot all pass
+the check while the first ones are still hashing) and a success refunds it. At most
+``max_keys`` keys are kept; the least recently touched one is forgotten first, so memory stays
+bounded under a flood of distinct names (the per-address limit still holds for one attacker,
+see docs/security.md).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["LoginLimiter", "SlidingWindow"]
+__all__ = ["Blocked", "LoginLimiter", "Reservation", "SlidingWindow"]
 
 
 class SlidingWindow:
@@ -58,9 +61,10 @@ class SlidingWindow:
             return 0.0
         return max(times[0] + self.window - now, 0.0)
 
-    def record(self, key: str) -> None:
-        """Count one failure for ``key``."""
-        now = self._clock()
+    def record(self, key: str, *, now: float | None = None) -> float:
+        """Count one failure for ``key`` (at ``now``, default the clock's time); returns the
+        time it is counted at, to :meth:`forget` it."""
+        now = self._clock() if now is None else now
         times = self._live(key, now)
         if times is None:
             times = deque(maxlen=self.limit)
@@ -70,6 +74,19 @@ class SlidingWindow:
         else:
             self._failures.move_to_end(key)
         times.append(now)
+        return now
+
+    def forget(self, key: str, at: float) -> None:
+        """Take back one failure of ``key`` counted at ``at`` (a refunded reservation)."""
+        times = self._failures.get(key)
+        if times is None:
+            return
+        try:
+            times.remove(at)
+        except ValueError:
+            return  # already slid out of the window or pushed out by newer failures
+        if not times:
+            del self._failures[key]
 
     def reset(self, key: str) -> None:
         """Forget the failures of ``key`` (after a successful sign-in)."""
@@ -83,6 +100,16 @@ class Blocked:
     scope: str
     """``user`` or ``address``."""
     retry_after: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """A failure counted in advance for one attempt: kept if it fails, refunded if not."""
+
+    username: str | None
+    """The case-folded username the attempt counts against, if any."""
+    address: str
+    at: float
 
 
 class LoginLimiter:
@@ -110,6 +137,27 @@ class LoginLimiter:
             if wait > 0:
                 return Blocked("user", max(1, math.ceil(wait)))
         return None
+
+    def reserve(self, *, username: str | None, address: str) -> Reservation | Blocked:
+        """Check the limits and count this attempt as a failure in one step (no await between).
+
+        A :class:`Blocked` when over a limit (nothing counted); else the :class:`Reservation`
+        to :meth:`refund` if the attempt turns out not to be a failure.
+        """
+        blocked = self.check(username=username, address=address)
+        if blocked is not None:
+            return blocked
+        at = self.addresses.record(address)
+        folded = None if username is None else username.casefold()
+        if folded is not None:
+            self.users.record(folded, now=at)
+        return Reservation(username=folded, address=address, at=at)
+
+    def refund(self, reservation: Reservation) -> None:
+        """Take back a reservation whose attempt did not fail."""
+        self.addresses.forget(reservation.address, reservation.at)
+        if reservation.username is not None:
+            self.users.forget(reservation.username, reservation.at)
 
     def failure(self, *, username: str | None, address: str) -> None:
         """Count a failed attempt against the address and, when given, the username."""

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Self
 from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["CLI_CLIENT_ID", "IdentitySettings"]
@@ -38,6 +39,16 @@ class IdentitySettings(BaseSettings):
     device_code_lifetime: int = Field(default=600, ge=60, le=1_800)
     device_poll_interval: int = Field(default=5, ge=1, le=60)
     device_max_pending: int = Field(default=10_000, ge=1)
+    """Pending device requests at most, all clients together."""
+    device_max_pending_per_client: int = Field(default=1_000, ge=1)
+    """``SEALFLOW_DEVICE_MAX_PENDING_PER_CLIENT``: pending requests at most for one client."""
+    device_max_pending_per_address: int = Field(default=5, ge=1)
+    """``SEALFLOW_DEVICE_MAX_PENDING_PER_ADDRESS``: pending requests at most from one address;
+    kept below the per-client cap, so that one address cannot fill a client's."""
+    device_requests_per_address: int = Field(default=10, ge=1, le=10_000)
+    """``SEALFLOW_DEVICE_REQUESTS_PER_ADDRESS``: ``/device_authorization`` calls one address
+    may make per ``device_request_window_seconds``."""
+    device_request_window_seconds: float = Field(default=600.0, gt=0, le=86_400)
     seed_cli_client: bool = True
     """Register the public ``sealflow-cli`` client at start when it does not exist."""
 
@@ -46,6 +57,14 @@ class IdentitySettings(BaseSettings):
     login_window_seconds: float = Field(default=60.0, gt=0, le=86_400)
     rate_limit_max_keys: int = Field(default=10_000, ge=1, le=10_000_000)
     audit_queue_size: int = Field(default=10_000, ge=1)
+
+    @model_validator(mode="after")
+    def _one_address_cannot_fill_a_client(self) -> Self:
+        if self.device_max_pending_per_address >= self.device_max_pending_per_client:
+            raise ValueError(
+                "device_max_pending_per_address must be below device_max_pending_per_client"
+            )
+        return self
 
     @property
     def issuer_url(self) -> str:

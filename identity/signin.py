@@ -1,8 +1,10 @@
 """One sign-in attempt: the rate limits first, then the password, each outcome audited.
 
-Shared by the login page of ``/authorize`` and the device verification page. An attempt over
-a limit is refused before the password is checked, so it costs no Argon2 work and cannot
-confirm a guessed password.
+Shared by the login page of ``/authorize`` and the device verification page. An attempt
+reserves its place under the limits before the password is checked, in one step with the
+check itself: over a limit it is refused without Argon2 work (so it cannot confirm a guessed
+password), and concurrent guesses cannot all pass the check while the first ones are still
+being verified. A successful attempt gets its reservation back.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Final
 
 from identity.audit import AuditTrail
 from identity.errors import AccessDenied, RateLimited
-from identity.ratelimit import LoginLimiter
+from identity.ratelimit import Blocked, LoginLimiter, Reservation
 from identity.store import IdentityStore
 from identity.users import User
 
@@ -29,28 +31,22 @@ class SignIn:
         self.limiter = limiter
         self.audit = audit
 
-    def check_limits(self, *, username: str | None, address: str, via: str) -> None:
-        """Raise :class:`RateLimited` (audited) when the address or user is over its limit."""
-        blocked = self.limiter.check(username=username, address=address)
-        if blocked is None:
-            return
-        self.audit.record(
-            type="signin.rate_limited",
-            action=via,
-            outcome="denied",
-            actor=username,
-            reason=f"too_many_{blocked.scope}_failures",
-            detail=f"address {address}; retry after {blocked.retry_after} s",
-        )
-        raise RateLimited(
-            f"too many failed sign-ins; try again in {blocked.retry_after} seconds",
-            retry_after=blocked.retry_after,
-            scope=blocked.scope,
-        )
+    def reserve(self, *, username: str | None, address: str, via: str) -> Reservation:
+        """Count this attempt against the limits now; :class:`RateLimited` (audited) if over.
+
+        Give the reservation back with :meth:`refund` when the attempt does not fail.
+        """
+        reserved = self.limiter.reserve(username=username, address=address)
+        if isinstance(reserved, Reservation):
+            return reserved
+        raise self._refused(reserved, username=username, address=address, via=via)
+
+    def refund(self, reservation: Reservation) -> None:
+        """The attempt did not fail: take its reservation back."""
+        self.limiter.refund(reservation)
 
     def failed(self, *, username: str | None, address: str, via: str, reason: str) -> None:
-        """Count and audit a failed attempt that never reached the password check."""
-        self.limiter.failure(username=username, address=address)
+        """Audit a failed attempt (its reservation stays counted)."""
         self.audit.record(
             type="signin.failed",
             action=via,
@@ -65,15 +61,16 @@ class SignIn:
     ) -> User:
         """The signed-in user; ``RateLimited`` or ``AccessDenied`` (both audited) otherwise."""
         if len(username) > MAX_USERNAME_CHARS or len(password) > MAX_PASSWORD_CHARS:
-            self.check_limits(username=None, address=address, via=via)
+            self.reserve(username=None, address=address, via=via)
             self.failed(username=None, address=address, via=via, reason="invalid_credentials")
             raise AccessDenied("invalid username or password")
-        self.check_limits(username=username, address=address, via=via)
+        reservation = self.reserve(username=username, address=address, via=via)
         try:
             user = await self.store.authenticate_user(username, password)
         except AccessDenied:
             self.failed(username=username, address=address, via=via, reason="invalid_credentials")
             raise
+        self.refund(reservation)
         self.limiter.success(username=username)
         self.audit.record(
             type="signin.succeeded",
@@ -84,3 +81,21 @@ class SignIn:
             detail=f"client {client_id}; address {address}",
         )
         return user
+
+    def _refused(
+        self, blocked: Blocked, *, username: str | None, address: str, via: str
+    ) -> RateLimited:
+        """The audited :class:`RateLimited` for an attempt over a limit."""
+        self.audit.record(
+            type="signin.rate_limited",
+            action=via,
+            outcome="denied",
+            actor=username,
+            reason=f"too_many_{blocked.scope}_failures",
+            detail=f"address {address}; retry after {blocked.retry_after} s",
+        )
+        return RateLimited(
+            f"too many failed sign-ins; try again in {blocked.retry_after} seconds",
+            retry_after=blocked.retry_after,
+            scope=blocked.scope,
+        )

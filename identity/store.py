@@ -33,7 +33,6 @@ _SCHEMAS = (
     CODES_SCHEMA,
     REFRESH_SCHEMA,
     ACCESS_TOKENS_SCHEMA,
-    DeviceCodes.SCHEMA,
 )
 
 
@@ -58,6 +57,7 @@ class IdentityStore(UserTable, ClientTable, CodeTable, AccessTokenTable):
             await connection.execute("PRAGMA foreign_keys=ON")
             for schema in _SCHEMAS:
                 await connection.executescript(schema)
+            await DeviceCodes.migrate(connection)
             await connection.commit()
             clashes = await claim_existing_names(connection)
         except BaseException:

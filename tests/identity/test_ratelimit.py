@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
-from identity_testing import FakeClock, Provider, csrf_of, new_pkce
+from identity_testing import PASSWORDS, FakeClock, Provider, csrf_of, new_pkce
 
 from identity import LoginLimiter, SlidingWindow
+from identity.ratelimit import Blocked, Reservation
 
 
 def test_a_window_blocks_at_its_limit_and_slides() -> None:
@@ -115,3 +118,79 @@ async def test_looking_up_user_codes_is_rate_limited_per_address(provider: Provi
     blocked = await provider.http.get("/device", params={"user_code": "BCDF-GHJK"})
     assert blocked.status == 429
     assert "too many failed sign-ins" in await blocked.text()
+
+
+def test_a_reservation_counts_at_once_and_a_refund_takes_it_back() -> None:
+    """Reserving checks and counts in one step; refunding leaves no trace of the attempt."""
+    limiter = LoginLimiter(per_user=2, per_address=5, window=60, max_keys=100, clock=FakeClock())
+    first = limiter.reserve(username="Alice", address="10.0.0.1")
+    second = limiter.reserve(username="alice", address="10.0.0.1")
+    assert isinstance(first, Reservation)
+    assert isinstance(second, Reservation)
+    blocked = limiter.reserve(username="ALICE", address="10.0.0.1")
+    assert isinstance(blocked, Blocked)
+    assert blocked.scope == "user"
+    limiter.refund(first)
+    assert isinstance(limiter.reserve(username="alice", address="10.0.0.1"), Reservation)
+    limiter.refund(second)
+    assert len(limiter.addresses) == 1  # the third reservation is still counted
+    assert limiter.addresses.retry_after("10.0.0.1") == 0
+
+
+async def _concurrent_logins(provider: Provider, attempts: list[tuple[str, str]]) -> list[int]:
+    """Post every (username, password) sign-in at once; the statuses, in order."""
+    responses = await asyncio.gather(
+        *(provider.login(new_pkce(), username, password) for username, password in attempts)
+    )
+    return [response.status for response in responses]
+
+
+async def test_concurrent_guesses_for_one_user_are_held_to_its_limit(provider: Provider) -> None:
+    """The attack (issue 11.3): 40 guesses at once, the right password last. The limit was
+    checked, Argon2 awaited, and only then the failure counted, so all 40 were verified and the
+    right password got a code. Now at most 5 are verified; the rest are refused unchecked."""
+    attempts = [("alice", f"guess {number}") for number in range(39)]
+    attempts.append(("alice", PASSWORDS["alice"]))
+    statuses = await _concurrent_logins(provider, attempts)
+    checked = [status for status in statuses if status in (302, 401)]
+    assert len(checked) <= 5, statuses
+    assert statuses.count(429) >= 35
+    events = await provider.audit()
+    verified = events.of_type("signin.failed") + events.of_type("signin.succeeded")
+    assert len(verified) == len(checked)
+
+
+async def test_concurrent_guesses_from_one_address_are_held_to_its_limit(
+    provider: Provider,
+) -> None:
+    """40 guesses at once for 40 different names from one address: at most 20 are verified."""
+    statuses = await _concurrent_logins(provider, [(f"guess-{n}", "pw") for n in range(40)])
+    assert len([status for status in statuses if status == 401]) <= 20, statuses
+    assert statuses.count(429) >= 20
+
+
+async def test_concurrent_user_code_lookups_are_held_to_the_address_limit(
+    provider: Provider,
+) -> None:
+    """40 lookups of unknown user codes at once: at most 20 reach the database."""
+    responses = await asyncio.gather(
+        *(
+            provider.http.get("/device", params={"user_code": f"BCDF-GHJ{letter}"})
+            for letter in "BCDFGHJKLMNPQRSTVWXZ" * 2
+        )
+    )
+    statuses = [response.status for response in responses]
+    assert statuses.count(400) <= 20, statuses
+    assert statuses.count(429) >= 20
+
+
+async def test_a_found_user_code_and_a_right_password_cost_the_address_nothing(
+    provider: Provider,
+) -> None:
+    """Refunds: 30 successful look-ups and sign-ins leave the address below its limit."""
+    started = await provider.device_authorization()
+    for _ in range(30):
+        page = await provider.http.get("/device", params={"user_code": started["user_code"]})
+        assert page.status == 200
+    for _ in range(30):
+        assert (await provider.login(new_pkce())).status == 302
