@@ -23,7 +23,6 @@ __all__ = [
     "check_name",
     "claim_existing_names",
     "claim_name",
-    "name_owner",
     "reserved_name",
 ]
 
@@ -62,15 +61,6 @@ def reserved_name(name: str) -> bool:
     return _folded(name) in _SERVICES
 
 
-async def name_owner(db: aiosqlite.Connection, name: str) -> NameKind | None:
-    """Whether ``name`` (ignoring case) is a user's or a client's, or None when free."""
-    async with db.execute("SELECT kind FROM names WHERE folded = ?", (_folded(name),)) as cursor:
-        row = await cursor.fetchone()
-    if row is None:
-        return None
-    return "user" if row[0] == "user" else "client"
-
-
 async def claim_name(db: aiosqlite.Connection, name: str, kind: NameKind) -> None:
     """Claim ``name`` for a new user or client, in the caller's transaction; a clear error if
     it is a service's or already taken (by either kind, in any letter case)."""
@@ -86,12 +76,16 @@ async def claim_name(db: aiosqlite.Connection, name: str, kind: NameKind) -> Non
             "INSERT INTO names (folded, name, kind) VALUES (?, ?, ?)", (_folded(name), name, kind)
         )
     except aiosqlite.IntegrityError as error:
-        owner = await name_owner(db, name)
-        if owner == kind:
+        async with db.execute(
+            "SELECT name, kind FROM names WHERE folded = ?", (_folded(name),)
+        ) as cursor:
+            row = await cursor.fetchone()
+        taken, owner = (name, kind) if row is None else (str(row[0]), str(row[1]))
+        if (taken, owner) == (name, kind):
             raise InvalidRequest(f"{kind} {name!r} already exists") from error
         raise InvalidRequest(
-            f"{name!r} is already taken by a {owner or 'user or client'}; users, clients and"
-            " services share one namespace (names differing only in case count as one)"
+            f"{name!r} is already taken by a {owner} ({taken!r}); users, clients and services"
+            " share one namespace, and names differing only in case count as one"
         ) from error
 
 

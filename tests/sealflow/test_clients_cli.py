@@ -113,3 +113,18 @@ def test_errors_are_one_line(env: dict[str, str]) -> None:
     assert "must be absolute, without fragment" in bad_uri.output
     bad_grant = _run(env, "add", "g", "--grant", "password")
     assert bad_grant.exit_code == 2
+
+
+def test_add_refuses_a_username_or_a_service_name(env: dict[str, str]) -> None:
+    """A client ``alice`` would get tokens with sub=alice and own alice's jobs (issue 11.11)."""
+    added = CliRunner().invoke(
+        cli, ["users", "add", "alice", "--password-stdin"], env=env, input="long secret\n"
+    )
+    assert added.exit_code == 0, added.output
+    taken = _run(env, "add", "alice", "--grant", "client_credentials", "--role", "user")
+    assert taken.exit_code == 1
+    assert "already taken by a user" in taken.output
+    assert "client secret" not in taken.output
+    service = _run(env, "add", "audit", "--public")
+    assert service.exit_code == 1
+    assert "is the name of a Sealflow service" in service.output

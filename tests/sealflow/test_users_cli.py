@@ -109,3 +109,21 @@ def test_unknown_users_are_one_line_errors(env: dict[str, str]) -> None:
         result = _run(env, *args)
         assert result.exit_code == 1
         assert result.output.strip() == "Error: no user 'nobody'"
+
+
+@pytest.mark.parametrize("name", ["worker", "Gateway"])
+def test_add_refuses_a_service_name(env: dict[str, str], name: str) -> None:
+    """A user named like a service, revoked by sub, would silence that service (issue 11.11)."""
+    result = _run(env, "add", name, "--password-stdin", stdin="long secret\n")
+    assert result.exit_code == 1
+    assert "is the name of a Sealflow service" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_add_refuses_a_client_id(env: dict[str, str]) -> None:
+    """A user named like a client would share its sub: one namespace (issue 11.11)."""
+    added = CliRunner().invoke(cli, ["clients", "add", "reports", "--public"], env=env)
+    assert added.exit_code == 0, added.output
+    result = _run(env, "add", "Reports", "--password-stdin", stdin="long secret\n")
+    assert result.exit_code == 1
+    assert "already taken by a client" in result.output
