@@ -16,6 +16,7 @@ from identity.context import (
     STORE_KEY,
 )
 from identity.control import (
+    REVOCATION_LEEWAY,
     LogRevocationSink,
     RevocationOutbox,
     RevocationSink,
@@ -78,6 +79,7 @@ __all__ = [
     "GRANT_TYPES",
     "KEYS_KEY",
     "REVOCATIONS_KEY",
+    "REVOCATION_LEEWAY",
     "ROLES",
     "ROLE_SCOPES",
     "SETTINGS_KEY",

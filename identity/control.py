@@ -193,8 +193,11 @@ class RevocationOutbox:
             return
 
 
-async def broadcast_revocations(settings: BrokerSettings, revocations: list[Revocation]) -> None:
-    """Journal and publish ``revocations`` now, signed with the identity's key (operator CLI).
+async def broadcast_revocations(
+    settings: BrokerSettings, revocations: list[Revocation]
+) -> list[str]:
+    """Journal and publish ``revocations`` now, signed with the identity's key (operator CLI);
+    the services each copy was sealed for.
 
     Needs the identity's key ring under ``SEALFLOW_KEYS_DIR/identity``: it runs on the
     identity's host. ``PublishFailed`` when the broker refuses or no service is listening.
@@ -213,9 +216,12 @@ async def broadcast_revocations(settings: BrokerSettings, revocations: list[Revo
         topology = Topology(settings.namespace)
         await topology.declare(channel, queues=())
         publisher = Publisher(channel, topology, sealer)
+        audiences: list[str] = []
         for revocation in revocations:
-            await publish_control(
+            sent = await publish_control(
                 publisher, revocation, typ=Revocation.MESSAGE_TYPE, sub=CONTROL_SENDER
             )
+            audiences.extend(sealed.aud for sealed in sent if sealed.aud not in audiences)
     finally:
         await connection.close()
+    return audiences

@@ -1,9 +1,11 @@
-"""``sealflow identity``: the provider on its issuer's host and port, auditing over the broker.
+"""``sealflow identity``: the provider on its issuer's host and port, auditing and broadcasting
+revocations over the broker.
 
 The HTTP side starts at once and never waits for RabbitMQ: the broker connection is made (and
 retried with back-off) in the background, and audit events that cannot be published meanwhile
 are logged at error level and counted (see :mod:`identity.audit`). So sign-ins keep working
 while the broker is down; the trail of that time is in the logs instead of the audit log.
+Revocations wait and are retried until the broker takes them (see :mod:`identity.control`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from broker import (
     stop_on_signals,
 )
 from identity.app import create_app
+from identity.control import RevocationSink, RuntimeRevocationSink
 from identity.settings import IdentitySettings
 from schemas import AuditEvent
 
@@ -60,10 +63,12 @@ class IdentityServer:
         self.settings = settings if settings is not None else IdentitySettings()
         self.broker_settings = broker_settings if broker_settings is not None else BrokerSettings()
         self.runtime: ServiceRuntime | None = None
+        revocations: RevocationSink | None = None
         if audit is None:
             self.runtime = ServiceRuntime("identity", self.broker_settings)
             audit = RuntimeAuditSink(self.runtime)
-        self.app = create_app(self.settings, audit=audit)
+            revocations = RuntimeRevocationSink(self.runtime)
+        self.app = create_app(self.settings, audit=audit, revocations=revocations)
         self.broker_connected = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._health: web.AppRunner | None = None

@@ -1,5 +1,5 @@
-"""Fixtures for the identity tests: a provider on a test server with a recording audit sink
-and a clock the test moves (helpers in tests/support/identity_testing.py)."""
+"""Fixtures for the identity tests: a provider on a test server with recording audit and
+revocation sinks and a clock the test moves (helpers in tests/support/identity_testing.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from identity_testing import PASSWORDS, REDIRECT, WEB, FakeClock, Provider, RecordingSink
+from identity_testing import (
+    PASSWORDS,
+    REDIRECT,
+    WEB,
+    FakeClock,
+    Provider,
+    RecordingRevocations,
+    RecordingSink,
+)
 
 from identity import STORE_KEY, IdentitySettings, create_app
 from keys import KeyRing
@@ -24,7 +32,7 @@ def identity_settings(tmp_path: Path) -> IdentitySettings:
 @pytest.fixture
 async def provider(identity_settings: IdentitySettings) -> AsyncIterator[Provider]:
     sink, clock = RecordingSink(), FakeClock()
-    app = create_app(identity_settings, audit=sink, clock=clock)
+    app = create_app(identity_settings, audit=sink, revocations=RecordingRevocations(), clock=clock)
     async with TestClient(TestServer(app)) as http:
         store = app[STORE_KEY]
         await store.add_user("alice", PASSWORDS["alice"], "user")

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient
 
 from broker import PublishFailed
 from identity import AUDIT_KEY, STORE_KEY, IdentitySettings, IdentityStore
-from schemas import AuditEvent
+from schemas import AuditEvent, Revocation
 
 REDIRECT = "https://app.example/callback"
 WEB = "sealflow-web"
@@ -52,6 +52,19 @@ class RecordingSink:
 
     def of_type(self, type_: str) -> list[AuditEvent]:
         return [event for event in self.events if event.type == type_]
+
+
+@dataclass
+class RecordingRevocations:
+    """A ``RevocationSink`` that keeps the revocations the identity would broadcast."""
+
+    sent: list[Revocation] = field(default_factory=list)
+
+    async def publish(self, revocation: Revocation) -> None:
+        self.sent.append(revocation)
+
+    def values(self, kind: str) -> list[str]:
+        return [revocation.value for revocation in self.sent if revocation.kind == kind]
 
 
 @dataclass
