@@ -23,6 +23,7 @@ _COMMANDS: dict[str, str] = {
     "logout": "sealflow.commands.auth:logout",
     "parser": "sealflow.commands.daemons:parser",
     "result": "sealflow.commands.jobs:result",
+    "revoke": "sealflow.commands.revoke:revoke",
     "schemas": "sealflow.commands.schemas:schemas",
     "submit": "sealflow.commands.submit:submit",
     "token": "sealflow.commands.auth:token",

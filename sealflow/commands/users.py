@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import sys
+import time
 from typing import Final
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from identity import ROLES, IdentityStore, Role, User, check_role
+from identity import (
+    REVOCATION_LEEWAY,
+    ROLES,
+    IdentitySettings,
+    IdentityStore,
+    Role,
+    User,
+    check_role,
+)
 from sealflow.commands.identity_db import run_with_store
+from sealflow.commands.revoke import broadcast, build
 
 __all__ = ["users"]
 
@@ -86,10 +96,28 @@ def _set_disabled(username: str, disabled: bool) -> None:
 
 @users.command("disable")
 @click.argument("username")
-def disable(username: str) -> None:
-    """Disable USERNAME: no more sign-ins, and their refresh tokens are revoked."""
+@click.option(
+    "--no-broadcast",
+    is_flag=True,
+    help="Only write the database (no service is running yet, or no broker here).",
+)
+def disable(username: str, no_broadcast: bool) -> None:
+    """Disable USERNAME: no more sign-ins, their refresh tokens are revoked, and every running
+    service refuses their access tokens and requests (a revocation of the subject on
+    sealflow.control, lasting as long as an access token can live; run it on the identity's
+    host, whose key signs it)."""
     _set_disabled(username, True)
     click.echo(f"disabled user {username}; their refresh tokens are revoked")
+    if no_broadcast:
+        click.echo("not broadcast: running services accept their access tokens until expiry")
+        return
+    lasting = IdentitySettings().access_token_lifetime + REVOCATION_LEEWAY
+    revocation = build("sub", username, "user disabled", until=time.time() + lasting)
+    sent_to = broadcast(revocation)
+    click.echo(
+        f"services ({', '.join(sent_to)}) refuse {username}'s tokens and requests for the next"
+        f" {int(lasting)} s, until every access token issued before has expired"
+    )
 
 
 @users.command("enable")

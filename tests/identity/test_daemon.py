@@ -11,18 +11,20 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import aiohttp
 import pytest
+from control_testing import control_receiver
 from identity_testing import PASSWORDS, REDIRECT, WEB, new_pkce
 from prometheus_client import REGISTRY
 from sealflow_testing import queue_counts
 
 from broker import BrokerSettings, Opener, Topology, connect, open_channel
-from identity import AUDIT_KEY, STORE_KEY, IdentitySettings
+from identity import AUDIT_KEY, STORE_KEY, IdentitySettings, verify_access_token
 from identity.daemon import IdentityServer
-from keys import TrustStoreFile
+from keys import KeyRing, TrustStoreFile
 from schemas import AuditEvent
 
 REPO = Path(__file__).resolve().parents[2]
@@ -218,3 +220,39 @@ def test_sealflow_identity_serves_and_stops_cleanly_on_sigterm(
         if process.poll() is None:
             process.kill()
             process.wait(10)
+
+
+@pytest.mark.integration
+async def test_a_token_revoked_at_the_daemon_is_revoked_at_the_receivers(
+    tmp_path: Path, keys_dir: Path, broker_settings: BrokerSettings
+) -> None:
+    """/revoke is broadcast on sealflow.control, signed by the identity, and a receiver's
+    revocation list applies it (issue 11.6)."""
+    receiver = broker_settings.model_copy(update={"data_dir": tmp_path / "gateway-host"})
+    server = IdentityServer(_settings(tmp_path, keys_dir), broker_settings)
+    try:
+        base = await _started(server)
+        await server.app[STORE_KEY].add_client(
+            "reports", secret="reports secret", grant_types=["client_credentials"], role="user"
+        )
+        await asyncio.wait_for(server.broker_connected.wait(), 30)
+        async with control_receiver("gateway", receiver) as revocations:
+            auth = {"Authorization": aiohttp.encode_basic_auth("reports", "reports secret")}
+            async with aiohttp.ClientSession() as http:
+                issued = await http.post(
+                    f"{base}/token", data={"grant_type": "client_credentials"}, headers=auth
+                )
+                token = (await issued.json())["access_token"]
+                revoked = await http.post(f"{base}/revoke", data={"token": token}, headers=auth)
+                assert revoked.status == 200
+            applied = await revocations.next()
+    finally:
+        await server.stop()
+    claims = verify_access_token(
+        token,
+        KeyRing.load(keys_dir, "identity").verification_keys(),
+        issuer=server.settings.issuer_url,
+        audience=server.settings.api_audience,
+    )
+    assert (applied.kind, applied.value) == ("jti", claims.jti)
+    assert revocations.revoked(kid="", jti=claims.jti, sub="", now=time.time()) == "jti"

@@ -81,7 +81,7 @@ def test_short_password_duplicate_user_and_bad_role_are_one_line_errors(
 def test_list_shows_a_table_of_users(env: dict[str, str]) -> None:
     _run(env, "add", "alice", "--password-stdin", stdin="long secret\n")
     _run(env, "add", "bob", "--role", "admin", "--password-stdin", stdin="long secret\n")
-    _run(env, "disable", "bob")
+    _run(env, "disable", "bob", "--no-broadcast")
     result = _run(env, "list")
     assert result.exit_code == 0, result.output
     assert "2 user(s)" in result.output
@@ -92,7 +92,7 @@ def test_list_shows_a_table_of_users(env: dict[str, str]) -> None:
 
 def test_disable_enable_and_set_role(env: dict[str, str]) -> None:
     _run(env, "add", "alice", "--password-stdin", stdin="long secret\n")
-    disabled = _run(env, "disable", "alice")
+    disabled = _run(env, "disable", "alice", "--no-broadcast")
     assert disabled.exit_code == 0, disabled.output
     with pytest.raises(AccessDenied):
         _authenticate(env, "alice", "long secret")
@@ -127,3 +127,18 @@ def test_add_refuses_a_client_id(env: dict[str, str]) -> None:
     result = _run(env, "add", "Reports", "--password-stdin", stdin="long secret\n")
     assert result.exit_code == 1
     assert "already taken by a client" in result.output
+
+
+def test_disable_says_so_when_the_services_could_not_be_told(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """The database is written either way; a revocation that could not be sent is an error
+    that says what to do, not a silent success (issue 11.6)."""
+    _run(env, "add", "alice", "--password-stdin", stdin="long secret\n")
+    env = env | {"SEALFLOW_KEYS_DIR": str(tmp_path / "no-keys-here")}
+    result = _run(env, "disable", "alice")
+    assert result.exit_code == 1
+    assert "disabled user alice" in result.output
+    assert "run this on the identity's host" in result.output
+    with pytest.raises(AccessDenied):
+        _authenticate(env, "alice", "long secret")
