@@ -9,7 +9,6 @@ recovered from the logs) and counted in ``sealflow_identity_audit_failures_total
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 from typing import Final
 
@@ -18,6 +17,7 @@ from prometheus_client import Counter
 from pydantic import ValidationError
 
 from broker import AuditSink, make_audit_event
+from identity.outbox import Outbox
 from schemas import AuditEvent
 
 __all__ = ["AUDIT_FAILURES", "AUDIT_SENT", "AuditTrail", "LogAuditSink", "audit_name"]
@@ -54,13 +54,12 @@ class LogAuditSink:
         _log.info("audit.event", **event.model_dump(mode="json", exclude_none=True))
 
 
-class AuditTrail:
+class AuditTrail(Outbox[AuditEvent]):
     """Queues audit events for ``sink``; :meth:`start` the sender, :meth:`close` to drain."""
 
     def __init__(self, sink: AuditSink, *, max_queued: int = 10_000) -> None:
+        super().__init__(name="identity-audit", max_queued=max_queued)
         self.sink = sink
-        self._queue: asyncio.Queue[AuditEvent] = asyncio.Queue(maxsize=max_queued)
-        self._task: asyncio.Task[None] | None = None
 
     def record(
         self,
@@ -91,50 +90,24 @@ class AuditTrail:
             AUDIT_FAILURES.labels("invalid").inc()
             _log.error("audit.event_invalid", type=type, action=action, error=str(error))
             return
-        try:
-            self._queue.put_nowait(event)
-        except asyncio.QueueFull:
+        if not self._put(event):
             AUDIT_FAILURES.labels("queue_full").inc()
             _log.error("audit.queue_full", **event.model_dump(mode="json", exclude_none=True))
 
-    def start(self) -> None:
-        """Start the sender task (idempotent)."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._send_forever(), name="identity-audit")
+    def _unsent(self, count: int) -> None:
+        AUDIT_FAILURES.labels("publish_failed").inc(count)
+        _log.error("audit.unsent_at_shutdown", count=count)
 
-    async def drain(self) -> None:
-        """Wait until every queued event has been handed to the sink (or failed)."""
-        await self._queue.join()
-
-    async def close(self, timeout: float = 5.0) -> None:
-        """Send what is queued (bounded by ``timeout``), then stop the sender."""
-        if self._task is None:
-            return
+    async def _deliver(self, event: AuditEvent) -> None:
         try:
-            await asyncio.wait_for(self._queue.join(), timeout)
-        except TimeoutError:
-            left = self._queue.qsize()
-            AUDIT_FAILURES.labels("publish_failed").inc(left)
-            _log.error("audit.unsent_at_shutdown", count=left)
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
-
-    async def _send_forever(self) -> None:
-        while True:
-            event = await self._queue.get()
-            try:
-                await self.sink.emit(event)
-                AUDIT_SENT.inc()
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:  # noqa: BLE001 - any sink failure is logged and counted
-                AUDIT_FAILURES.labels("publish_failed").inc()
-                _log.error(
-                    "audit.publish_failed",
-                    error=f"{type(error).__name__}: {error}",
-                    **event.model_dump(mode="json", exclude_none=True),
-                )
-            finally:
-                self._queue.task_done()
+            await self.sink.emit(event)
+            AUDIT_SENT.inc()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # noqa: BLE001 - any sink failure is logged and counted
+            AUDIT_FAILURES.labels("publish_failed").inc()
+            _log.error(
+                "audit.publish_failed",
+                error=f"{type(error).__name__}: {error}",
+                **event.model_dump(mode="json", exclude_none=True),
+            )

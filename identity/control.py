@@ -14,7 +14,6 @@ journal, so daemons started here later enforce it too.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final, Protocol
 
 import structlog
+from pydantic import ValidationError
 
 from broker import (
     BrokerSettings,
@@ -35,6 +35,7 @@ from broker import (
     open_channel,
     publish_control,
 )
+from identity.outbox import Outbox
 from keys import KeyRing
 from schemas import Revocation, RevocationKind
 
@@ -108,7 +109,7 @@ class RuntimeRevocationSink:
         )
 
 
-class RevocationOutbox:
+class RevocationOutbox(Outbox[Revocation]):
     """Queues revocations for ``sink``; :meth:`start` the sender, :meth:`close` to drain."""
 
     def __init__(
@@ -119,49 +120,23 @@ class RevocationOutbox:
         retry_delay: float = 1.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(name="identity-revocations", max_queued=max_queued)
         self.sink = sink
         self.retry_delay = retry_delay
         self._clock = clock
-        self._queue: asyncio.Queue[Revocation] = asyncio.Queue(maxsize=max_queued)
-        self._task: asyncio.Task[None] | None = None
 
     def revoke(self, kind: RevocationKind, value: str, reason: str, *, until: float | None) -> None:
-        """Queue one revocation (never blocks, never raises: a full queue is logged)."""
-        revocation = new_revocation(kind, value, reason, until=until)
+        """Queue one revocation (never blocks, never raises: what fails is logged)."""
         try:
-            self._queue.put_nowait(revocation)
-        except asyncio.QueueFull:
+            revocation = new_revocation(kind, value, reason, until=until)
+        except ValidationError as error:
+            _log.error("revocation.invalid", kind=kind, value=value[:255], error=str(error))
+            return
+        if not self._put(revocation):
             _log.error("revocation.queue_full", **revocation.model_dump(mode="json"))
 
-    def start(self) -> None:
-        """Start the sender task (idempotent)."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._send_forever(), name="identity-revocations")
-
-    async def drain(self) -> None:
-        """Wait until every queued revocation has been delivered (or has lapsed)."""
-        await self._queue.join()
-
-    async def close(self, timeout: float = 5.0) -> None:
-        """Deliver what is queued (bounded by ``timeout``), then stop the sender."""
-        if self._task is None:
-            return
-        try:
-            await asyncio.wait_for(self._queue.join(), timeout)
-        except TimeoutError:
-            _log.error("revocation.unsent_at_shutdown", count=self._queue.qsize())
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
-
-    async def _send_forever(self) -> None:
-        while True:
-            revocation = await self._queue.get()
-            try:
-                await self._deliver(revocation)
-            finally:
-                self._queue.task_done()
+    def _unsent(self, count: int) -> None:
+        _log.error("revocation.unsent_at_shutdown", count=count)
 
     async def _deliver(self, revocation: Revocation) -> None:
         """Retry with back-off until published, or until the revocation has lapsed."""
