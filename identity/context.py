@@ -25,6 +25,7 @@ from identity.errors import (
     RateLimited,
 )
 from identity.keysource import KeySource
+from identity.names import reserved_name
 from identity.pages import PAGE_HEADERS, error_page
 from identity.ratelimit import SlidingWindow
 from identity.roles import grant_scopes
@@ -177,6 +178,9 @@ async def issue_user_tokens(
     user = await store.get_user(username)
     if user is None or user.disabled:
         raise InvalidGrant("user no longer exists or is disabled")
+    if reserved_name(user.username):
+        # made before the one namespace (identity.names): its sub would be a service's
+        raise InvalidGrant("the username is a service's name; an operator must rename the user")
     allowed = grant_scopes(list(scope), user.role, oidc=True)
     key = request.app[KEYS_KEY].signing_key()
     access, claims = signer.access_token(

@@ -35,6 +35,7 @@ from identity.errors import (
     UnauthorizedClient,
     UnsupportedGrantType,
 )
+from identity.names import reserved_name
 from identity.pkce import verify_pkce
 from identity.roles import grant_scopes, parse_scope
 
@@ -142,6 +143,10 @@ async def _grant_client_credentials(
     """The client credentials grant: a token for the client itself (``sub`` = its id)."""
     if client.public or not client.allows("client_credentials") or client.role is None:
         raise UnauthorizedClient("client may not use the client credentials grant")
+    namesake = await request.app[STORE_KEY].get_user(client.client_id)
+    if reserved_name(client.client_id) or namesake is not None:
+        # made before the one namespace (identity.names): its sub would be a user's or service's
+        raise UnauthorizedClient("client id is also a user's or a service's name; rename it")
     try:
         requested = parse_scope(optional(form, "scope"))
     except ValueError as error:

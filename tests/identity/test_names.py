@@ -8,10 +8,14 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from aiohttp import encode_basic_auth
+from identity_testing import PASSWORDS, REDIRECT, WEB, Provider, new_pkce
 
 from identity import IdentityStore, InvalidRequest
+from identity.hashing import hash_password
 from schemas import SERVICES
 
 _CC = {"secret": "a long client secret", "grant_types": ["client_credentials"], "role": "user"}
@@ -108,3 +112,48 @@ async def test_an_older_database_gets_its_names_claimed_and_clashes_reported(
             await store.add_client("Dave", redirect_uris=["https://app.example/cb"])
     finally:
         await store.close()
+
+
+def _insert_old_user(provider: Provider, username: str) -> None:
+    """A user row as an older identity could make it, bypassing the namespace."""
+    with sqlite3.connect(provider.settings.database_path) as db:
+        db.execute(
+            "INSERT INTO users (username, password_hash, role, disabled, created_at)"
+            " VALUES (?, ?, 'admin', 0, 0)",
+            (username, hash_password(PASSWORDS["alice"])),
+        )
+
+
+async def test_an_older_clashing_client_gets_no_client_credentials_token(
+    provider: Provider,
+) -> None:
+    """A clash made before the namespace existed is refused at the token endpoint too."""
+    await provider.store.add_client("svc", **_CC)  # type: ignore[arg-type]
+    _insert_old_user(provider, "svc")
+    response = await provider.http.post(
+        "/token",
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": encode_basic_auth("svc", _CC["secret"])},
+    )
+    assert response.status == 400
+    assert (await response.json())["error"] == "unauthorized_client"
+
+
+async def test_an_older_user_named_like_a_service_gets_no_tokens(provider: Provider) -> None:
+    _insert_old_user(provider, "worker")
+    pkce = new_pkce()
+    signed_in = await provider.login(pkce, "worker", PASSWORDS["alice"])
+    assert signed_in.status == 302  # the password is right: the refusal comes at /token
+    code = parse_qs(urlsplit(signed_in.headers["Location"]).query)["code"][0]
+    response = await provider.http.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "client_id": WEB,
+            "code_verifier": pkce.verifier,
+        },
+    )
+    assert response.status == 400
+    assert "service's name" in (await response.json())["error_description"]
