@@ -123,7 +123,11 @@ def disable(username: str, no_broadcast: bool) -> None:
 @users.command("enable")
 @click.argument("username")
 def enable(username: str) -> None:
-    """Let a disabled USERNAME sign in again."""
+    """Let a disabled USERNAME sign in again.
+
+    The services go on refusing their tokens until the revocation sent by `disable` lapses
+    (the access-token lifetime plus 60 s after it).
+    """
     _set_disabled(username, False)
     click.echo(f"enabled user {username}")
 
