@@ -159,6 +159,7 @@ class DeviceCodes:
         self._lock = lock
 
     async def _pending_counts(self, now: float, client_id: str, address: str) -> PendingCounts:
+        """Pending requests now: in all, for ``client_id``, from ``address``."""
         async with self._db.execute(
             "SELECT COUNT(*), COALESCE(SUM(client_id = ?), 0), COALESCE(SUM(address = ?), 0)"
             " FROM device_codes WHERE status = 'pending' AND expires_at > ?",

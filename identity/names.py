@@ -41,6 +41,7 @@ _SERVICES: Final = frozenset(service.casefold() for service in SERVICES)
 
 
 def _folded(name: str) -> str:
+    """The form names are compared in (Unicode case folding)."""
     return name.casefold()
 
 

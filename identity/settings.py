@@ -60,6 +60,7 @@ class IdentitySettings(BaseSettings):
 
     @model_validator(mode="after")
     def _one_address_cannot_fill_a_client(self) -> Self:
+        """The per-address pending cap must stay below the per-client one."""
         if self.device_max_pending_per_address >= self.device_max_pending_per_client:
             raise ValueError(
                 "device_max_pending_per_address must be below device_max_pending_per_client"

@@ -22,6 +22,7 @@ class FlakySink:
     tries: int = 0
 
     async def publish(self, revocation: Revocation) -> None:
+        """Record the revocation, or fail while ``failures`` remain."""
         self.tries += 1
         if self.tries <= self.failures:
             raise PublishFailed("broker down (test)")
@@ -29,6 +30,7 @@ class FlakySink:
 
 
 async def test_a_revocation_is_retried_until_the_broker_takes_it() -> None:
+    """Three failed publishes, then the broker takes it: delivered once, nothing lost."""
     sink = FlakySink(failures=3)
     outbox = RevocationOutbox(sink, retry_delay=0.01)
     outbox.start()
@@ -42,6 +44,7 @@ async def test_a_revocation_is_retried_until_the_broker_takes_it() -> None:
 
 
 async def test_a_revocation_that_lapsed_while_the_broker_was_down_is_dropped() -> None:
+    """A revocation that lapsed while the broker was away is not retried forever."""
     clock = FakeClock()
     sink = FlakySink(failures=1)
     outbox = RevocationOutbox(sink, retry_delay=0.01, clock=clock)
@@ -56,6 +59,7 @@ async def test_a_revocation_that_lapsed_while_the_broker_was_down_is_dropped() -
 
 
 def test_a_revocation_is_checked_as_receivers_check_it() -> None:
+    """Revocations are built with the receivers' own schema, with a fresh id."""
     revocation = new_revocation("kid", "key-1", "compromised", until=None)
     assert (revocation.kind, revocation.value, revocation.until) == ("kid", "key-1", None)
     assert len(revocation.revocation_id) == 32

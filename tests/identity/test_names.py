@@ -23,6 +23,7 @@ _CC = {"secret": "a long client secret", "grant_types": ["client_credentials"], 
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[IdentityStore]:
+    """A fresh identity store in the test's directory."""
     opened = await IdentityStore.open(tmp_path / "identity.sqlite3")
     yield opened
     await opened.close()
@@ -40,6 +41,7 @@ async def test_a_client_named_like_a_user_is_refused(store: IdentityStore) -> No
 
 
 async def test_a_user_named_like_a_client_is_refused(store: IdentityStore) -> None:
+    """The other way round: a user may not take a client's id as name."""
     await store.add_client("reports-bot", **_CC)  # type: ignore[arg-type]
     with pytest.raises(InvalidRequest) as caught:
         await store.add_user("reports-bot", "long password", "user")
@@ -62,6 +64,7 @@ async def test_service_names_are_never_free(store: IdentityStore, service: str) 
 
 
 async def test_names_differing_only_in_case_are_one_name(store: IdentityStore) -> None:
+    """``Alice`` and ``alice`` are one name, for users and clients alike."""
     await store.add_user("Alice", "long password", "user")
     with pytest.raises(InvalidRequest) as as_user:
         await store.add_user("alice", "long password", "user")
@@ -76,6 +79,7 @@ async def test_names_differing_only_in_case_are_one_name(store: IdentityStore) -
 async def test_a_user_and_a_client_racing_for_one_name_get_it_once(
     store: IdentityStore,
 ) -> None:
+    """Concurrent creations of one name: exactly one wins."""
     results = await asyncio.gather(
         store.add_user("carol", "long password", "user"),
         store.add_client("carol", **_CC),  # type: ignore[arg-type]
@@ -140,6 +144,7 @@ async def test_an_older_clashing_client_gets_no_client_credentials_token(
 
 
 async def test_an_older_user_named_like_a_service_gets_no_tokens(provider: Provider) -> None:
+    """A user ``worker`` from an older database may sign in but gets no token."""
     _insert_old_user(provider, "worker")
     pkce = new_pkce()
     signed_in = await provider.login(pkce, "worker", PASSWORDS["alice"])

@@ -29,6 +29,7 @@ async def _sent(provider: Provider) -> RecordingRevocations:
 
 
 def _claims(provider: Provider, access_token: str) -> AccessClaims:
+    """The verified claims of one of the provider's access tokens."""
     keys = KeySource(provider.settings.keys_dir).verification_keys()
     return verify_access_token(
         access_token,
@@ -40,6 +41,7 @@ def _claims(provider: Provider, access_token: str) -> AccessClaims:
 
 
 def _lapses_after_the_token(revocation: Revocation, claims: AccessClaims) -> None:
+    """The revocation outlives the token, by at most two minutes."""
     assert revocation.until is not None
     assert claims.expires_at < revocation.until.timestamp() <= claims.expires_at + 120
 
@@ -61,6 +63,7 @@ async def test_revoking_an_access_token_broadcasts_its_jti(provider: Provider) -
 async def test_revoking_a_refresh_token_broadcasts_the_sign_ins_access_tokens(
     provider: Provider,
 ) -> None:
+    """Revoking a refresh token revokes its sign-in: each live access token is broadcast."""
     tokens = await provider.tokens()
     refreshed = await (await provider.refresh(tokens["refresh_token"])).json()
     revoked = await provider.http.post(
@@ -102,6 +105,7 @@ async def test_only_live_access_tokens_of_a_sign_in_are_named(tmp_path: Path) ->
 
 
 async def test_code_reuse_broadcasts_the_access_tokens_the_code_gave(provider: Provider) -> None:
+    """A reused code revokes the sign-in it started, and its access token everywhere."""
     pkce = new_pkce()
     response = await provider.login(pkce)
     code = response.headers["Location"].split("code=")[1].split("&")[0]
@@ -118,6 +122,7 @@ async def test_code_reuse_broadcasts_the_access_tokens_the_code_gave(provider: P
 
 
 async def test_signing_out_broadcasts_the_sign_ins_access_tokens(provider: Provider) -> None:
+    """Sign-out revokes the sign-in the ID token names, and its access tokens everywhere."""
     tokens = await provider.tokens()
     ended = await provider.http.get(
         "/end_session", params={"id_token_hint": tokens["id_token"], "client_id": WEB}
@@ -153,6 +158,7 @@ async def test_a_revoked_refresh_token_presented_again_is_no_reuse_alarm(
 async def test_a_reuse_raises_one_alarm_not_one_per_later_presentation(
     provider: Provider,
 ) -> None:
+    """One reuse is one alarm; later presentations of the family's tokens are rejections."""
     tokens = await provider.tokens()
     refreshed = await (await provider.refresh(tokens["refresh_token"])).json()
     assert (await provider.refresh(tokens["refresh_token"])).status == 400  # the reuse

@@ -56,6 +56,7 @@ async def _invoke(env: dict[str, str], *args: str, stdin: str | None = None) -> 
 async def test_revoke_publishes_a_signed_revocation_that_receivers_apply(
     env: dict[str, str], receiver_settings: BrokerSettings, kind: str, value: str
 ) -> None:
+    """Each kind is applied by a running receiver, and written to the journal."""
     async with control_receiver("gateway", receiver_settings) as revocations:
         result = await _invoke(env, "revoke", kind, value, "--reason", "stolen laptop")
         assert result.exit_code == 0, result.output
@@ -74,6 +75,7 @@ async def test_revoke_publishes_a_signed_revocation_that_receivers_apply(
 async def test_revoke_for_a_while_lapses(
     env: dict[str, str], receiver_settings: BrokerSettings
 ) -> None:
+    """``--for`` bounds the revocation: enforced now, lapsed after its ``until``."""
     async with control_receiver("gateway", receiver_settings) as revocations:
         result = await _invoke(env, "revoke", "sub", "mallory", "--for", "60")
         assert result.exit_code == 0, result.output
@@ -134,6 +136,7 @@ async def test_users_disable_tells_the_running_services(
 async def test_revoke_refuses_a_service_as_subject_and_bad_values(
     env: dict[str, str],
 ) -> None:
+    """A service as subject, or a malformed jti, is a one-line error; nothing is sent."""
     service = await _invoke(env, "revoke", "sub", "Worker")
     assert service.exit_code == 1
     assert "revoke its key (kid) instead" in service.output
@@ -146,6 +149,7 @@ async def test_revoke_refuses_a_service_as_subject_and_bad_values(
 async def test_revoke_says_where_to_run_it_without_the_identity_key(
     env: dict[str, str], tmp_path: Path
 ) -> None:
+    """Without the identity's key the command says where it must run."""
     result = await _invoke(
         env | {"SEALFLOW_KEYS_DIR": str(tmp_path / "none")}, "revoke", "sub", "x"
     )

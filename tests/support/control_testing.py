@@ -15,10 +15,12 @@ class WatchedRevocations(RevocationList):
     """A receiver's revocation list that also queues every revocation it applies."""
 
     def __init__(self) -> None:
+        """An in-memory list (no journal) with an empty queue of applied revocations."""
         super().__init__()
         self.applied: asyncio.Queue[Revocation] = asyncio.Queue()
 
     def add(self, revocation: Revocation) -> None:
+        """Apply ``revocation``, then hand it to the test."""
         super().add(revocation)
         self.applied.put_nowait(revocation)
 

@@ -61,9 +61,11 @@ class RecordingRevocations:
     sent: list[Revocation] = field(default_factory=list)
 
     async def publish(self, revocation: Revocation) -> None:
+        """Keep ``revocation``."""
         self.sent.append(revocation)
 
     def values(self, kind: str) -> list[str]:
+        """The revoked values of one kind, in order."""
         return [revocation.value for revocation in self.sent if revocation.kind == kind]
 
 
