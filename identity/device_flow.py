@@ -45,6 +45,7 @@ from identity.errors import (
 )
 from identity.hashing import new_token
 from identity.pages import PAGE_HEADERS, device_page, message_page
+from identity.ratelimit import address_key
 from identity.roles import OIDC_SCOPES, ROLE_SCOPES, parse_scope
 
 __all__ = ["add_device_routes", "grant_device_code"]
@@ -61,7 +62,7 @@ def _check_device_client(client: Client) -> None:
 async def _device_authorization(request: web.Request) -> web.Response:
     """RFC 8628 §3.1-3.2: a device code and a user code for an authenticated client."""
     settings = request.app[SETTINGS_KEY]
-    address = client_address(request)
+    address = address_key(client_address(request))
     # Limited per address before anything costs work (a confidential client's secret is Argon2).
     requests = request.app[DEVICE_REQUESTS_KEY]
     wait = requests.retry_after(address)

@@ -6,18 +6,34 @@ before the password is checked (one synchronous step, so concurrent guesses cann
 the check while the first ones are still hashing) and a success refunds it. At most
 ``max_keys`` keys are kept; the least recently touched one is forgotten first, so memory stays
 bounded under a flood of distinct names (the per-address limit still holds for one attacker,
-see docs/security.md).
+see docs/security.md). An IPv6 peer is counted by its /64, the block one host usually gets,
+so that walking through its own addresses does not reset the limits.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["Blocked", "LoginLimiter", "Reservation", "SlidingWindow"]
+__all__ = ["Blocked", "LoginLimiter", "Reservation", "SlidingWindow", "address_key"]
+
+
+def address_key(address: str) -> str:
+    """The key a peer address is limited under: an IPv6 address by its /64 (an IPv4-mapped one
+    as the IPv4 address), anything else as it is."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 class SlidingWindow:
@@ -109,6 +125,7 @@ class Reservation:
     username: str | None
     """The case-folded username the attempt counts against, if any."""
     address: str
+    """The address's key (see :func:`address_key`)."""
     at: float
 
 
@@ -129,7 +146,7 @@ class LoginLimiter:
 
     def check(self, *, username: str | None, address: str) -> Blocked | None:
         """A :class:`Blocked` when the address or the user is over its limit, else None."""
-        wait = self.addresses.retry_after(address)
+        wait = self.addresses.retry_after(address_key(address))
         if wait > 0:
             return Blocked("address", max(1, math.ceil(wait)))
         if username is not None:
@@ -147,11 +164,12 @@ class LoginLimiter:
         blocked = self.check(username=username, address=address)
         if blocked is not None:
             return blocked
-        at = self.addresses.record(address)
+        key = address_key(address)
+        at = self.addresses.record(key)
         folded = None if username is None else username.casefold()
         if folded is not None:
             self.users.record(folded, now=at)
-        return Reservation(username=folded, address=address, at=at)
+        return Reservation(username=folded, address=key, at=at)
 
     def refund(self, reservation: Reservation) -> None:
         """Take back a reservation whose attempt did not fail."""
@@ -161,7 +179,7 @@ class LoginLimiter:
 
     def failure(self, *, username: str | None, address: str) -> None:
         """Count a failed attempt against the address and, when given, the username."""
-        self.addresses.record(address)
+        self.addresses.record(address_key(address))
         if username is not None:
             self.users.record(username.casefold())
 

@@ -8,7 +8,7 @@ import pytest
 from identity_testing import PASSWORDS, FakeClock, Provider, csrf_of, new_pkce
 
 from identity import LoginLimiter, SlidingWindow
-from identity.ratelimit import Blocked, Reservation
+from identity.ratelimit import Blocked, Reservation, address_key
 
 
 def test_a_window_blocks_at_its_limit_and_slides() -> None:
@@ -194,3 +194,29 @@ async def test_a_found_user_code_and_a_right_password_cost_the_address_nothing(
         assert page.status == 200
     for _ in range(30):
         assert (await provider.login(new_pkce())).status == 302
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("192.0.2.7", "192.0.2.7"),
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+        ("::ffff:192.0.2.7", "192.0.2.7"),
+        ("unknown", "unknown"),
+    ],
+)
+def test_an_ipv6_peer_is_limited_by_its_64(address: str, key: str) -> None:
+    """One IPv6 host usually holds a whole /64: its addresses share one limit."""
+    assert address_key(address) == key
+
+
+def test_walking_through_a_64_does_not_reset_the_address_limit() -> None:
+    """20 failures from 20 addresses of one /64 block the 21st address of it."""
+    limiter = LoginLimiter(per_user=5, per_address=20, window=60, max_keys=100, clock=FakeClock())
+    for host in range(20):
+        limiter.failure(username=None, address=f"2001:db8::{host + 1:x}")
+    blocked = limiter.reserve(username="alice", address="2001:db8::ffff")
+    assert isinstance(blocked, Blocked)
+    assert blocked.scope == "address"
+    assert isinstance(limiter.reserve(username="alice", address="2001:db8:0:1::1"), Reservation)
