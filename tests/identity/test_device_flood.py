@@ -10,6 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from identity_testing import CLI, Provider
+from pydantic import ValidationError
 
 from identity import IdentitySettings
 from keys import KeyRing
@@ -104,3 +105,9 @@ async def test_device_requests_are_limited_per_address_and_the_window_slides(
     assert 0 < int(headers["Retry-After"]) <= 600
     provider.clock.advance(601)
     assert (await _ask(provider, first))[0] == 200
+
+
+def test_the_per_address_cap_must_stay_below_the_per_client_cap() -> None:
+    """A setting that would let one address fill a client's cap is refused at start."""
+    with pytest.raises(ValidationError, match="must be below"):
+        IdentitySettings(device_max_pending_per_address=10, device_max_pending_per_client=10)
