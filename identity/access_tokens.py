@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS access_tokens (
     expires_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS access_tokens_family ON access_tokens (family_id);
+CREATE INDEX IF NOT EXISTS access_tokens_expiry ON access_tokens (expires_at);
 CREATE TABLE IF NOT EXISTS revoked_jtis (
     jti TEXT PRIMARY KEY,
     expires_at REAL NOT NULL
