@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from aiohttp import encode_basic_auth
-from identity_testing import REDIRECT, WEB, Provider, new_pkce
+from identity_testing import WEB, Provider, new_pkce
 from prometheus_client import REGISTRY
 
 from identity import verify_access_token
@@ -78,16 +78,8 @@ async def test_refresh_token_reuse_is_audited(provider: Provider) -> None:
 
 
 async def test_code_reuse_is_audited(provider: Provider) -> None:
-    pkce = new_pkce()
-    response = await provider.login(pkce)
-    code = response.headers["Location"].split("code=")[1].split("&")[0]
-    form = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": REDIRECT,
-        "client_id": WEB,
-        "code_verifier": pkce.verifier,
-    }
+    """A second use of a code is audited as a reuse."""
+    form = await provider.code_form()
     assert (await provider.http.post("/token", data=form)).status == 200
     assert (await provider.http.post("/token", data=form)).status == 400
     (reuse,) = (await provider.audit()).of_type("token.reuse_detected")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from identity_testing import WEB, FakeClock, Provider, RecordingRevocations, new_pkce
+from identity_testing import WEB, FakeClock, Provider, RecordingRevocations
 
 from identity import (
     REVOCATIONS_KEY,
@@ -106,16 +106,7 @@ async def test_only_live_access_tokens_of_a_sign_in_are_named(tmp_path: Path) ->
 
 async def test_code_reuse_broadcasts_the_access_tokens_the_code_gave(provider: Provider) -> None:
     """A reused code revokes the sign-in it started, and its access token everywhere."""
-    pkce = new_pkce()
-    response = await provider.login(pkce)
-    code = response.headers["Location"].split("code=")[1].split("&")[0]
-    form = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": "https://app.example/callback",
-        "client_id": WEB,
-        "code_verifier": pkce.verifier,
-    }
+    form = await provider.code_form()
     issued = await (await provider.http.post("/token", data=form)).json()
     assert (await provider.http.post("/token", data=form)).status == 400
     assert (await _sent(provider)).values("jti") == [_claims(provider, issued["access_token"]).jti]

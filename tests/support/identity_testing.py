@@ -131,22 +131,23 @@ class Provider:
         }
         return await self.http.post("/authorize", data=form, allow_redirects=False)
 
-    async def tokens(self, username: str = "alice") -> dict[str, str]:
-        """A full sign-in through the code flow: the token response."""
+    async def code_form(self, username: str = "alice") -> dict[str, str]:
+        """Sign in through the login page: the token request that redeems the code."""
         pkce = new_pkce()
         response = await self.login(pkce, username)
         assert response.status == 302, await response.text()
         query = parse_qs(urlsplit(response.headers["Location"]).query)
-        token = await self.http.post(
-            "/token",
-            data={
-                "grant_type": "authorization_code",
-                "code": query["code"][0],
-                "redirect_uri": REDIRECT,
-                "client_id": WEB,
-                "code_verifier": pkce.verifier,
-            },
-        )
+        return {
+            "grant_type": "authorization_code",
+            "code": query["code"][0],
+            "redirect_uri": REDIRECT,
+            "client_id": WEB,
+            "code_verifier": pkce.verifier,
+        }
+
+    async def tokens(self, username: str = "alice") -> dict[str, str]:
+        """A full sign-in through the code flow: the token response."""
+        token = await self.http.post("/token", data=await self.code_form(username))
         assert token.status == 200, await token.text()
         body: dict[str, str] = await token.json()
         return body
