@@ -28,7 +28,7 @@ from identity.control import LogRevocationSink, RevocationOutbox, RevocationSink
 from identity.device_flow import add_device_routes
 from identity.discovery import add_discovery_routes
 from identity.end_session import add_end_session_routes
-from identity.errors import IdentityError
+from identity.errors import IdentityError, InvalidRequest
 from identity.keysource import KeySource
 from identity.ratelimit import LoginLimiter, SlidingWindow
 from identity.revoke import add_revoke_routes
@@ -76,6 +76,26 @@ async def _access_log(request: web.Request, handler: Handler) -> web.StreamRespo
             status=status,
             ms=round((time.perf_counter() - started) * 1000, 2),
         )
+
+
+async def _seed_cli_client(store: IdentityStore, settings: IdentitySettings) -> None:
+    """Register ``sealflow-cli`` unless it exists; a user holding that name is logged, not fatal."""
+    if not settings.seed_cli_client:
+        return
+    try:
+        added = await store.ensure_public_client(
+            CLI_CLIENT_ID, grant_types=[DEVICE_CODE_GRANT, "refresh_token"]
+        )
+    except InvalidRequest as error:
+        _log.error(
+            "identity.client_seed_failed",
+            client_id=CLI_CLIENT_ID,
+            error=error.description,
+            detail="sealflow login cannot work until the name is freed",
+        )
+        return
+    if added:
+        _log.info("identity.client_seeded", client_id=CLI_CLIENT_ID)
 
 
 def create_app(
@@ -130,10 +150,7 @@ def create_app(
         trail.start()
         outbox.start()
         try:
-            if settings.seed_cli_client and await store.ensure_public_client(
-                CLI_CLIENT_ID, grant_types=[DEVICE_CODE_GRANT, "refresh_token"]
-            ):
-                _log.info("identity.client_seeded", client_id=CLI_CLIENT_ID)
+            await _seed_cli_client(store, settings)
             yield
         finally:
             await outbox.close()

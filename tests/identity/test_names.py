@@ -12,9 +12,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from aiohttp import encode_basic_auth
+from aiohttp.test_utils import TestClient, TestServer
 from identity_testing import PASSWORDS, REDIRECT, WEB, Provider, new_pkce
 
-from identity import IdentityStore, InvalidRequest
+from identity import IdentitySettings, IdentityStore, InvalidRequest, create_app
 from identity.hashing import hash_password
 from schemas import SERVICES
 
@@ -162,3 +163,18 @@ async def test_an_older_user_named_like_a_service_gets_no_tokens(provider: Provi
     )
     assert response.status == 400
     assert "service's name" in (await response.json())["error_description"]
+
+
+async def test_a_user_holding_the_cli_clients_name_does_not_stop_the_identity(
+    identity_settings: IdentitySettings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The seeded client ``sealflow-cli`` cannot be registered: logged, and the rest runs."""
+    store = await IdentityStore.open(identity_settings.database_path)
+    try:
+        await store.add_user("sealflow-cli", "long password", "user")
+    finally:
+        await store.close()
+    app = create_app(identity_settings)
+    async with TestClient(TestServer(app)) as http:
+        assert (await http.get("/.well-known/openid-configuration")).status == 200
+    assert "identity.client_seed_failed" in capsys.readouterr().out
