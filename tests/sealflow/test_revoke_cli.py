@@ -5,6 +5,7 @@ receiver's revocation list applies it (a real broker, a real gateway runtime).""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from pathlib import Path
 
@@ -158,3 +159,36 @@ async def test_revoke_says_where_to_run_it_without_the_identity_key(
     )
     assert result.exit_code == 1
     assert "run this on the identity's host" in result.output
+
+
+async def test_every_service_has_the_revocation_within_a_second_of_the_command(
+    env: dict[str, str], receiver_settings: BrokerSettings
+) -> None:
+    """DESIGN §6: a revocation takes effect in every receiver within a second, counted here
+    from the moment the operator's command starts (connection and signing included)."""
+    async with contextlib.AsyncExitStack() as stack:
+        receivers = {
+            service: await stack.enter_async_context(
+                control_receiver(
+                    service,
+                    receiver_settings.model_copy(
+                        update={"data_dir": receiver_settings.data_dir / service}
+                    ),
+                )
+            )
+            for service in ("gateway", "worker", "parser", "audit")
+        }
+        started = time.monotonic()
+        applied_at: dict[str, float] = {}
+
+        async def applied(service: str) -> None:
+            await receivers[service].next()
+            applied_at[service] = time.monotonic() - started
+
+        waits = [asyncio.create_task(applied(service)) for service in receivers]
+        result = await _invoke(env, "revoke", "sub", "mallory")
+        assert result.exit_code == 0, result.output
+        await asyncio.gather(*waits)
+    for service, seconds in sorted(applied_at.items()):
+        print(f"sealflow revoke: {service} refuses mallory {seconds * 1000:.0f} ms after")
+    assert max(applied_at.values()) < 1.0
