@@ -1,11 +1,13 @@
 """The audit sink's library: a tamper-evident, hash-chained log with signed checkpoints.
 
 ``AuditLog`` appends events durably and deduplicates them by id, ``verify_log`` checks the
-whole chain and its checkpoints, ``iter_records``/``follow_records`` read it (DESIGN §7).
+whole chain, its chained checkpoints and the anchor kept outside the log directory,
+``iter_records``/``follow_records`` read it (DESIGN §7).
 """
 
 from __future__ import annotations
 
+from audit.anchor import CheckpointAnchor, FileAnchor
 from audit.checkpoint import Checkpoint
 from audit.errors import AuditLogError
 from audit.follow import follow_records
@@ -22,6 +24,8 @@ __all__ = [
     "AuditRecord",
     "AuditSettings",
     "Checkpoint",
+    "CheckpointAnchor",
+    "FileAnchor",
     "VerifyReport",
     "follow_records",
     "iter_records",

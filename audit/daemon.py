@@ -139,6 +139,7 @@ async def serve(
         checkpoint_interval=log_settings.checkpoint_interval,
         segment_max_records=log_settings.segment_max_records,
         dedup_window=log_settings.dedup_window,
+        anchor=log_settings.anchor(),
     )
     writer = AuditWriter(
         log,

@@ -265,14 +265,22 @@ def _audit_trust(keys_dir: Path) -> TrustStore:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
 def verify(ctx: click.Context, as_json: bool) -> None:
-    """Check every record's hash chain and every signed checkpoint; exit 1 if broken."""
+    """Check every record's hash chain, every signed checkpoint and the anchor; exit 1 if broken.
+
+    Fails when the log is behind its anchor (cut back) and when records after the newest
+    checkpoint are older than the checkpoint interval plus slack.
+    """
     settings = _settings(ctx)
     directory = settings.audit_dir
     try:
         trust = _audit_trust(settings.keys_dir)
     except KeyMaterialError as exc:
         raise click.ClickException(f"cannot load the audit keys: {exc} [{exc.reason}]") from exc
-    report = verify_log(directory, trust)
+    try:
+        anchor = settings.anchor()
+    except AuditLogError as exc:
+        raise _fail(exc) from exc
+    report = verify_log(directory, trust, anchor=anchor, max_unsigned_age=settings.max_unsigned_age)
     if as_json:
         click.echo(json.dumps(asdict(report)))
     elif report.ok:
