@@ -25,13 +25,15 @@ class AuditFilter:
     """Which records to show; every criterion that is not None must hold.
 
     ``types`` matches the event type exactly; ``since`` compares with the record's ``ts``
-    (when the audit service wrote it, on its own clock).
+    (when the audit service wrote it, on its own clock); ``after`` keeps records whose seq is
+    greater (a live tail's position).
     """
 
     types: frozenset[str] | None = None
     actor: str | None = None
     job: str | None = None
     since: datetime | None = None
+    after: int | None = None
 
     def __post_init__(self) -> None:
         if self.since is not None and self.since.tzinfo is None:
@@ -45,6 +47,7 @@ class AuditFilter:
             and (self.actor is None or event.actor == self.actor)
             and (self.job is None or event.job == self.job)
             and (self.since is None or record.ts >= self.since)
+            and (self.after is None or record.seq > self.after)
         )
 
 
@@ -91,7 +94,8 @@ def last_matching(
     directory: Path, flt: AuditFilter | None, count: int, *, end: Position | None = None
 ) -> list[AuditRecord]:
     """The last ``count`` records that match, oldest first, reading segments newest first and
-    stopping once enough are found (at most ``count`` records are held)."""
+    stopping once enough are found, or once a segment reaches back to the filter's ``after``
+    (at most ``count`` records are held)."""
     if count <= 0:
         return []
     segments = list_segments(directory)
@@ -101,11 +105,15 @@ def last_matching(
     for number, path in reversed(segments):
         segment_end = end.offset if end is not None and number == end.segment else None
         window: deque[AuditRecord] = deque(maxlen=count - len(found))
+        reached_after = False
         for record, _line in read_segment(path, end=segment_end):
+            if flt is not None and flt.after is not None and record.seq <= flt.after:
+                reached_after = True
+                continue
             if flt is None or flt.matches(record):
                 window.append(record)
         found.extendleft(reversed(window))
-        if len(found) >= count:
+        if len(found) >= count or reached_after:
             break
     return list(found)
 

@@ -137,7 +137,7 @@ def test_the_daemon_refuses_to_start_on_a_log_behind_its_anchor(
         data_dir=data_dir, keys_dir=keys_dir, audit_anchor_file=anchor_path
     )
     with pytest.raises(AuditLogError) as caught:
-        asyncio.run(serve(settings, AuditDaemonSettings(health_port=0), log_settings))
+        asyncio.run(serve(settings, AuditDaemonSettings(health_port=0, api_port=0), log_settings))
     assert caught.value.reason == "behind_anchor"
 
 

@@ -60,7 +60,7 @@ async def _start(settings: BrokerSettings, health_port: int = 0) -> Daemon:
     task = asyncio.create_task(
         serve(
             settings,
-            AuditDaemonSettings(health_port=health_port, batch_wait=0.001),
+            AuditDaemonSettings(health_port=health_port, api_port=0, batch_wait=0.001),
             AuditSettings(data_dir=settings.data_dir, keys_dir=settings.keys_dir),
             stop=stop,
         )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -134,13 +136,52 @@ async def test_malformed_audit_filters_are_400(gateway: Gateway, query: str) -> 
     await error_body(response, 400, "bad_request")
 
 
+async def test_the_audit_log_is_a_clear_503_when_the_audit_daemon_is_away(
+    gateway: Gateway,
+) -> None:
+    response = await gateway.client.get("/api/audit", headers=gateway.auth("root"))
+    body = await error_body(response, 503, "unavailable")
+    assert "the audit service does not answer" in body["detail"]
+    assert gateway.settings.audit_url in body["detail"]
+
+
+async def test_the_gateway_reads_the_log_only_through_the_audit_daemons_api(
+    gateway: Gateway, audit_daemon: None
+) -> None:
+    """The daemon's log is in its own data directory (see the fixture): no file is shared."""
+    refused = await gateway.client.get("/api/audit", headers=gateway.auth("alice"))
+    await error_body(refused, 403)
+    [denied] = await _audit_records(gateway, "type=access.denied&actor=alice")
+    assert denied["event"]["source"] == "gateway"
+    assert not (gateway.settings.data_dir / "audit").exists()
+    response = await gateway.client.get(
+        f"/api/audit?after={denied['seq']}", headers=gateway.auth("root")
+    )
+    assert all(r["seq"] > denied["seq"] for r in (await response.json())["records"])
+
+
+def test_the_gateway_imports_no_other_daemon() -> None:
+    """DESIGN §1: what the gateway needs of the audit daemon reaches it through its API."""
+    code = (
+        "import sys, gateway, gateway.app, gateway.daemon, gateway.admin, gateway.web.pages\n"
+        "daemons = {'audit', 'workers', 'parser', 'identity'}\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & daemons))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"
+
+
 @pytest.mark.parametrize("query", ["limit=0", "limit=501", "queue=nope"])
 async def test_malformed_dlq_filters_are_400(gateway: Gateway, query: str) -> None:
     response = await gateway.client.get(f"/api/dlq?{query}", headers=gateway.auth("root"))
     await error_body(response, 400, "bad_request")
 
 
-async def test_an_empty_audit_log_and_empty_dlqs_answer_empty_lists(gateway: Gateway) -> None:
+async def test_an_empty_audit_log_and_empty_dlqs_answer_empty_lists(
+    gateway: Gateway, audit_daemon: None
+) -> None:
     response = await gateway.client.get("/api/audit", headers=gateway.auth("root"))
     assert response.status == 200
     assert await response.json() == {"records": []}
