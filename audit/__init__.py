@@ -15,7 +15,7 @@ from audit.log import AuditLog
 from audit.query import AuditFilter, iter_records
 from audit.record import AuditRecord
 from audit.settings import AuditSettings
-from audit.verify import VerifyReport, verify_log
+from audit.verify import VerifyReport, adopt_anchor, verify_log
 
 __all__ = [
     "AuditFilter",
@@ -27,6 +27,7 @@ __all__ = [
     "CheckpointAnchor",
     "FileAnchor",
     "VerifyReport",
+    "adopt_anchor",
     "follow_records",
     "iter_records",
     "verify_log",

@@ -172,8 +172,10 @@ class AuditLog:
         where. Without a ``signer`` no checkpoints are written.
 
         With an ``anchor``, a log that does not hold the anchored checkpoint is refused
-        (``behind_anchor`` when it was cut back, ``anchor_mismatch`` when rewritten). Once open,
-        records a crash left unsigned are checkpointed and the anchor is brought up to date.
+        (``behind_anchor`` when it was cut back, ``anchor_mismatch`` when rewritten), and so is
+        a log with chained checkpoints and no anchor at all (``anchor_missing``); a log from
+        before chaining starts being anchored. Once open, records a crash left unsigned are
+        checkpointed and the anchor is brought up to date.
 
         Deduplication is bounded: an event whose id was last seen more than ``dedup_window``
         records ago is appended again. Opening reads the whole log (roughly 60k records/s).
@@ -214,6 +216,16 @@ class AuditLog:
                 anchor=anchored.checkpoint if anchored is not None else None,
                 on_record=lambda r: dedup.add(r.event.event_id),
             )
+            chained = scan.last_checkpoint is not None and scan.last_checkpoint.prev is not None
+            if anchor is not None and anchored is None and chained and scan.failure is None:
+                raise AuditLogError(
+                    f"refusing to open the audit log: it has chained checkpoints but nothing is "
+                    f"anchored at {anchor.where} (deleted with a cut?). Check the log with "
+                    "`sealflow audit verify`, then re-anchor it on purpose with "
+                    "`sealflow audit anchor --adopt`",
+                    reason="anchor_missing",
+                    seq=1,
+                )
             if scan.failure is not None:
                 failure = scan.failure
                 where = f" ({failure.location})" if failure.location else ""
@@ -241,7 +253,7 @@ class AuditLog:
                 "audit_anchor_started",
                 anchor=anchor.where,
                 checkpoints=scan.checkpoints,
-                note="no anchored checkpoint yet: a cut made before now cannot be detected",
+                note="a log from before anchoring: a cut made before now cannot be detected",
             )
         log = cls(
             directory,

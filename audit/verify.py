@@ -12,7 +12,7 @@ from audit.checkpoint import Checkpoint, verify_checkpoint
 from audit.errors import AuditLogError
 from keys import TrustStore
 
-__all__ = ["VerifyReport", "verify_log"]
+__all__ = ["VerifyReport", "adopt_anchor", "verify_log"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,3 +180,31 @@ def verify_log(
         detail=detail,
         location=None,
     )
+
+
+def adopt_anchor(directory: Path, trust: TrustStore, anchor: CheckpointAnchor) -> Checkpoint:
+    """Anchor the newest checkpoint of an intact log whose anchor is gone: an operator's
+    deliberate act after a lost anchor (a cut made before it cannot be detected any more).
+
+    Raises ``anchor_exists`` when something is anchored already, ``anchor_refused`` when the
+    log does not verify or has no checkpoint.
+    """
+    if anchor.load() is not None:
+        raise AuditLogError(
+            f"an anchor exists at {anchor.where}; only a missing one is adopted",
+            reason="anchor_exists",
+        )
+    scan = scan_chain(directory, trust=trust)
+    problem = (
+        f"it does not verify ({scan.failure.reason}: {scan.failure.detail})"
+        if scan.failure is not None
+        else "it ends in a torn line; let the audit daemon open it first"
+        if scan.torn_record is not None or scan.torn_checkpoint is not None
+        else "it has no checkpoint"
+        if scan.last_checkpoint is None
+        else None
+    )
+    if problem is not None or scan.last_checkpoint is None:
+        raise AuditLogError(f"not anchoring the log: {problem}", reason="anchor_refused")
+    anchor.store(scan.last_checkpoint)
+    return scan.last_checkpoint

@@ -253,3 +253,59 @@ def test_an_anchor_inside_the_log_directory_is_refused(data_dir, keys_dir):
     with pytest.raises(AuditLogError) as caught:
         settings.anchor()
     assert caught.value.reason == "invalid_setting"
+
+
+def test_the_writer_refuses_a_chained_log_whose_anchor_was_deleted(
+    anchored, signer, files, anchor_path
+):
+    """Deleting the anchor along with the cut does not let the daemon re-anchor the cut."""
+    _cut_back_to_first_checkpoint(files)
+    anchor_path.unlink()
+    with pytest.raises(AuditLogError) as caught:
+        AuditLog.open(anchored, signer=signer, anchor=FileAnchor(anchor_path))
+    assert caught.value.reason == "anchor_missing"
+    assert "sealflow audit anchor --adopt" in caught.value.message
+
+
+def _cli(data_dir: Path, keys_dir: Path, *args: str) -> Any:
+    return CliRunner().invoke(
+        audit_cli.audit, ["--data-dir", str(data_dir), "--keys-dir", str(keys_dir), *args]
+    )
+
+
+def test_an_operator_adopts_a_lost_anchor_on_purpose(
+    log_dir, make_event, signer, data_dir, keys_dir, trust
+):
+    settings = AuditSettings(data_dir=data_dir, keys_dir=keys_dir)
+    with AuditLog.open(
+        log_dir, signer=signer, checkpoint_every=10, anchor=settings.anchor()
+    ) as log:
+        log.append([make_event() for _ in range(12)])
+    shown = _cli(data_dir, keys_dir, "anchor")
+    assert shown.exit_code == 0, shown.output
+    assert "checkpoint seq 12" in shown.output
+    refused = _cli(data_dir, keys_dir, "anchor", "--adopt")
+    assert refused.exit_code == 1
+    assert "anchor_exists" in refused.output
+    settings.anchor_path.unlink()
+    assert "nothing is anchored" in _cli(data_dir, keys_dir, "anchor").output
+    adopted = _cli(data_dir, keys_dir, "anchor", "--adopt")
+    assert adopted.exit_code == 0, adopted.output
+    assert "seq 12" in adopted.output
+    with AuditLog.open(log_dir, signer=signer, anchor=settings.anchor()) as log:
+        log.append([make_event()])
+    assert verify_log(log_dir, trust, anchor=settings.anchor()).ok
+
+
+def test_a_broken_log_is_not_adopted(anchored, files, data_dir, keys_dir, anchor_path):
+    records = files.records()
+    records[3]["event"]["actor"] = "mallory"
+    files.write_records(records)
+    result = CliRunner().invoke(
+        audit_cli.audit,
+        ["--data-dir", str(data_dir), "--keys-dir", str(keys_dir), "anchor", "--adopt"],
+        env={"SEALFLOW_AUDIT_ANCHOR_FILE": str(anchor_path.parent / "new.json")},
+    )
+    assert result.exit_code == 1
+    assert "anchor_refused" in result.output
+    assert not (anchor_path.parent / "new.json").exists()
