@@ -105,6 +105,8 @@ def _verify(api: QueryApi, request: web.Request, now: float) -> ServiceClaims:
     except TokenError as error:
         status = 403 if error.reason == "scope_missing" else 401
         raise _Refused(status, error.reason, error.message) from error
+    except RecursionError as error:  # a JOSE header of thousands of nested brackets
+        raise _Refused(401, "malformed", "malformed token") from error
     if api.replay.state(claims.jti, now) is not None:
         raise _Refused(401, "replay", "this service token was already used", jti=claims.jti)
     try:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -185,6 +186,13 @@ async def test_no_token_or_a_garbage_one_is_401(api: Api) -> None:
     assert (status, body["error"]) == (401, "unauthorized")
     status, body = await api.get("limit=1", "not.a.token")
     assert status == 401
+
+
+async def test_a_deeply_nested_header_is_a_401_not_a_crash(api: Api) -> None:
+    header = base64.urlsafe_b64encode(b"[" * 5000).rstrip(b"=").decode()
+    status, body = await api.get("limit=1", f"{header}.e30.c2ln")
+    assert status == 401
+    assert body["error"] in {"malformed", "wrong_typ"}
 
 
 async def test_a_token_for_another_query_is_spent_and_refused(api: Api) -> None:
