@@ -16,7 +16,7 @@ from gateway_testing import Gateway, error_body
 
 from broker import REJECT_REASON_HEADER, Sealed, Sealer
 from gateway import PUBLISHER_KEY, RUNTIME_KEY
-from keys import KeyRing, SigningKey
+from keys import KeyRing, SigningKey, write_trust_store
 from schemas import JobSubmitted, ParseRequested
 from store import NewJob
 
@@ -158,6 +158,23 @@ async def test_the_gateway_reads_the_log_only_through_the_audit_daemons_api(
         f"/api/audit?after={denied['seq']}", headers=gateway.auth("root")
     )
     assert all(r["seq"] > denied["seq"] for r in (await response.json())["records"])
+
+
+async def test_the_audit_api_accepts_the_gateway_key_after_a_rotation(
+    gateway: Gateway, audit_daemon: None
+) -> None:
+    """The gateway signs with its newly promoted key; the daemon reloads the trust store."""
+    before = await gateway.client.get("/api/audit", headers=gateway.auth("root"))
+    assert before.status == 200, await before.text()
+    keys_dir = gateway.settings.keys_dir
+    ring = KeyRing.load(keys_dir, "gateway")
+    old = ring.signing_key().kid
+    ring.add_next()
+    write_trust_store(keys_dir)
+    ring.promote_next(grace_seconds=300)
+    assert KeyRing.load(keys_dir, "gateway").signing_key().kid != old
+    after = await gateway.client.get("/api/audit", headers=gateway.auth("root"))
+    assert after.status == 200, await after.text()
 
 
 def test_the_gateway_imports_no_other_daemon() -> None:
