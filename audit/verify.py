@@ -69,22 +69,27 @@ def _load_anchor(anchor: CheckpointAnchor, trust: TrustStore) -> Checkpoint | No
 
 
 def _stale(scan: ChainScan, max_unsigned_age: float, now: float) -> str | None:
-    """Why the unsigned tail is too old to be waiting for the writer's next checkpoint."""
-    if scan.last_seq == scan.last_checkpoint_seq or scan.first_unsigned_ts is None:
+    """Why the records after the newest checkpoint cannot be waiting for the writer's next one:
+    that checkpoint (or, with none, the first record) is older than ``max_unsigned_age``. The
+    writer signs at least every checkpoint interval while records come, so only a cut (or a
+    writer that stopped without signing) leaves such a tail."""
+    if scan.last_seq == scan.last_checkpoint_seq:
         return None
-    age = now - scan.first_unsigned_ts.timestamp()
+    if scan.last_checkpoint is not None:
+        age = now - scan.last_checkpoint.ts.timestamp()
+        since = f"the newest checkpoint (seq {scan.last_checkpoint_seq}) is {age:.0f} s old"
+    elif scan.first_unsigned_ts is not None:
+        age = now - scan.first_unsigned_ts.timestamp()
+        since = f"no checkpoint signs any, and the first was written {age:.0f} s ago"
+    else:
+        return None
     if age <= max_unsigned_age:
         return None
-    newest = (
-        f"the newest checkpoint signs seq {scan.last_checkpoint_seq}"
-        if scan.last_checkpoint is not None
-        else "no checkpoint signs any"
-    )
     return (
-        f"{scan.last_seq - scan.last_checkpoint_seq} record(s) follow the last checkpoint, the "
-        f"first written {age:.0f} s ago, more than the checkpoint interval plus slack "
-        f"({max_unsigned_age:.0f} s), and {newest}: later checkpoints were cut, or the writer "
-        "stopped without signing (restarting it signs the tail)"
+        f"{scan.last_seq - scan.last_checkpoint_seq} record(s) follow the last checkpoint and "
+        f"{since}, more than the checkpoint interval plus slack ({max_unsigned_age:.0f} s): "
+        "later checkpoints were cut, or the writer stopped without signing (restarting it "
+        "signs the tail)"
     )
 
 
@@ -103,7 +108,7 @@ def verify_log(
     With an ``anchor``, the log must hold the anchored checkpoint (``behind_anchor`` when it
     was cut back), and a log with chained checkpoints must have one (``anchor_missing``).
     With ``max_unsigned_age`` (the checkpoint interval plus slack), records after the newest
-    checkpoint fail with ``checkpoint_stale`` once the first of them is older than that.
+    checkpoint fail with ``checkpoint_stale`` when that checkpoint is older than that.
     A missing directory is an empty log, unless an anchor says otherwise. A torn final line
     fails with ``torn_tail``: either a writer is mid-write or it crashed (opening the log for
     writing repairs it).

@@ -187,12 +187,23 @@ def test_an_anchor_not_signed_by_the_audit_key_is_refused(anchored, trust, ancho
 def test_checkpoints_cut_but_records_kept_are_stale_after_the_interval(anchored, trust, files):
     """Without the anchor, dropping the newest checkpoints leaves an unsigned tail that no
     writer would have left unsigned for longer than the checkpoint interval plus slack."""
-    files.write_checkpoints(files.checkpoints()[:1])
-    first_unsigned = datetime.fromisoformat(files.records()[10]["ts"]).timestamp()
-    fresh = verify_log(anchored, trust, max_unsigned_age=90, now=first_unsigned + 60)
+    checkpoints = files.checkpoints()[:1]
+    files.write_checkpoints(checkpoints)
+    newest = datetime.fromisoformat(checkpoints[0]["ts"]).timestamp()
+    fresh = verify_log(anchored, trust, max_unsigned_age=90, now=newest + 60)
     assert fresh.ok, fresh.detail
-    report = verify_log(anchored, trust, max_unsigned_age=90, now=first_unsigned + 91)
+    report = verify_log(anchored, trust, max_unsigned_age=90, now=newest + 91)
     assert (report.ok, report.reason, report.first_bad_seq) == (False, "checkpoint_stale", 11)
+    assert "15 record(s)" in report.detail
+
+
+def test_an_unsigned_log_is_stale_after_the_interval(log_dir, make_event, trust, files):
+    with AuditLog.open(log_dir, signer=None) as log:
+        log.append([make_event() for _ in range(3)])
+    first = datetime.fromisoformat(files.records()[0]["ts"]).timestamp()
+    assert verify_log(log_dir, trust, max_unsigned_age=90, now=first + 30).ok
+    report = verify_log(log_dir, trust, max_unsigned_age=90, now=first + 91)
+    assert (report.ok, report.reason, report.first_bad_seq) == (False, "checkpoint_stale", 1)
 
 
 def test_an_anchor_one_checkpoint_behind_is_a_crash_not_a_cut(
