@@ -4,7 +4,8 @@
 ``schemas.audit_query.AuditQuery`` (those of ``sealflow audit tail``, plus ``after`` for a live
 tail), oldest first, as ``AuditRecordList`` JSON. Every request needs a service token from the
 reading service (``keys.service_tokens``): its own key, ``aud`` ``audit``, scope
-``audit:read``, short-lived, bound to this very request, and spent on first sight. Refusals are
+``audit:read``, short-lived, bound to this very request, not revoked (``kid``, ``jti``,
+``sub``, from ``sealflow.control``), and spent on first sight. Refusals are
 ``401``/``403`` with ``{"error","detail"}``, logged, and recorded in the log itself.
 """
 
@@ -23,7 +24,7 @@ from aiohttp import web
 from audit.errors import AuditLogError
 from audit.query import AuditFilter, iter_records
 from audit.record import AuditRecord
-from broker import AuditSink, ReplayCache, ReplayCacheFull, make_audit_event
+from broker import AuditSink, ReplayCache, ReplayCacheFull, Revocations, make_audit_event
 from keys import (
     MAX_SERVICE_TOKEN_LIFETIME,
     ServiceClaims,
@@ -54,6 +55,7 @@ class QueryApi:
     reader: str
     replay: ReplayCache
     audit: AuditSink | None = None
+    revocations: Revocations | None = None
     leeway: int = 5
     max_lifetime: int = MAX_SERVICE_TOKEN_LIFETIME
     read_timeout: float = 20.0
@@ -107,6 +109,10 @@ def _verify(api: QueryApi, request: web.Request, now: float) -> ServiceClaims:
         raise _Refused(status, error.reason, error.message) from error
     except RecursionError as error:  # a JOSE header of thousands of nested brackets
         raise _Refused(401, "malformed", "malformed token") from error
+    if api.revocations is not None:
+        kind = api.revocations.revoked(kid=claims.kid, jti=claims.jti, sub=claims.issuer, now=now)
+        if kind is not None:
+            raise _Refused(401, "revoked", f"the token's {kind} is revoked", jti=claims.jti)
     if api.replay.state(claims.jti, now) is not None:
         raise _Refused(401, "replay", "this service token was already used", jti=claims.jti)
     try:

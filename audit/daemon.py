@@ -209,6 +209,7 @@ async def _start_api(
         reader=audit_settings.api_reader,
         replay=ReplayCache(audit_settings.api_replay_entries),
         audit=writer,
+        revocations=runtime.revocations,
         leeway=settings.leeway,
         read_timeout=audit_settings.api_read_timeout,
     )

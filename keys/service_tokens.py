@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 import secrets
 import time
@@ -47,6 +48,8 @@ class ServiceClaims:
     audience: str
     scope: tuple[str, ...]
     jti: str
+    kid: str
+    """The key that signed it (for revocation checks)."""
     issued_at: int
     expires_at: int
     request: str
@@ -90,6 +93,15 @@ def issue_service_token(
     if actor is not None:
         claims["act"] = {"sub": actor[:_ACTOR]}
     return encode_token(key, claims, SERVICE_TOKEN_TYP)
+
+
+def _kid(token: str) -> str:
+    """The ``kid`` of a token whose header ``decode_token`` has already checked."""
+    header = token.split(".", 1)[0]
+    kid = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4))).get("kid")
+    if not isinstance(kid, str):
+        raise TokenError("malformed", "malformed token")
+    return kid
 
 
 def _actor(payload: dict[str, Any]) -> str | None:
@@ -148,6 +160,7 @@ def verify_service_token(
         audience=audience,
         scope=scopes,
         jti=jti,
+        kid=_kid(token),
         issued_at=issued_at,
         expires_at=expires_at,
         request=request,

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import base64
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -16,7 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from audit import AuditLog
 from audit.api import RECORDS_PATH, QueryApi, create_query_app
-from broker import ReplayCache
+from broker import ReplayCache, RevocationList
 from keys import (
     ACCESS_TOKEN_TYP,
     SERVICE_TOKEN_TYP,
@@ -28,7 +30,7 @@ from keys import (
     write_trust_store,
 )
 from keys.jose import encode_token
-from schemas import AuditEvent
+from schemas import AuditEvent, Revocation
 
 JOB = "d" * 32
 
@@ -48,6 +50,7 @@ class Api:
     client: TestClient
     keys: dict[str, SigningKey]
     sink: Sink
+    revocations: RevocationList
 
     def token(self, target: str, *, service: str = "gateway", **kwargs: Any) -> str:
         kwargs.setdefault("audience", "audit")
@@ -79,15 +82,17 @@ async def api(
         log.append([make_event(type="job.failed", outcome="failure", actor="bob", job=JOB)])
         log.append([make_event(actor="carol") for _ in range(2)])
     sink = Sink()
+    revocations = RevocationList()
     query_api = QueryApi(
         directory=log_dir,
         trust=TrustStoreFile(keys_dir / "trust.json"),
         reader="gateway",
         replay=ReplayCache(100),
         audit=sink,
+        revocations=revocations,
     )
     async with TestClient(TestServer(create_query_app(query_api))) as client:
-        yield Api(client=client, keys=keys, sink=sink)
+        yield Api(client=client, keys=keys, sink=sink, revocations=revocations)
 
 
 async def test_a_gateway_token_reads_the_last_records(api: Api) -> None:
@@ -179,6 +184,23 @@ async def test_a_wrong_token_is_refused_and_recorded(
         reason,
         "audit",
     )
+
+
+@pytest.mark.parametrize("kind", ["kid", "sub"])
+async def test_a_token_of_a_revoked_gateway_key_or_service_is_refused(api: Api, kind: str) -> None:
+    value = api.keys["gateway"].kid if kind == "kid" else "gateway"
+    api.revocations.add(
+        Revocation(
+            revocation_id=secrets.token_hex(16),
+            kind=kind,
+            value=value,
+            reason="compromised",
+            issued_at=datetime.now(UTC),
+        )
+    )
+    query = "limit=1"
+    status, body = await api.get(query, api.token(_target(query)))
+    assert (status, body["error"]) == (401, "revoked")
 
 
 async def test_no_token_or_a_garbage_one_is_401(api: Api) -> None:
