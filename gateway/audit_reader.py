@@ -84,19 +84,20 @@ class AuditReader:
                     url, headers={"Authorization": f"Bearer {token}"}, allow_redirects=False
                 ) as response,
             ):
-                body = await response.content.read(MAX_ANSWER_BYTES + 1)
                 status = response.status
+                limit = MAX_ANSWER_BYTES if status == 200 else MAX_ERROR_BYTES
+                body = await _read_bounded(response, limit)
+        except TimeoutError as error:  # before OSError, of which it is a kind
+            log.warning("audit_reader.timeout", timeout=self.timeout)
+            raise Unavailable("the audit service took too long to answer") from error
         except (aiohttp.ClientError, OSError) as error:
             log.warning("audit_reader.unreachable", error=type(error).__name__)
             raise Unavailable(
                 f"the audit service does not answer at {self.url}; is `sealflow audit` running?"
             ) from error
-        except TimeoutError as error:
-            log.warning("audit_reader.timeout", timeout=self.timeout)
-            raise Unavailable("the audit service took too long to answer") from error
         if status != 200:
             raise _refusal(status, body, log)
-        if len(body) > MAX_ANSWER_BYTES:
+        if body is None:
             raise Unavailable("the audit service's answer is too large")
         try:
             return list(AuditRecordList.model_validate_json(body).records)
@@ -105,10 +106,27 @@ class AuditReader:
             raise Unavailable("the audit service answered something that is not records") from error
 
 
-def _refusal(status: int, body: bytes, log: structlog.typing.FilteringBoundLogger) -> Exception:
+async def _read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it grows past ``limit`` bytes."""
+    declared = response.content_length
+    if declared is not None and declared > limit:
+        return None
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            return None
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _refusal(
+    status: int, body: bytes | None, log: structlog.typing.FilteringBoundLogger
+) -> Exception:
     """The error for a non-200 answer: the daemon's 400 is the caller's; the rest is a 503."""
     try:
-        answer = ErrorBody.model_validate_json(body[:MAX_ERROR_BYTES])
+        answer = ErrorBody.model_validate_json(body if body is not None else b"")
         code, detail = answer.error, answer.detail
     except ValidationError:
         code, detail = "unknown", f"HTTP {status}"
