@@ -141,8 +141,9 @@ def _view(record: AuditRecord) -> AuditRecordView:
     )
 
 
-def _read(directory: Path, query: AuditQuery) -> list[AuditRecordView]:
-    return [_view(r) for r in iter_records(directory, _filter(query), last=query.limit)]
+def _read(directory: Path, query: AuditQuery, deadline: float) -> list[AuditRecordView]:
+    records = iter_records(directory, _filter(query), last=query.limit, deadline=deadline)
+    return [_view(r) for r in records]
 
 
 async def _record_refusal(api: QueryApi, request: web.Request, refused: _Refused) -> None:
@@ -178,13 +179,19 @@ def _records_handler(api: QueryApi) -> Callable[[web.Request], Awaitable[web.Res
             query = AuditQuery.parse(request.query.items())
         except AuditQueryError as error:
             return _error(400, "bad_request", str(error))
+        deadline = time.monotonic() + api.read_timeout  # the reading thread gives up too
         try:
-            async with asyncio.timeout(api.read_timeout):
-                views = await asyncio.to_thread(_read, api.directory, query)
+            async with asyncio.timeout(api.read_timeout + 1):
+                views = await asyncio.to_thread(_read, api.directory, query, deadline)
         except TimeoutError:
             log.warning("audit_api.read_timeout")
             return _error(503, "timeout", "reading the audit log took too long; narrow the filters")
         except AuditLogError as error:
+            if error.reason == "read_timeout":
+                log.warning("audit_api.read_timeout")
+                return _error(
+                    503, "timeout", "reading the audit log took too long; narrow the filters"
+                )
             log.error("audit_api.log_unreadable", reason=error.reason, location=error.location)
             return _error(
                 503,

@@ -7,6 +7,7 @@ skipped, not an error.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -90,12 +91,23 @@ def read_segment(
         yield record, line
 
 
+def _check_deadline(deadline: float | None) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise AuditLogError("reading the audit log took too long", reason="read_timeout")
+
+
 def last_matching(
-    directory: Path, flt: AuditFilter | None, count: int, *, end: Position | None = None
+    directory: Path,
+    flt: AuditFilter | None,
+    count: int,
+    *,
+    end: Position | None = None,
+    deadline: float | None = None,
 ) -> list[AuditRecord]:
     """The last ``count`` records that match, oldest first, reading segments newest first and
     stopping once enough are found, or once a segment reaches back to the filter's ``after``
-    (at most ``count`` records are held)."""
+    (at most ``count`` records are held). Past the ``deadline`` (``time.monotonic``) it
+    raises ``read_timeout``."""
     if count <= 0:
         return []
     segments = list_segments(directory)
@@ -106,7 +118,9 @@ def last_matching(
         segment_end = end.offset if end is not None and number == end.segment else None
         window: deque[AuditRecord] = deque(maxlen=count - len(found))
         reached_after = False
-        for record, _line in read_segment(path, end=segment_end):
+        for index, (record, _line) in enumerate(read_segment(path, end=segment_end)):
+            if index % 1024 == 0:
+                _check_deadline(deadline)
             if flt is not None and flt.after is not None and record.seq <= flt.after:
                 reached_after = True
                 continue
@@ -119,12 +133,17 @@ def last_matching(
 
 
 def iter_records(
-    directory: Path, flt: AuditFilter | None = None, *, last: int | None = None
+    directory: Path,
+    flt: AuditFilter | None = None,
+    *,
+    last: int | None = None,
+    deadline: float | None = None,
 ) -> Iterator[AuditRecord]:
     """Stream the records that match ``flt``, oldest first; with ``last``, only the last
-    ``last`` of them. Memory is bounded by one line (plus ``last`` records)."""
+    ``last`` of them (given up with ``read_timeout`` past ``deadline``). Memory is bounded by
+    one line (plus ``last`` records)."""
     if last is not None:
-        yield from last_matching(directory, flt, last)
+        yield from last_matching(directory, flt, last, deadline=deadline)
         return
     for _number, path in list_segments(directory):
         for record, _line in read_segment(path):
