@@ -70,6 +70,7 @@ class _Refused(Exception):
 
 
 def _error(status: int, code: str, detail: str) -> web.Response:
+    """The ``{"error","detail"}`` answer (with a Bearer challenge on a 401)."""
     headers = {"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{code}"'}
     return web.json_response(
         {"error": code, "detail": detail},
@@ -79,6 +80,7 @@ def _error(status: int, code: str, detail: str) -> web.Response:
 
 
 def _verify(api: QueryApi, request: web.Request, now: float) -> ServiceClaims:
+    """The request's service token checked in full and spent; raises :class:`_Refused`."""
     header = request.headers.get("Authorization", "")
     if len(header) > _MAX_AUTHORIZATION or not header.startswith("Bearer "):
         raise _Refused(401, "unauthorized", "a service token (Authorization: Bearer) is required")
@@ -126,6 +128,7 @@ def _verify(api: QueryApi, request: web.Request, now: float) -> ServiceClaims:
 
 
 def _filter(query: AuditQuery) -> AuditFilter:
+    """The log reader's filter for a parsed query."""
     return AuditFilter(
         types=frozenset(query.types) if query.types else None,
         actor=query.actor,
@@ -136,17 +139,20 @@ def _filter(query: AuditQuery) -> AuditFilter:
 
 
 def _view(record: AuditRecord) -> AuditRecordView:
+    """A record as the API body shows it."""
     return AuditRecordView(
         seq=record.seq, ts=record.ts, event=record.event, prev=record.prev, hash=record.hash
     )
 
 
 def _read(directory: Path, query: AuditQuery, deadline: float) -> list[AuditRecordView]:
+    """The answer to ``query`` (blocking: run in a thread)."""
     records = iter_records(directory, _filter(query), last=query.limit, deadline=deadline)
     return [_view(r) for r in records]
 
 
 async def _record_refusal(api: QueryApi, request: web.Request, refused: _Refused) -> None:
+    """Record a refused request in the audit log as ``access.denied``."""
     if api.audit is None:
         return
     event = make_audit_event(

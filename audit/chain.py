@@ -199,6 +199,7 @@ def _check_anchor(anchor: Checkpoint, checkpoint: Checkpoint, scan: ChainScan) -
 
 
 def _anchor_failure(anchor: Checkpoint, scan: ChainScan) -> AuditLogError:
+    """Why a log that never reached the anchored checkpoint fails: cut back, or rewritten."""
     if scan.last_seq < anchor.seq or scan.last_checkpoint_seq < anchor.seq:
         return AuditLogError(
             f"the log ends at seq {scan.last_seq} (last checkpoint {scan.last_checkpoint_seq}) "

@@ -40,6 +40,7 @@ class VerifyReport:
 
 
 def _broken(scan: ChainScan, reason: str, seq: int, detail: str, where: str | None) -> VerifyReport:
+    """A failed report with what the scan verified before the failure."""
     return VerifyReport(
         ok=False,
         records=scan.records,

@@ -105,6 +105,7 @@ def _kid(token: str) -> str:
 
 
 def _actor(payload: dict[str, Any]) -> str | None:
+    """``act.sub``, whom the calling service acts for, when the token says."""
     act = payload.get("act")
     if act is None:
         return None

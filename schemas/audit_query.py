@@ -64,6 +64,7 @@ def _since(raw: str, now: datetime) -> datetime:
 
 
 def _one(values: dict[str, list[str]], name: str) -> str | None:
+    """A parameter given at most once: 1 to 255 printable characters."""
     found = values.get(name, [])
     if not found:
         return None
@@ -76,6 +77,7 @@ def _one(values: dict[str, list[str]], name: str) -> str | None:
 
 
 def _count(values: dict[str, list[str]], name: str, low: int, high: int) -> int | None:
+    """An integer parameter given at most once, from ``low`` to ``high``."""
     found = values.get(name, [])
     if not found:
         return None
