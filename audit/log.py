@@ -416,6 +416,14 @@ class AuditLog:
         self._last_checkpoint_digest = checkpoint.digest
         self._last_checkpoint_time = time.monotonic()
         self._store_anchor(checkpoint)
+        # A witness off the disk too, wherever the daemon's JSON logs are shipped.
+        _log.info(
+            "audit_checkpoint",
+            seq=checkpoint.seq,
+            hash=checkpoint.hash,
+            digest=checkpoint.digest,
+            kid=checkpoint.kid,
+        )
         return checkpoint
 
     def _store_anchor(self, checkpoint: Checkpoint) -> None:
