@@ -24,7 +24,7 @@ from aiohttp import web
 from audit.errors import AuditLogError
 from audit.query import AuditFilter, iter_records
 from audit.record import AuditRecord
-from broker import AuditSink, ReplayCache, ReplayCacheFull, Revocations, make_audit_event
+from broker import AuditSink, Revocations, SpentIds, SpentIdsFull, make_audit_event
 from keys import (
     MAX_SERVICE_TOKEN_LIFETIME,
     ServiceClaims,
@@ -53,7 +53,7 @@ class QueryApi:
     directory: Path
     trust: TrustStoreFile
     reader: str
-    replay: ReplayCache
+    replay: SpentIds
     audit: AuditSink | None = None
     revocations: Revocations | None = None
     leeway: int = 5
@@ -119,7 +119,7 @@ def _verify(api: QueryApi, request: web.Request, now: float) -> ServiceClaims:
         raise _Refused(401, "replay", "this service token was already used", jti=claims.jti)
     try:
         api.replay.claim(claims.jti, claims.expires_at + api.leeway, now)
-    except ReplayCacheFull as error:
+    except SpentIdsFull as error:
         raise _Refused(503, "busy", "too many service tokens in flight", jti=claims.jti) from error
     api.replay.complete(claims.jti)  # spent on first sight, whatever happens next
     if claims.request != request_digest(request.method, request.raw_path):

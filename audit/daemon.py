@@ -27,8 +27,8 @@ from broker import (
     Delivery,
     Opened,
     PermanentFailure,
-    ReplayCache,
     ServiceRuntime,
+    SpentIds,
 )
 from keys import KeyRing
 from schemas import AuditEvent
@@ -207,7 +207,7 @@ async def _start_api(
         directory=settings.data_dir / "audit",
         trust=runtime.trust,
         reader=audit_settings.api_reader,
-        replay=ReplayCache(audit_settings.api_replay_entries),
+        replay=SpentIds(audit_settings.api_replay_entries),
         audit=writer,
         revocations=runtime.revocations,
         leeway=settings.leeway,

@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from audit import AuditLog
 from audit.api import RECORDS_PATH, QueryApi, create_query_app
-from broker import ReplayCache, RevocationList
+from broker import RevocationList, SpentIds
 from keys import (
     ACCESS_TOKEN_TYP,
     SERVICE_TOKEN_TYP,
@@ -87,7 +87,7 @@ async def api(
         directory=log_dir,
         trust=TrustStoreFile(keys_dir / "trust.json"),
         reader="gateway",
-        replay=ReplayCache(100),
+        replay=SpentIds(100),
         audit=sink,
         revocations=revocations,
     )
