@@ -122,6 +122,7 @@ def _verify(api: QueryApi, request: web.Request, now: float) -> ServiceClaims:
     except SpentIdsFull as error:
         raise _Refused(503, "busy", "too many service tokens in flight", jti=claims.jti) from error
     api.replay.complete(claims.jti)  # spent on first sight, whatever happens next
+    api.replay.flush(now)  # and durably so, when journaled: a restart must not forget it
     if claims.request != request_digest(request.method, request.raw_path):
         raise _Refused(401, "request_mismatch", "the token was made for another request")
     return claims
@@ -212,9 +213,16 @@ def _records_handler(api: QueryApi) -> Callable[[web.Request], Awaitable[web.Res
 
 
 def create_query_app(api: QueryApi) -> web.Application:
-    """The query API as an aiohttp application (GET only; anything else is 404/405)."""
+    """The query API as an aiohttp application (GET only; anything else is 404/405); on
+    cleanup it closes the spent-id journal, if there is one."""
     app = web.Application(client_max_size=1024)
     app.router.add_get(RECORDS_PATH, _records_handler(api), allow_head=False)
+
+    async def close_journal(_: web.Application) -> None:
+        if api.replay.journal is not None:
+            api.replay.journal.close()
+
+    app.on_cleanup.append(close_journal)
     return app
 
 

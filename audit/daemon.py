@@ -29,6 +29,7 @@ from broker import (
     PermanentFailure,
     ServiceRuntime,
     SpentIds,
+    SpentIdsJournal,
 )
 from keys import KeyRing
 from schemas import AuditEvent
@@ -203,11 +204,16 @@ async def _start_api(
     """The query API on its port, or None when ``api_port`` is 0."""
     if not audit_settings.api_port:
         return None
+    spent = SpentIds(
+        audit_settings.api_replay_entries,
+        journal=SpentIdsJournal(settings.data_dir / "replay" / "audit-api.jtis"),
+    )
+    spent.restore(time.time())  # tokens spent before a restart stay spent
     api = QueryApi(
         directory=settings.data_dir / "audit",
         trust=runtime.trust,
         reader=audit_settings.api_reader,
-        replay=SpentIds(audit_settings.api_replay_entries),
+        replay=spent,
         audit=writer,
         revocations=runtime.revocations,
         leeway=settings.leeway,

@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from audit import AuditLog
 from audit.api import RECORDS_PATH, QueryApi, create_query_app
-from broker import RevocationList, SpentIds
+from broker import RevocationList, SpentIds, SpentIdsJournal
 from keys import (
     ACCESS_TOKEN_TYP,
     SERVICE_TOKEN_TYP,
@@ -232,3 +232,39 @@ async def test_an_unreadable_log_is_503(api: Api, log_dir: Path) -> None:
     query = "limit=100"
     status, body = await api.get(query, api.token(_target(query)))
     assert (status, body["error"]) == (503, "log_unreadable")
+
+
+async def test_a_token_spent_before_a_restart_stays_spent(
+    tmp_path: Path, log_dir: Path, make_event: Callable[..., AuditEvent]
+) -> None:
+    """The daemon journals spent token ids, as it does envelope ids."""
+    keys_dir = tmp_path / "keys"
+    gateway = KeyRing.create(keys_dir, "gateway").signing_key()
+    KeyRing.create(keys_dir, "audit")
+    write_trust_store(keys_dir, ("gateway", "audit"))
+    journal = tmp_path / "replay" / "audit-api.jtis"
+    query = "limit=1"
+    token = issue_service_token(
+        gateway,
+        audience="audit",
+        scope=["audit:read"],
+        request=request_digest("GET", _target(query)),
+    )
+
+    async def ask() -> int:
+        spent = SpentIds(100, journal=SpentIdsJournal(journal))
+        spent.restore(time.time())
+        api = QueryApi(
+            directory=log_dir,
+            trust=TrustStoreFile(keys_dir / "trust.json"),
+            reader="gateway",
+            replay=spent,
+        )
+        async with TestClient(TestServer(create_query_app(api))) as client:
+            response = await client.get(
+                _target(query), headers={"Authorization": f"Bearer {token}"}
+            )
+            return response.status
+
+    assert await ask() == 200
+    assert await ask() == 401  # a new process, the same journal
