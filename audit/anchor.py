@@ -10,21 +10,19 @@ a file at a separately configured path (:class:`FileAnchor`), or a row of a data
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Protocol
 
 import structlog
 
 from audit.checkpoint import MAX_CHECKPOINT_BYTES, Checkpoint, DecodedCheckpoint, decode_checkpoint
 from audit.errors import AuditLogError
 from keys import KeyFileError
+from keys.filemodes import PRIVATE_FILE_MODE, private_dir
 from keys.files import atomic_write
 
 __all__ = ["CheckpointAnchor", "FileAnchor", "anchor_inside"]
 
 _log = structlog.get_logger(__name__)
-
-_FILE_MODE: Final = 0o640
-_DIR_MODE: Final = 0o750
 
 
 class CheckpointAnchor(Protocol):
@@ -82,7 +80,7 @@ class FileAnchor:
             decoded = decode_checkpoint(data.rstrip(b"\n"))
         except AuditLogError as exc:
             raise AuditLogError(
-                f"the audit anchor {self.path} is not a checkpoint: {exc.message}",
+                f"the audit anchor {self.path} is not a checkpoint: {exc.detail}",
                 reason="anchor_unreadable",
             ) from exc
         self._stored_seq = max(self._stored_seq, decoded.checkpoint.seq)
@@ -96,8 +94,8 @@ class FileAnchor:
                 reason="anchor_regression",
             )
         try:
-            self.path.parent.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
-            atomic_write(self.path, checkpoint.to_line(), mode=_FILE_MODE)
+            private_dir(self.path.parent)
+            atomic_write(self.path, checkpoint.to_line(), mode=PRIVATE_FILE_MODE)
         except (OSError, KeyFileError) as exc:
             raise AuditLogError(
                 f"cannot write the audit anchor {self.path}: {exc}", reason="anchor_write_failed"

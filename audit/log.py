@@ -433,7 +433,7 @@ class AuditLog:
         try:
             self._anchor.store(checkpoint)
         except AuditLogError as exc:
-            self._poisoned = exc.message
+            self._poisoned = exc.detail
             raise
 
     def close(self) -> None:

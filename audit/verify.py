@@ -62,7 +62,7 @@ def _load_anchor(anchor: CheckpointAnchor, trust: TrustStore) -> Checkpoint | No
     except AuditLogError as exc:
         raise AuditLogError(
             f"the anchor at {anchor.where} is not a checkpoint signed by the audit key: "
-            f"{exc.message}",
+            f"{exc.detail}",
             reason="anchor_signature",
             seq=decoded.checkpoint.seq,
         ) from exc
@@ -121,7 +121,7 @@ def verify_log(
         try:
             anchored = _load_anchor(anchor, trust)
         except AuditLogError as exc:
-            return _broken(empty, exc.reason, exc.seq or 1, exc.message, anchor.where)
+            return _broken(empty, exc.reason, exc.seq or 1, exc.detail, anchor.where)
     if not directory.exists() and anchored is None:
         return VerifyReport(
             ok=True,

@@ -275,7 +275,7 @@ def test_the_writer_refuses_a_chained_log_whose_anchor_was_deleted(
     with pytest.raises(AuditLogError) as caught:
         AuditLog.open(anchored, signer=signer, anchor=FileAnchor(anchor_path))
     assert caught.value.reason == "anchor_missing"
-    assert "sealflow audit anchor --adopt" in caught.value.message
+    assert "sealflow audit anchor --adopt" in caught.value.detail
 
 
 def _cli(data_dir: Path, keys_dir: Path, *args: str) -> Any:
@@ -320,3 +320,9 @@ def test_a_broken_log_is_not_adopted(anchored, files, data_dir, keys_dir, anchor
     assert result.exit_code == 1
     assert "anchor_refused" in result.output
     assert not (anchor_path.parent / "new.json").exists()
+
+
+def test_the_anchor_file_is_private_whatever_the_umask(anchored, anchor_path):
+    """Issue 11 item 7: data files 0600 in directories 0700."""
+    assert anchor_path.stat().st_mode & 0o777 == 0o600
+    assert anchor_path.parent.stat().st_mode & 0o777 == 0o700
