@@ -1,11 +1,13 @@
 """The audit sink's library: a tamper-evident, hash-chained log with signed checkpoints.
 
 ``AuditLog`` appends events durably and deduplicates them by id, ``verify_log`` checks the
-whole chain and its checkpoints, ``iter_records``/``follow_records`` read it (DESIGN §7).
+whole chain, its chained checkpoints and the anchor kept outside the log directory,
+``iter_records``/``follow_records`` read it (DESIGN §7).
 """
 
 from __future__ import annotations
 
+from audit.anchor import CheckpointAnchor, FileAnchor
 from audit.checkpoint import Checkpoint
 from audit.errors import AuditLogError
 from audit.follow import follow_records
@@ -13,7 +15,7 @@ from audit.log import AuditLog
 from audit.query import AuditFilter, iter_records
 from audit.record import AuditRecord
 from audit.settings import AuditSettings
-from audit.verify import VerifyReport, verify_log
+from audit.verify import VerifyReport, adopt_anchor, verify_log
 
 __all__ = [
     "AuditFilter",
@@ -22,7 +24,10 @@ __all__ = [
     "AuditRecord",
     "AuditSettings",
     "Checkpoint",
+    "CheckpointAnchor",
+    "FileAnchor",
     "VerifyReport",
+    "adopt_anchor",
     "follow_records",
     "iter_records",
     "verify_log",

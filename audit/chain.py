@@ -1,6 +1,7 @@
-"""One streaming pass over a log directory that checks the chain and the checkpoints.
+"""One streaming pass over a log directory that checks the chain, the checkpoints' own chain,
+and the anchored checkpoint.
 
-Shared by ``AuditLog.open`` (which must never append onto a broken chain) and
+Shared by ``AuditLog.open`` (which must never append onto a broken or cut-back chain) and
 ``verify_log``. Memory stays bounded: records are read one line at a time and checkpoints are
 consumed in step with the records they refer to.
 """
@@ -9,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from audit.checkpoint import (
+    CHECKPOINT_GENESIS,
     MAX_CHECKPOINT_BYTES,
+    Checkpoint,
     DecodedCheckpoint,
     decode_checkpoint,
     verify_checkpoint,
@@ -56,6 +60,10 @@ class ChainScan:
     last_segment: int = 0
     last_segment_records: int = 0
     last_checkpoint_seq: int = 0
+    last_checkpoint: Checkpoint | None = None
+    first_unsigned_ts: datetime | None = None
+    """When the first record after the last checkpoint was written."""
+    anchor_found: bool = False
     failure: ChainFailure | None = None
     torn_record: TornLine | None = None
     torn_checkpoint: TornLine | None = None
@@ -101,6 +109,8 @@ class _Checkpoints:
         self.pending: DecodedCheckpoint | None = None
         self.location: str | None = None
         self._previous_seq = 0
+        self._previous_digest: str | None = None
+        self._chained = False
 
     def advance(self) -> None:
         """Load the next checkpoint into ``pending`` (None at the end); raises when malformed."""
@@ -132,8 +142,32 @@ class _Checkpoints:
                 reason="checkpoint_order",
                 seq=decoded.checkpoint.seq,
             )
+        self._check_link(decoded.checkpoint)
         self._previous_seq = decoded.checkpoint.seq
+        self._previous_digest = decoded.checkpoint.digest
         self.pending = decoded
+
+    def _check_link(self, checkpoint: Checkpoint) -> None:
+        """Each chained checkpoint names the one before it; an unchained line (written before
+        chaining) may only come before the first chained one."""
+        if checkpoint.prev is None:
+            if self._chained:
+                raise AuditLogError(
+                    f"checkpoint for seq {checkpoint.seq} is not chained, though earlier ones "
+                    "are (a checkpoint line was replaced)",
+                    reason="checkpoint_chain",
+                    seq=checkpoint.seq,
+                )
+            return
+        expected = self._previous_digest or CHECKPOINT_GENESIS
+        if checkpoint.prev != expected:
+            raise AuditLogError(
+                f"checkpoint for seq {checkpoint.seq} does not link to the checkpoint before it "
+                f"(seq {self._previous_seq}): a checkpoint was removed or replaced",
+                reason="checkpoint_chain",
+                seq=checkpoint.seq,
+            )
+        self._chained = True
 
 
 def _seq_failure(expected: int, found: int, lines: Iterator[_RecordLine]) -> tuple[str, str]:
@@ -150,13 +184,46 @@ def _seq_failure(expected: int, found: int, lines: Iterator[_RecordLine]) -> tup
     return "seq_gap", f"record {expected} is missing: the next record found is {found}"
 
 
+def _check_anchor(anchor: Checkpoint, checkpoint: Checkpoint, scan: ChainScan) -> None:
+    """Compare a checkpoint of the log with the anchored one, once the log reaches its seq."""
+    if scan.anchor_found or checkpoint.seq < anchor.seq:
+        return
+    if checkpoint != anchor:
+        raise AuditLogError(
+            f"the log's checkpoint for seq {checkpoint.seq} is not the anchored checkpoint for "
+            f"seq {anchor.seq} (the checkpoints were rewritten)",
+            reason="anchor_mismatch",
+            seq=min(checkpoint.seq, anchor.seq),
+        )
+    scan.anchor_found = True
+
+
+def _anchor_failure(anchor: Checkpoint, scan: ChainScan) -> AuditLogError:
+    """Why a log that never reached the anchored checkpoint fails: cut back, or rewritten."""
+    if scan.last_seq < anchor.seq or scan.last_checkpoint_seq < anchor.seq:
+        return AuditLogError(
+            f"the log ends at seq {scan.last_seq} (last checkpoint {scan.last_checkpoint_seq}) "
+            f"but its anchor holds a checkpoint for seq {anchor.seq}: records and checkpoints "
+            "were cut from the end",
+            reason="behind_anchor",
+            seq=min(scan.last_seq, scan.last_checkpoint_seq) + 1,
+        )
+    return AuditLogError(
+        f"the anchored checkpoint for seq {anchor.seq} is not in the log",
+        reason="anchor_mismatch",
+        seq=anchor.seq,
+    )
+
+
 def scan_chain(
     directory: Path,
     *,
     trust: TrustStore | None,
+    anchor: Checkpoint | None = None,
     on_record: Callable[[AuditRecord], None] | None = None,
 ) -> ChainScan:
-    """Check every record's hash, seq and link, and every checkpoint against its record.
+    """Check every record's hash, seq and link, every checkpoint against its record and the
+    checkpoint before it, and, given an ``anchor``, that the log holds the anchored checkpoint.
 
     With ``trust``, checkpoint signatures are verified too. Stops at the first failure, which
     is returned in ``failure`` (never raised). A torn final record or checkpoint line is
@@ -200,6 +267,8 @@ def scan_chain(
                     reason="prev_mismatch",
                     seq=expected,
                 )
+            if record.seq == scan.last_checkpoint_seq + 1:
+                scan.first_unsigned_ts = record.ts
             scan.records += 1
             scan.last_seq, scan.last_hash = record.seq, record.hash
             scan.last_segment_records += 1
@@ -216,8 +285,11 @@ def scan_chain(
                         reason="checkpoint_mismatch",
                         seq=record.seq,
                     )
+                if anchor is not None:
+                    _check_anchor(anchor, pending.checkpoint, scan)
                 scan.checkpoints += 1
                 scan.last_checkpoint_seq = record.seq
+                scan.last_checkpoint = pending.checkpoint
                 checkpoints.advance()
         pending = checkpoints.pending
         if pending is not None:
@@ -229,6 +301,8 @@ def scan_chain(
                 reason="checkpoint_beyond_log",
                 seq=scan.last_seq + 1,
             )
+        if anchor is not None and not scan.anchor_found:
+            raise _anchor_failure(anchor, scan)
     except OSError as exc:
         scan.failure = ChainFailure(
             reason="read_error",
@@ -238,7 +312,7 @@ def scan_chain(
         )
     except AuditLogError as exc:
         about_checkpoint = (
-            exc.reason.startswith("checkpoint") or exc.reason == "malformed_checkpoint"
+            exc.reason.startswith(("checkpoint", "anchor")) or exc.reason == "malformed_checkpoint"
         )
         failing_location = exc.location or (checkpoints.location if about_checkpoint else location)
         scan.failure = ChainFailure(

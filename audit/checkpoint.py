@@ -1,14 +1,19 @@
 """Signed checkpoints: the audit key's signature over ``(seq, hash)`` of a record.
 
-A checkpoint line is ``{"seq", "hash", "ts", "kid", "alg", "sig"}`` where ``sig`` is the
-unpadded base64url signature over the canonical JSON of ``{seq, hash, ts, kid, alg}``. A
-checkpoint pins the whole chain up to ``seq``: rewriting or truncating it needs the key.
+A checkpoint line is ``{"seq", "hash", "ts", "kid", "alg", "prev", "sig"}`` where ``sig`` is
+the unpadded base64url signature over the canonical JSON of ``{seq, hash, ts, kid, alg, prev}``
+and ``prev`` is the previous checkpoint's ``digest`` (64 zeros for the first), so checkpoints
+form a chain of their own. A checkpoint pins the whole log up to ``seq``: rewriting it needs
+the key; cutting it back to an earlier checkpoint is caught by the anchor (``audit.anchor``).
+Lines written before checkpoints were chained have no ``prev``; they are accepted only before
+the first chained one.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -22,8 +27,10 @@ from keys import SigningKey, TrustStore
 
 __all__ = [
     "AUDIT_SERVICE",
+    "CHECKPOINT_GENESIS",
     "MAX_CHECKPOINT_BYTES",
     "Checkpoint",
+    "DecodedCheckpoint",
     "decode_checkpoint",
     "sign_checkpoint",
     "verify_checkpoint",
@@ -35,7 +42,11 @@ AUDIT_SERVICE: Final = "audit"
 MAX_CHECKPOINT_BYTES: Final = 4096
 """Longest checkpoint line accepted on read (an RSA-8192 signature is ~1.4 KiB encoded)."""
 
-_CHECKPOINT_KEYS: Final = frozenset({"seq", "hash", "ts", "kid", "alg", "sig"})
+CHECKPOINT_GENESIS: Final = "0" * 64
+"""The ``prev`` of the first chained checkpoint."""
+
+_CHECKPOINT_KEYS: Final = frozenset({"seq", "hash", "ts", "kid", "alg", "prev", "sig"})
+_LEGACY_KEYS: Final = _CHECKPOINT_KEYS - {"prev"}
 _HEX64: Final = re.compile(r"[0-9a-f]{64}")
 _KID: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _ALG: Final = re.compile(r"[A-Za-z0-9]{1,16}")
@@ -52,26 +63,45 @@ class Checkpoint:
     kid: str
     alg: str
     sig: str
+    prev: str | None = None
+    """The previous checkpoint's ``digest``; None only on a line from before chaining."""
 
     def signing_input(self) -> bytes:
         """The bytes the signature covers."""
-        return _signing_input(self.seq, self.hash, format_ts(self.ts), self.kid, self.alg)
+        return _signing_input(
+            self.seq, self.hash, format_ts(self.ts), self.kid, self.alg, self.prev
+        )
 
-    def to_line(self) -> bytes:
-        """The checkpoint as one JSON line, newline included."""
-        obj = {
+    def to_json(self) -> dict[str, object]:
+        """The checkpoint as the JSON object of its line."""
+        obj: dict[str, object] = {
             "seq": self.seq,
             "hash": self.hash,
             "ts": format_ts(self.ts),
             "kid": self.kid,
             "alg": self.alg,
-            "sig": self.sig,
         }
-        return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+        if self.prev is not None:
+            obj["prev"] = self.prev
+        obj["sig"] = self.sig
+        return obj
+
+    def to_line(self) -> bytes:
+        """The checkpoint as one JSON line, newline included."""
+        return json.dumps(self.to_json(), separators=(",", ":")).encode() + b"\n"
+
+    @property
+    def digest(self) -> str:
+        """Hex SHA-256 of the canonical JSON of the whole checkpoint, signature included: what
+        the next checkpoint's ``prev`` and an anchor refer to."""
+        return hashlib.sha256(canonical_json(self.to_json())).hexdigest()
 
 
-def _signing_input(seq: int, digest: str, ts: str, kid: str, alg: str) -> bytes:
-    return canonical_json({"seq": seq, "hash": digest, "ts": ts, "kid": kid, "alg": alg})
+def _signing_input(seq: int, digest: str, ts: str, kid: str, alg: str, prev: str | None) -> bytes:
+    signed: dict[str, object] = {"seq": seq, "hash": digest, "ts": ts, "kid": kid, "alg": alg}
+    if prev is not None:
+        signed["prev"] = prev
+    return canonical_json(signed)
 
 
 def _b64url(data: bytes) -> str:
@@ -82,14 +112,23 @@ def _b64url_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def sign_checkpoint(signer: SigningKey, seq: int, digest: str, ts: datetime) -> Checkpoint:
-    """Sign ``(seq, digest)`` at ``ts`` with the audit service's key."""
+def sign_checkpoint(
+    signer: SigningKey, seq: int, digest: str, ts: datetime, *, prev: str = CHECKPOINT_GENESIS
+) -> Checkpoint:
+    """Sign ``(seq, digest)`` at ``ts`` with the audit service's key, chained to ``prev`` (the
+    previous checkpoint's ``digest``)."""
     ts = parse_ts(format_ts(ts))  # drop sub-microsecond detail so the line round-trips
     signature = keys.sign(
-        signer, _signing_input(seq, digest, format_ts(ts), signer.kid, signer.alg)
+        signer, _signing_input(seq, digest, format_ts(ts), signer.kid, signer.alg, prev)
     )
     return Checkpoint(
-        seq=seq, hash=digest, ts=ts, kid=signer.kid, alg=signer.alg, sig=_b64url(signature)
+        seq=seq,
+        hash=digest,
+        ts=ts,
+        kid=signer.kid,
+        alg=signer.alg,
+        sig=_b64url(signature),
+        prev=prev,
     )
 
 
@@ -117,12 +156,16 @@ def decode_checkpoint(line: bytes) -> DecodedCheckpoint:
         raw = json.loads(line.decode(), parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise _malformed(f"checkpoint is not valid JSON: {exc}") from exc
-    if not isinstance(raw, dict) or raw.keys() != _CHECKPOINT_KEYS:
-        raise _malformed("checkpoint must be an object with exactly seq, hash, ts, kid, alg, sig")
+    if not isinstance(raw, dict) or raw.keys() not in (_CHECKPOINT_KEYS, _LEGACY_KEYS):
+        raise _malformed(
+            "checkpoint must be an object with exactly seq, hash, ts, kid, alg, prev, sig"
+        )
     seq, digest, ts_text = raw["seq"], raw["hash"], raw["ts"]
-    kid, alg, sig = raw["kid"], raw["alg"], raw["sig"]
+    kid, alg, sig, prev = raw["kid"], raw["alg"], raw["sig"], raw.get("prev")
     if type(seq) is not int or seq < 1:
         raise _malformed("checkpoint seq must be a positive integer")
+    if "prev" in raw and (not isinstance(prev, str) or _HEX64.fullmatch(prev) is None):
+        raise _malformed(f"checkpoint at seq {seq}: bad prev")
     checks = (
         ("hash", digest, _HEX64),
         ("kid", kid, _KID),
@@ -138,9 +181,9 @@ def decode_checkpoint(line: bytes) -> DecodedCheckpoint:
         ts = parse_ts(ts_text)
     except ValueError as exc:
         raise _malformed(f"checkpoint at seq {seq}: bad ts: {exc}") from exc
-    checkpoint = Checkpoint(seq=seq, hash=digest, ts=ts, kid=kid, alg=alg, sig=sig)
+    checkpoint = Checkpoint(seq=seq, hash=digest, ts=ts, kid=kid, alg=alg, sig=sig, prev=prev)
     return DecodedCheckpoint(
-        checkpoint=checkpoint, signing_input=_signing_input(seq, digest, ts_text, kid, alg)
+        checkpoint=checkpoint, signing_input=_signing_input(seq, digest, ts_text, kid, alg, prev)
     )
 
 

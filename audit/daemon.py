@@ -1,4 +1,5 @@
-"""``sealflow audit`` (the daemon): consumes ``audit.events`` into the hash-chained log.
+"""``sealflow audit`` (the daemon): consumes ``audit.events`` into the hash-chained log, and
+serves the query API (``audit.api``) through which the gateway reads it.
 
 A message is acknowledged only after its record is on disk: handlers hand their event to a
 batching writer and wait for the fsync of the batch that holds it, so many events share one
@@ -13,9 +14,11 @@ import contextlib
 import time
 
 import structlog
+from aiohttp import web
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from audit.api import QueryApi, serve_query_api
 from audit.errors import AuditLogError
 from audit.log import AuditLog
 from audit.settings import AuditSettings
@@ -25,6 +28,8 @@ from broker import (
     Opened,
     PermanentFailure,
     ServiceRuntime,
+    SpentIds,
+    SpentIdsJournal,
 )
 from keys import KeyRing
 from schemas import AuditEvent
@@ -42,6 +47,16 @@ class AuditDaemonSettings(BaseSettings):
     health_port: int = Field(default=9103, ge=0, le=65535)
     batch_max: int = Field(default=256, ge=1)
     batch_wait: float = Field(default=0.005, ge=0)
+    api_host: str = "127.0.0.1"
+    """``SEALFLOW_AUDIT_API_HOST``: where the query API listens."""
+    api_port: int = Field(default=8082, ge=0, le=65535)
+    """``SEALFLOW_AUDIT_API_PORT``: the query API's port (0: no query API)."""
+    api_reader: str = Field(default="gateway", pattern=r"^[a-z][a-z0-9_-]{0,62}$")
+    """The one service whose service tokens the query API accepts."""
+    api_read_timeout: float = Field(default=20.0, gt=0, le=300)
+    """Longest one query may read the log."""
+    api_replay_entries: int = Field(default=100_000, ge=1)
+    """Spent service-token ids remembered (each until its token expires)."""
 
 
 class AuditWriter:
@@ -139,6 +154,7 @@ async def serve(
         checkpoint_interval=log_settings.checkpoint_interval,
         segment_max_records=log_settings.segment_max_records,
         dedup_window=log_settings.dedup_window,
+        anchor=log_settings.anchor(),
     )
     writer = AuditWriter(
         log,
@@ -148,6 +164,12 @@ async def serve(
     )
     await writer.start()
     stop_on_failure = asyncio.create_task(_stop_when(writer.failed, stop))
+    try:
+        api = await _start_api(runtime, writer, settings, audit_settings)
+    except BaseException:
+        stop_on_failure.cancel()
+        await writer.close()
+        raise
 
     async def on_event(opened: Opened[AuditEvent], delivery: Delivery) -> None:
         event = opened.message
@@ -167,8 +189,37 @@ async def serve(
         )
     finally:
         stop_on_failure.cancel()
+        if api is not None:
+            await api.cleanup()
     if writer.error is not None:
         raise writer.error
+
+
+async def _start_api(
+    runtime: ServiceRuntime,
+    writer: AuditWriter,
+    settings: BrokerSettings,
+    audit_settings: AuditDaemonSettings,
+) -> web.AppRunner | None:
+    """The query API on its port, or None when ``api_port`` is 0."""
+    if not audit_settings.api_port:
+        return None
+    spent = SpentIds(
+        audit_settings.api_replay_entries,
+        journal=SpentIdsJournal(settings.data_dir / "replay" / "audit-api.jtis"),
+    )
+    spent.restore(time.time())  # tokens spent before a restart stay spent
+    api = QueryApi(
+        directory=settings.data_dir / "audit",
+        trust=runtime.trust,
+        reader=audit_settings.api_reader,
+        replay=spent,
+        audit=writer,
+        revocations=runtime.revocations,
+        leeway=settings.leeway,
+        read_timeout=audit_settings.api_read_timeout,
+    )
+    return await serve_query_api(api, audit_settings.api_host, audit_settings.api_port)
 
 
 async def _stop_when(failed: asyncio.Event, stop: asyncio.Event) -> None:

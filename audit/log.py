@@ -7,6 +7,10 @@ memory at roughly 100 bytes per remembered id, ~100 MB for the default million).
 
 One writer per directory (an exclusive ``flock`` on ``.lock``); not thread-safe. The calls
 block on disk I/O, so an asyncio caller should run them in a worker thread.
+
+With an anchor (``audit.anchor``), every checkpoint is also stored there once it is on disk,
+and a log that lacks the anchored checkpoint (cut back, or its checkpoints rewritten) is
+refused at open.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ from typing import Final, Self
 
 import structlog
 
+from audit.anchor import CheckpointAnchor
 from audit.chain import TornLine, scan_chain
-from audit.checkpoint import AUDIT_SERVICE, Checkpoint, sign_checkpoint
+from audit.checkpoint import AUDIT_SERVICE, CHECKPOINT_GENESIS, Checkpoint, sign_checkpoint
 from audit.errors import AuditLogError
 from audit.record import AuditRecord, encode_record
 from audit.segments import CHECKPOINTS_FILE, LOCK_FILE, segment_path
@@ -122,7 +127,8 @@ class AuditLog:
         last_hash: str,
         segment: int,
         segment_records: int,
-        last_checkpoint_seq: int,
+        last_checkpoint: Checkpoint | None,
+        anchor: CheckpointAnchor | None = None,
     ) -> None:
         """Use :meth:`open`; the constructor takes the state a scan recovered."""
         self._directory = directory
@@ -138,8 +144,12 @@ class AuditLog:
         self._segment_records = segment_records
         self._segment_fd: int | None = None
         self._checkpoint_fd: int | None = None
-        self._last_checkpoint_seq = last_checkpoint_seq
+        self._last_checkpoint_seq = last_checkpoint.seq if last_checkpoint is not None else 0
+        self._last_checkpoint_digest = (
+            last_checkpoint.digest if last_checkpoint is not None else CHECKPOINT_GENESIS
+        )
         self._last_checkpoint_time = time.monotonic()
+        self._anchor = anchor
         self._poisoned: str | None = None
 
     @classmethod
@@ -152,6 +162,7 @@ class AuditLog:
         checkpoint_interval: float = 60.0,
         segment_max_records: int = 100_000,
         dedup_window: int = 1_000_000,
+        anchor: CheckpointAnchor | None = None,
     ) -> AuditLog:
         """Open (creating if needed) the log in ``directory`` for appending.
 
@@ -159,6 +170,12 @@ class AuditLog:
         last ``dedup_window`` records; a torn final line is truncated with a warning. Any other
         inconsistency raises :class:`AuditLogError` whose ``reason`` and ``seq`` say what and
         where. Without a ``signer`` no checkpoints are written.
+
+        With an ``anchor``, a log that does not hold the anchored checkpoint is refused
+        (``behind_anchor`` when it was cut back, ``anchor_mismatch`` when rewritten), and so is
+        a log with chained checkpoints and no anchor at all (``anchor_missing``); a log from
+        before chaining starts being anchored. Once open, records a crash left unsigned are
+        checkpointed and the anchor is brought up to date.
 
         Deduplication is bounded: an event whose id was last seen more than ``dedup_window``
         records ago is appended again. Opening reads the whole log (roughly 60k records/s).
@@ -192,9 +209,23 @@ class AuditLog:
                     reason="locked",
                 ) from exc
             dedup = _DedupIndex(dedup_window)
+            anchored = anchor.load() if anchor is not None else None
             scan = scan_chain(
-                directory, trust=None, on_record=lambda r: dedup.add(r.event.event_id)
+                directory,
+                trust=None,
+                anchor=anchored.checkpoint if anchored is not None else None,
+                on_record=lambda r: dedup.add(r.event.event_id),
             )
+            chained = scan.last_checkpoint is not None and scan.last_checkpoint.prev is not None
+            if anchor is not None and anchored is None and chained and scan.failure is None:
+                raise AuditLogError(
+                    f"refusing to open the audit log: it has chained checkpoints but nothing is "
+                    f"anchored at {anchor.where} (deleted with a cut?). Check the log with "
+                    "`sealflow audit verify`, then re-anchor it on purpose with "
+                    "`sealflow audit anchor --adopt`",
+                    reason="anchor_missing",
+                    seq=1,
+                )
             if scan.failure is not None:
                 failure = scan.failure
                 where = f" ({failure.location})" if failure.location else ""
@@ -217,7 +248,14 @@ class AuditLog:
         except BaseException:
             os.close(lock_fd)
             raise
-        return cls(
+        if anchor is not None and anchored is None and scan.checkpoints:
+            _log.warning(
+                "audit_anchor_started",
+                anchor=anchor.where,
+                checkpoints=scan.checkpoints,
+                note="a log from before anchoring: a cut made before now cannot be detected",
+            )
+        log = cls(
             directory,
             signer=signer,
             lock_fd=lock_fd,
@@ -229,8 +267,18 @@ class AuditLog:
             last_hash=scan.last_hash,
             segment=scan.last_segment,
             segment_records=scan.last_segment_records,
-            last_checkpoint_seq=scan.last_checkpoint_seq,
+            last_checkpoint=scan.last_checkpoint,
+            anchor=anchor,
         )
+        try:
+            if log.checkpoint() is None and anchor is not None and scan.last_checkpoint:
+                behind = anchored is None or anchored.checkpoint.seq < scan.last_checkpoint.seq
+                if behind:
+                    log._store_anchor(scan.last_checkpoint)
+        except BaseException:
+            log.close()
+            raise
+        return log
 
     @property
     def last_seq(self) -> int:
@@ -342,7 +390,11 @@ class AuditLog:
         if self._signer is None or self._last_seq == self._last_checkpoint_seq:
             return None
         checkpoint = sign_checkpoint(
-            self._signer, self._last_seq, self._last_hash, datetime.now(UTC)
+            self._signer,
+            self._last_seq,
+            self._last_hash,
+            datetime.now(UTC),
+            prev=self._last_checkpoint_digest,
         )
         try:
             if self._checkpoint_fd is None:
@@ -361,8 +413,28 @@ class AuditLog:
                 f"writing an audit checkpoint failed: {exc}", reason="write_failed"
             ) from exc
         self._last_checkpoint_seq = checkpoint.seq
+        self._last_checkpoint_digest = checkpoint.digest
         self._last_checkpoint_time = time.monotonic()
+        self._store_anchor(checkpoint)
+        # A witness off the disk too, wherever the daemon's JSON logs are shipped.
+        _log.info(
+            "audit_checkpoint",
+            seq=checkpoint.seq,
+            hash=checkpoint.hash,
+            digest=checkpoint.digest,
+            kid=checkpoint.kid,
+        )
         return checkpoint
+
+    def _store_anchor(self, checkpoint: Checkpoint) -> None:
+        """Anchor ``checkpoint``; a failure stops appends, as a failed write does."""
+        if self._anchor is None:
+            return
+        try:
+            self._anchor.store(checkpoint)
+        except AuditLogError as exc:
+            self._poisoned = exc.detail
+            raise
 
     def close(self) -> None:
         """Sign a final checkpoint if records are unsigned, then release the files and lock."""

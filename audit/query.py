@@ -7,6 +7,7 @@ skipped, not an error.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,13 +26,15 @@ class AuditFilter:
     """Which records to show; every criterion that is not None must hold.
 
     ``types`` matches the event type exactly; ``since`` compares with the record's ``ts``
-    (when the audit service wrote it, on its own clock).
+    (when the audit service wrote it, on its own clock); ``after`` keeps records whose seq is
+    greater (a live tail's position).
     """
 
     types: frozenset[str] | None = None
     actor: str | None = None
     job: str | None = None
     since: datetime | None = None
+    after: int | None = None
 
     def __post_init__(self) -> None:
         if self.since is not None and self.since.tzinfo is None:
@@ -45,6 +48,7 @@ class AuditFilter:
             and (self.actor is None or event.actor == self.actor)
             and (self.job is None or event.job == self.job)
             and (self.since is None or record.ts >= self.since)
+            and (self.after is None or record.seq > self.after)
         )
 
 
@@ -87,11 +91,23 @@ def read_segment(
         yield record, line
 
 
+def _check_deadline(deadline: float | None) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise AuditLogError("reading the audit log took too long", reason="read_timeout")
+
+
 def last_matching(
-    directory: Path, flt: AuditFilter | None, count: int, *, end: Position | None = None
+    directory: Path,
+    flt: AuditFilter | None,
+    count: int,
+    *,
+    end: Position | None = None,
+    deadline: float | None = None,
 ) -> list[AuditRecord]:
     """The last ``count`` records that match, oldest first, reading segments newest first and
-    stopping once enough are found (at most ``count`` records are held)."""
+    stopping once enough are found, or once a segment reaches back to the filter's ``after``
+    (at most ``count`` records are held). Past the ``deadline`` (``time.monotonic``) it
+    raises ``read_timeout``."""
     if count <= 0:
         return []
     segments = list_segments(directory)
@@ -101,22 +117,33 @@ def last_matching(
     for number, path in reversed(segments):
         segment_end = end.offset if end is not None and number == end.segment else None
         window: deque[AuditRecord] = deque(maxlen=count - len(found))
-        for record, _line in read_segment(path, end=segment_end):
+        reached_after = False
+        for index, (record, _line) in enumerate(read_segment(path, end=segment_end)):
+            if index % 1024 == 0:
+                _check_deadline(deadline)
+            if flt is not None and flt.after is not None and record.seq <= flt.after:
+                reached_after = True
+                continue
             if flt is None or flt.matches(record):
                 window.append(record)
         found.extendleft(reversed(window))
-        if len(found) >= count:
+        if len(found) >= count or reached_after:
             break
     return list(found)
 
 
 def iter_records(
-    directory: Path, flt: AuditFilter | None = None, *, last: int | None = None
+    directory: Path,
+    flt: AuditFilter | None = None,
+    *,
+    last: int | None = None,
+    deadline: float | None = None,
 ) -> Iterator[AuditRecord]:
     """Stream the records that match ``flt``, oldest first; with ``last``, only the last
-    ``last`` of them. Memory is bounded by one line (plus ``last`` records)."""
+    ``last`` of them (given up with ``read_timeout`` past ``deadline``). Memory is bounded by
+    one line (plus ``last`` records)."""
     if last is not None:
-        yield from last_matching(directory, flt, last)
+        yield from last_matching(directory, flt, last, deadline=deadline)
         return
     for _number, path in list_segments(directory):
         for record, _line in read_segment(path):

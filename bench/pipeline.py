@@ -178,7 +178,9 @@ async def latency(
     )
     stop = asyncio.Event()
     tasks = [
-        asyncio.create_task(serve_audit(settings, AuditDaemonSettings(health_port=0), stop=stop)),
+        asyncio.create_task(
+            serve_audit(settings, AuditDaemonSettings(health_port=0, api_port=0), stop=stop)
+        ),
         asyncio.create_task(
             serve_parser(settings, ParserSettings(health_port=0, processes=1), stop=stop)
         ),

@@ -47,6 +47,13 @@ QUEUE_BINDINGS: Final[Mapping[str, tuple[ExchangeKey, tuple[str, ...]]]] = {
     "audit.events": ("audit", ("audit.#",)),
 }
 
+# Extra arguments of some queues. The audit log has one writer: with a single active
+# consumer, a standby audit daemon stays idle until the active one goes, then takes over,
+# so the chain is never split between two writers (DESIGN §8).
+_QUEUE_ARGUMENTS: Final[Mapping[str, Mapping[str, bool]]] = {
+    "audit.events": {"x-single-active-consumer": True},
+}
+
 
 @dataclass(frozen=True, slots=True)
 class DeclaredTopology:
@@ -106,6 +113,7 @@ class Topology:
                     "x-dead-letter-exchange": self.exchange("dlx"),
                     "x-dead-letter-strategy": "at-least-once",
                     "x-overflow": "reject-publish",
+                    **_QUEUE_ARGUMENTS.get(base, {}),
                 },
             )
             dlq = await channel.declare_queue(

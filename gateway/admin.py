@@ -1,7 +1,8 @@
 """The admin API: the audit log, the dead-letter queues, and replaying a dead letter.
 
-Every route needs the ``admin`` role and its scope (``audit:read`` or ``jobs:admin``). The AMQP
-work is ``broker.DeadLetterQueues``'s; this module is HTTP only. A replay re-checks the dead
+Every route needs the ``admin`` role and its scope (``audit:read`` or ``jobs:admin``). The audit
+log is read through the audit daemon's query API (``gateway.audit_reader``); the AMQP work is
+``broker.DeadLetterQueues``'s; this module is HTTP only. A replay re-checks the dead
 letter (authentic envelope, valid body, a type the gateway may send, a job still waiting),
 re-seals the same body under a fresh gateway envelope that names the admin in its actor chain,
 publishes it with confirms, and only then removes the dead letter; every replay and every
@@ -10,19 +11,15 @@ refused one is audited with the admin as actor.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import weakref
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Final
 
 import structlog
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from audit import AuditFilter, AuditLogError, AuditRecord, iter_records
 from broker import (
     QUEUE_BINDINGS,
     BrokerError,
@@ -38,7 +35,8 @@ from broker import (
     unverified_claims,
 )
 from broker.deadletters import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
-from gateway.appkeys import PUBLISHER_KEY, RUNTIME_KEY, SETTINGS_KEY, STORE_KEY
+from gateway.appkeys import PUBLISHER_KEY, RUNTIME_KEY, STORE_KEY
+from gateway.audit_reader import audit_reader
 from gateway.auditing import audit
 from gateway.auth import PRINCIPAL_KEY
 from gateway.errors import BadRequest, Conflict, NotFound, Unavailable
@@ -46,26 +44,28 @@ from gateway.operations import Operation, Parameter
 from schemas import EnvelopeClaims, ErrorBody, SchemaError, model_for
 from schemas.api_admin import (
     AuditRecordList,
-    AuditRecordView,
     DeadLetterList,
     DeadLetterView,
     ReplayAccepted,
 )
+from schemas.audit_query import (
+    AUDIT_JOB_PATTERN,
+    AUDIT_TYPE_PATTERN,
+    DEFAULT_AUDIT_LIMIT,
+    MAX_AUDIT_LIMIT,
+    MAX_AUDIT_SEQ,
+    MAX_AUDIT_TYPES,
+    AuditQuery,
+    AuditQueryError,
+)
 from store.transitions import TERMINAL_STATES
 
-__all__ = ["OPERATIONS", "dead_letter_queues"]
+__all__ = ["OPERATIONS", "audit_query", "dead_letter_queues"]
 
 _log = structlog.get_logger("sealflow.gateway.admin")
 
 SERVICE: Final = "gateway"
-DEFAULT_AUDIT_LIMIT: Final = 100
-MAX_AUDIT_LIMIT: Final = 1000
-MAX_AUDIT_TYPES: Final = 20
-AUDIT_READ_SECONDS: Final = 20.0
-_ID: Final = re.compile(r"^[0-9a-f]{32}$")
-_AUDIT_TYPE: Final = re.compile(r"^[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*){0,2}$")
-_RELATIVE: Final = re.compile(r"^(\d{1,9})([smhdw])$")
-_UNITS: Final = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_ID: Final = re.compile(AUDIT_JOB_PATTERN)
 
 
 def _json(model: BaseModel, status: int = 200) -> web.Response:
@@ -77,24 +77,6 @@ def _json(model: BaseModel, status: int = 200) -> web.Response:
 
 
 # -- the audit log --------------------------------------------------------------------------
-
-
-def _since(raw: str) -> datetime:
-    """ISO 8601 (UTC when it has no offset) or a relative time such as ``10m``, ``2h``, ``1d``."""
-    text = raw.strip()
-    match = _RELATIVE.match(text)
-    try:
-        if match is not None:
-            amount = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-            return datetime.now(UTC) - amount
-        if len(text) > 64:
-            raise ValueError("too long")
-        since = datetime.fromisoformat(text)
-    except (ValueError, OverflowError) as error:
-        raise BadRequest(
-            "since must be ISO 8601 (e.g. 2025-01-31T12:00:00Z) or relative like 10m, 2h, 1d"
-        ) from error
-    return since if since.tzinfo is not None else since.replace(tzinfo=UTC)
 
 
 def _text_param(request: web.Request, name: str, *, pattern: re.Pattern[str] | None) -> str | None:
@@ -121,47 +103,19 @@ def _limit(request: web.Request, default: int, high: int) -> int:
     return int(raw)
 
 
-def _audit_filter(request: web.Request) -> AuditFilter:
-    types = request.query.getall("type", [])
-    if len(types) > MAX_AUDIT_TYPES:
-        raise BadRequest(f"at most {MAX_AUDIT_TYPES} type filters")
-    for value in types:
-        if len(value) > 58 or _AUDIT_TYPE.match(value) is None:
-            raise BadRequest("type must be an audit event type such as envelope.rejected")
-    since = _text_param(request, "since", pattern=None)
-    return AuditFilter(
-        types=frozenset(types) if types else None,
-        actor=_text_param(request, "actor", pattern=None),
-        job=_text_param(request, "job", pattern=_ID),
-        since=_since(since) if since is not None else None,
-    )
-
-
-def _record_view(record: AuditRecord) -> AuditRecordView:
-    return AuditRecordView(
-        seq=record.seq, ts=record.ts, event=record.event, prev=record.prev, hash=record.hash
-    )
-
-
-def _read_audit(directory: Path, flt: AuditFilter, limit: int) -> list[AuditRecordView]:
-    return [_record_view(record) for record in iter_records(directory, flt, last=limit)]
+def audit_query(request: web.Request) -> AuditQuery:
+    """The request's audit filters, checked by the same parser the audit daemon uses."""
+    try:
+        return AuditQuery.parse(request.query.items())
+    except AuditQueryError as error:
+        raise BadRequest(str(error)) from error
 
 
 async def list_audit(request: web.Request) -> web.Response:
-    """The last ``limit`` audit records that pass the filters, oldest first (``audit tail``)."""
-    flt = _audit_filter(request)
-    limit = _limit(request, DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT)
-    directory = request.app[SETTINGS_KEY].data_dir / "audit"
-    try:
-        async with asyncio.timeout(AUDIT_READ_SECONDS):
-            records = await asyncio.to_thread(_read_audit, directory, flt, limit)
-    except TimeoutError as error:
-        raise Unavailable("reading the audit log took too long; narrow the filters") from error
-    except AuditLogError as error:
-        _log.error("audit_log.unreadable", reason=error.reason, location=error.location)
-        raise Unavailable(
-            f"the audit log cannot be read ({error.reason}); run `sealflow audit verify`"
-        ) from error
+    """The last ``limit`` audit records that pass the filters, oldest first (``audit tail``),
+    read through the audit daemon's query API."""
+    query = audit_query(request)
+    records = await audit_reader(request.app).records(query, actor=request[PRINCIPAL_KEY].subject)
     return _json(AuditRecordList(records=records))
 
 
@@ -413,7 +367,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
                 schema={
                     "type": "array",
                     "maxItems": MAX_AUDIT_TYPES,
-                    "items": {"type": "string", "pattern": _AUDIT_TYPE.pattern, "maxLength": 58},
+                    "items": {"type": "string", "pattern": AUDIT_TYPE_PATTERN, "maxLength": 58},
                 },
             ),
             Parameter(
@@ -440,9 +394,18 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
                 _LIMIT_DOC + f" Default {DEFAULT_AUDIT_LIMIT}.",
                 schema={"type": "integer", "minimum": 1, "maximum": MAX_AUDIT_LIMIT},
             ),
+            Parameter(
+                "after",
+                "query",
+                "Only records after this seq (a live tail's position).",
+                schema={"type": "integer", "minimum": 0, "maximum": MAX_AUDIT_SEQ},
+            ),
         ),
         responses={200: AuditRecordList, **_ERRORS},
-        description="The last `limit` records that pass every filter, oldest first.",
+        description=(
+            "The last `limit` records that pass every filter, oldest first, read through the "
+            "audit daemon's query API (503 when it does not answer)."
+        ),
     ),
     Operation(
         "GET",

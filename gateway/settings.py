@@ -64,6 +64,12 @@ class GatewaySettings(BaseSettings):
     sse_max_subscribers: int = Field(default=1_000, ge=1)
     sse_queue_size: int = Field(default=16, ge=1)
 
+    audit_url: str = Field(default="http://127.0.0.1:8082", pattern=r"^https?://[^/?#]+/?$")
+    """``SEALFLOW_AUDIT_URL``: the audit daemon's query API (scheme, host and port), the only
+    way the gateway reads the audit log."""
+    audit_timeout: float = Field(default=10.0, gt=0, le=120)
+    """Longest one audit query may take, connecting included."""
+
     request_timeout: float = Field(default=60.0, gt=0)
     """Longest a non-streaming request may take."""
     upload_timeout: float = Field(default=300.0, gt=0)

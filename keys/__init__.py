@@ -34,6 +34,14 @@ from keys.errors import (
 from keys.jwk import PublicJWK, load_public_jwk, public_jwk, thumbprint
 from keys.keyring import KeyRing
 from keys.records import KEY_STATES, KeyRecord, KeyState, SigningKey, VerificationKey
+from keys.service_tokens import (
+    MAX_SERVICE_TOKEN_LIFETIME,
+    SERVICE_TOKEN_TYP,
+    ServiceClaims,
+    issue_service_token,
+    request_digest,
+    verify_service_token,
+)
 from keys.settings import KeySettings
 from keys.signature import sign, verify
 from keys.tokens import (
@@ -64,8 +72,10 @@ __all__ = [
     "ID_TOKEN_TYP",
     "KEY_STATES",
     "MAX_ACCESS_TOKEN_LIFETIME",
+    "MAX_SERVICE_TOKEN_LIFETIME",
     "ROOT_KEY_FILE",
     "ROOT_PUBLIC_FILE",
+    "SERVICE_TOKEN_TYP",
     "TRUST_FILE",
     "AccessClaims",
     "Algorithm",
@@ -81,6 +91,7 @@ __all__ = [
     "PrivateKey",
     "PublicJWK",
     "PublicKey",
+    "ServiceClaims",
     "SigningKey",
     "TokenError",
     "TokenSigner",
@@ -92,16 +103,19 @@ __all__ = [
     "algorithm_for_key",
     "create_root_key",
     "generate_private_key",
+    "issue_service_token",
     "issue_trust_bundle",
     "load_public_jwk",
     "load_root_public",
     "load_root_signer",
     "load_trust_store",
     "public_jwk",
+    "request_digest",
     "sign",
     "thumbprint",
     "verify",
     "verify_access_token",
     "verify_id_token",
+    "verify_service_token",
     "write_trust_store",
 ]

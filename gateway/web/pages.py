@@ -14,9 +14,9 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel
 
-from audit import AuditFilter, AuditLogError, AuditRecord, iter_records
 from gateway.admin import list_audit, list_dead_letters, replay_dead_letter
 from gateway.appkeys import SETTINGS_KEY, STORE_KEY
+from gateway.audit_reader import audit_reader
 from gateway.auth import PRINCIPAL_KEY, Handler
 from gateway.content_types import PDF, upload_limit
 from gateway.errors import Conflict, GatewayError, NotFound
@@ -25,7 +25,8 @@ from gateway.web.browser import SignedIn, signed_in
 from gateway.web.context import web_context
 from gateway.web.csrf import CSRF_FIELD, check_csrf
 from gateway.web.render import render
-from schemas.api_admin import AuditRecordList, DeadLetterList
+from schemas.api_admin import AuditRecordList, AuditRecordView, DeadLetterList
+from schemas.audit_query import AuditQuery
 from schemas.formats import EXTENSIONS, TEXT_TYPES
 from store import Job
 
@@ -135,26 +136,25 @@ async def _visible_job(request: web.Request, who: SignedIn) -> Job:
 
 @dataclass(frozen=True, slots=True)
 class _Trail:
-    records: list[AuditRecord]
+    records: list[AuditRecordView]
     problem: str | None
 
 
 async def _job_trail(request: web.Request, job_id: str) -> _Trail:
-    directory = request.app[SETTINGS_KEY].data_dir / "audit"
-    if not directory.exists():
-        return _Trail([], None)
-
-    def read() -> list[AuditRecord]:
-        return list(iter_records(directory, AuditFilter(job=job_id), last=MAX_TRAIL))
-
+    """The job's audit records, through the audit daemon's query API; its absence is said, not
+    raised, so the job page still shows."""
+    query = AuditQuery(job=job_id, limit=MAX_TRAIL)
     try:
         async with asyncio.timeout(TRAIL_READ_SECONDS):
-            return _Trail(await asyncio.to_thread(read), None)
+            records = await audit_reader(request.app).records(
+                query, actor=request[PRINCIPAL_KEY].subject
+            )
     except TimeoutError:
         return _Trail([], "the audit log took too long to read")
-    except AuditLogError as error:
-        _log.error("web.audit_unreadable", reason=error.reason)
-        return _Trail([], f"the audit log cannot be read ({error.reason})")
+    except GatewayError as error:
+        _log.warning("web.audit_unavailable", detail=error.detail)
+        return _Trail([], error.detail)
+    return _Trail(records, None)
 
 
 async def job_page(request: web.Request) -> web.StreamResponse:

@@ -23,6 +23,7 @@ from audit import (
     AuditLogError,
     AuditRecord,
     AuditSettings,
+    adopt_anchor,
     follow_records,
     iter_records,
     verify_log,
@@ -265,14 +266,22 @@ def _audit_trust(keys_dir: Path) -> TrustStore:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
 def verify(ctx: click.Context, as_json: bool) -> None:
-    """Check every record's hash chain and every signed checkpoint; exit 1 if broken."""
+    """Check every record's hash chain, every signed checkpoint and the anchor; exit 1 if broken.
+
+    Fails when the log is behind its anchor (cut back) and when records after the newest
+    checkpoint are older than the checkpoint interval plus slack.
+    """
     settings = _settings(ctx)
     directory = settings.audit_dir
     try:
         trust = _audit_trust(settings.keys_dir)
     except KeyMaterialError as exc:
         raise click.ClickException(f"cannot load the audit keys: {exc} [{exc.reason}]") from exc
-    report = verify_log(directory, trust)
+    try:
+        anchor = settings.anchor()
+    except AuditLogError as exc:
+        raise _fail(exc) from exc
+    report = verify_log(directory, trust, anchor=anchor, max_unsigned_age=settings.max_unsigned_age)
     if as_json:
         click.echo(json.dumps(asdict(report)))
     elif report.ok:
@@ -288,6 +297,45 @@ def verify(ctx: click.Context, as_json: bool) -> None:
             f"{report.detail}"
         )
     ctx.exit(0 if report.ok else 1)
+
+
+@audit.command()
+@click.option(
+    "--adopt",
+    is_flag=True,
+    help="Anchor the newest checkpoint of an intact log whose anchor is missing.",
+)
+@click.pass_context
+def anchor(ctx: click.Context, adopt: bool) -> None:
+    """Show the anchored checkpoint; with --adopt, re-anchor a log whose anchor was lost.
+
+    Adopting is deliberate: a cut made to the log before it can no longer be detected. The
+    daemon refuses to open a log with chained checkpoints and no anchor until this is done.
+    """
+    settings = _settings(ctx)
+    try:
+        where = settings.anchor()
+        if adopt:
+            trust = _audit_trust(settings.keys_dir)
+            checkpoint = adopt_anchor(settings.audit_dir, trust, where)
+            click.echo(
+                f"anchored checkpoint seq {checkpoint.seq} ({format_ts(checkpoint.ts)}) at "
+                f"{where.where}; a cut made before now cannot be detected"
+            )
+            return
+        decoded = where.load()
+    except AuditLogError as exc:
+        raise _fail(exc) from exc
+    except KeyMaterialError as exc:
+        raise click.ClickException(f"cannot load the audit keys: {exc} [{exc.reason}]") from exc
+    if decoded is None:
+        click.echo(f"nothing is anchored at {where.where}")
+        return
+    checkpoint = decoded.checkpoint
+    click.echo(
+        f"anchored at {where.where}: checkpoint seq {checkpoint.seq} of "
+        f"{format_ts(checkpoint.ts)} (hash {checkpoint.hash[:16]}…)"
+    )
 
 
 @audit.command()

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 import sealflow.commands.audit as audit_cli
-from audit import AuditLog
+from audit import AuditLog, AuditSettings
 
 JOB = "c" * 32
 
@@ -20,8 +20,9 @@ def runner():
 
 
 @pytest.fixture
-def populated(log_dir, make_event, signer):
-    with AuditLog.open(log_dir, signer=signer, checkpoint_every=10) as log:
+def populated(log_dir, make_event, signer, data_dir, keys_dir):
+    anchor = AuditSettings(data_dir=data_dir, keys_dir=keys_dir).anchor()
+    with AuditLog.open(log_dir, signer=signer, checkpoint_every=10, anchor=anchor) as log:
         for index in range(25):
             log.append([make_event(actor=f"user{index % 3}")])
         log.append(
@@ -245,14 +246,17 @@ def test_verify_still_passes_after_the_audit_key_is_rotated_and_pruned(
     runner, log_dir, data_dir, keys_dir, ring, signer, make_event
 ):
     """Checkpoints signed by a pruned key verify against the ring's archive of public keys."""
-    with AuditLog.open(log_dir, signer=signer, checkpoint_every=5) as log:
+    anchor = AuditSettings(data_dir=data_dir, keys_dir=keys_dir).anchor()
+    with AuditLog.open(log_dir, signer=signer, checkpoint_every=5, anchor=anchor) as log:
         for _ in range(10):
             log.append([make_event()])
     ring.add_next()
     ring.promote_next(grace_seconds=0)
     assert ring.prune() == [signer.kid]
     assert not (keys_dir / "audit" / f"{signer.kid}.pem").exists()
-    with AuditLog.open(log_dir, signer=ring.signing_key(), checkpoint_every=5) as log:
+    with AuditLog.open(
+        log_dir, signer=ring.signing_key(), checkpoint_every=5, anchor=anchor
+    ) as log:
         for _ in range(5):
             log.append([make_event()])
     result = _run(runner, data_dir, keys_dir, "verify")

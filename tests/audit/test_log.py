@@ -126,10 +126,13 @@ def test_checkpoint_every_n_records_with_valid_signatures(log_dir, make_event, s
     assert [json.loads(line)["seq"] for line in lines] == [5, 10, 12]  # final one on close
     key = trust.lookup(signer.kid)
     assert key is not None
+    previous = "0" * 64
     for line in lines:
         decoded = decode_checkpoint(line)
         cp = decoded.checkpoint
         assert (cp.kid, cp.alg) == (signer.kid, signer.alg)
+        assert cp.prev == previous  # each checkpoint names the one before it
+        previous = cp.digest
         signature = base64.urlsafe_b64decode(cp.sig + "=" * (-len(cp.sig) % 4))
         expected_input = canonical_json(
             {
@@ -138,6 +141,7 @@ def test_checkpoint_every_n_records_with_valid_signatures(log_dir, make_event, s
                 "ts": json.loads(line)["ts"],
                 "kid": cp.kid,
                 "alg": cp.alg,
+                "prev": cp.prev,
             }
         )
         assert decoded.signing_input == expected_input

@@ -166,3 +166,22 @@ def test_following_from_the_end_skips_what_is_already_there(log_dir, make_event)
 def test_filter_since_must_be_timezone_aware():
     with pytest.raises(ValueError, match="timezone-aware"):
         AuditFilter(since=datetime(2025, 1, 1))
+
+
+def test_after_keeps_later_records_and_stops_reading_at_its_segment(populated):
+    assert _seqs(iter_records(populated, AuditFilter(after=4), last=100)) == [5, 6, 7]
+    assert _seqs(iter_records(populated, AuditFilter(after=7), last=100)) == []
+    (populated / "segment-000001.jsonl").write_text("garbage\n")  # never read: seq 4 is later
+    assert _seqs(iter_records(populated, AuditFilter(after=4), last=100)) == [5, 6, 7]
+
+
+def test_a_read_past_its_deadline_gives_up(populated):
+    import time
+
+    with pytest.raises(AuditLogError) as caught:
+        list(
+            iter_records(
+                populated, AuditFilter(actor="nobody"), last=10, deadline=time.monotonic() - 1
+            )
+        )
+    assert caught.value.reason == "read_timeout"

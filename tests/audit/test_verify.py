@@ -26,7 +26,7 @@ def written(log_dir, make_event, signer):
 
 def _forged_checkpoint(checkpoint: dict, signing_key: keys.SigningKey, *, kid: str) -> dict:
     fields = {
-        **{k: checkpoint[k] for k in ("seq", "hash", "ts")},
+        **{k: checkpoint[k] for k in ("seq", "hash", "ts", "prev")},
         "kid": kid,
         "alg": signing_key.alg,
     }

@@ -190,7 +190,7 @@ async def pipeline(
         asyncio.create_task(
             serve_audit(
                 settings,
-                AuditDaemonSettings(health_port=0, batch_wait=0.001),
+                AuditDaemonSettings(health_port=0, api_port=0, batch_wait=0.001),
                 AuditSettings(data_dir=settings.data_dir, keys_dir=keys_dir, checkpoint_every=5),
                 stop=stop,
             )

@@ -26,6 +26,7 @@ def sealflow_env(
     amqp_url: str, namespace: str, tmp_path: Path, cleanup_namespace: None
 ) -> dict[str, str]:
     env = dict(os.environ)
+    audit_port = _free_port()  # the audit query API, which the gateway reads the log through
     env.update(
         SEALFLOW_AMQP_URL=amqp_url,
         SEALFLOW_NAMESPACE=namespace,
@@ -34,6 +35,8 @@ def sealflow_env(
         SEALFLOW_WORKER_HEALTH_PORT="0",
         SEALFLOW_PARSER_HEALTH_PORT="0",
         SEALFLOW_AUDIT_HEALTH_PORT="0",
+        SEALFLOW_AUDIT_API_PORT=str(audit_port),
+        SEALFLOW_AUDIT_URL=f"http://127.0.0.1:{audit_port}",
         SEALFLOW_IDENTITY_PORT="0",
         SEALFLOW_IDENTITY_HEALTH_PORT="0",
         SEALFLOW_GATEWAY_PORT="0",

@@ -4,7 +4,8 @@ worker, parser and audit daemons in-process (helpers in ``tests/support/gateway_
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from gateway_testing import AUDIENCE, Gateway, Issuer, free_port
 from store_testing import postgres_url as postgres_url  # the session fixture, registered here
 from store_testing import reset_postgres
+from yarl import URL
 
 from broker import BrokerSettings
 from gateway import RUNTIME_KEY, GatewaySettings, create_app
@@ -71,6 +73,8 @@ def gateway_settings(issuer: Issuer, broker_settings: BrokerSettings) -> Gateway
         jwks_refetch_interval=0.0,
         sse_heartbeat_seconds=1.0,
         sse_poll_seconds=1.0,
+        audit_url=f"http://127.0.0.1:{free_port()}",
+        audit_timeout=5.0,
     )
 
 
@@ -86,46 +90,26 @@ async def gateway(
         yield Gateway(client=client, settings=gateway_settings, issuer=issuer)
 
 
-@pytest.fixture
-async def pipeline(broker_settings: BrokerSettings, gateway: Gateway) -> AsyncIterator[None]:
-    """The audit, parser and worker daemons, in-process, on the gateway's namespace."""
+@contextlib.asynccontextmanager
+async def _daemons(
+    gateway: Gateway, queues: tuple[str, ...], start: Callable[[asyncio.Event], list[Coroutine]]
+) -> AsyncIterator[None]:
+    """Run the daemons ``start`` makes until the test ends, once they consume ``queues``."""
     from sealflow_testing import queue_counts
 
-    from audit import AuditSettings
-    from audit.daemon import AuditDaemonSettings
-    from audit.daemon import serve as serve_audit
-    from parser.daemon import ParserSettings
-    from parser.daemon import serve as serve_parser
-    from workers import WorkerSettings
-    from workers import serve as serve_worker
-
     stop = asyncio.Event()
-    settings = broker_settings
-    daemons = [
-        asyncio.create_task(
-            serve_audit(
-                settings,
-                AuditDaemonSettings(health_port=0, batch_wait=0.001),
-                AuditSettings(data_dir=settings.data_dir, keys_dir=settings.keys_dir),
-                stop=stop,
-            )
-        ),
-        asyncio.create_task(
-            serve_parser(settings, ParserSettings(health_port=0, timeout_seconds=15), stop=stop)
-        ),
-        asyncio.create_task(serve_worker(settings, WorkerSettings(health_port=0), stop=stop)),
-    ]
+    daemons = [asyncio.create_task(daemon) for daemon in start(stop)]
     runtime = gateway.app[RUNTIME_KEY]
     assert runtime.consume_channel is not None
-    async with asyncio.timeout(60):
-        for queue in ("worker.jobs", "parser.requests", "audit.events"):
-            name = runtime.topology.queue(queue)
-            while (await queue_counts(runtime.consume_channel, name))[1] == 0:
-                for task in daemons:
-                    if task.done():
-                        task.result()
-                await asyncio.sleep(0.05)
     try:
+        async with asyncio.timeout(60):
+            for queue in queues:
+                name = runtime.topology.queue(queue)
+                while (await queue_counts(runtime.consume_channel, name))[1] == 0:
+                    for task in daemons:
+                        if task.done():
+                            task.result()
+                    await asyncio.sleep(0.05)
         yield
     finally:
         stop.set()
@@ -133,3 +117,57 @@ async def pipeline(broker_settings: BrokerSettings, gateway: Gateway) -> AsyncIt
         for result in results:
             if isinstance(result, BaseException):
                 raise result
+
+
+@pytest.fixture
+async def audit_daemon(
+    broker_settings: BrokerSettings, gateway: Gateway, tmp_path: Path
+) -> AsyncIterator[None]:
+    """The audit daemon, in-process, serving its query API where the gateway reads the log.
+
+    It has a data directory of its own, as on another host: the gateway cannot read its files.
+    """
+    from audit import AuditSettings
+    from audit.daemon import AuditDaemonSettings
+    from audit.daemon import serve as serve_audit
+
+    data_dir = tmp_path / "audit-host"
+    data_dir.mkdir()
+    settings = broker_settings.model_copy(update={"data_dir": data_dir})
+    api_port = URL(gateway.settings.audit_url).port or 0
+
+    def start(stop: asyncio.Event) -> list[Coroutine]:
+        return [
+            serve_audit(
+                settings,
+                AuditDaemonSettings(health_port=0, api_port=api_port, batch_wait=0.001),
+                AuditSettings(data_dir=settings.data_dir, keys_dir=settings.keys_dir),
+                stop=stop,
+            )
+        ]
+
+    async with _daemons(gateway, ("audit.events",), start):
+        yield
+
+
+@pytest.fixture
+async def pipeline(
+    broker_settings: BrokerSettings, gateway: Gateway, audit_daemon: None
+) -> AsyncIterator[None]:
+    """The parser and worker daemons (and the audit daemon), in-process, on the gateway's
+    namespace."""
+    from parser.daemon import ParserSettings
+    from parser.daemon import serve as serve_parser
+    from workers import WorkerSettings
+    from workers import serve as serve_worker
+
+    settings = broker_settings
+
+    def start(stop: asyncio.Event) -> list[Coroutine]:
+        return [
+            serve_parser(settings, ParserSettings(health_port=0, timeout_seconds=15), stop=stop),
+            serve_worker(settings, WorkerSettings(health_port=0), stop=stop),
+        ]
+
+    async with _daemons(gateway, ("worker.jobs", "parser.requests"), start):
+        yield

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +16,7 @@ from gateway_testing import Gateway, error_body
 
 from broker import REJECT_REASON_HEADER, Sealed, Sealer
 from gateway import PUBLISHER_KEY, RUNTIME_KEY
-from keys import KeyRing, SigningKey
+from keys import KeyRing, SigningKey, write_trust_store
 from schemas import JobSubmitted, ParseRequested
 from store import NewJob
 
@@ -134,13 +136,69 @@ async def test_malformed_audit_filters_are_400(gateway: Gateway, query: str) -> 
     await error_body(response, 400, "bad_request")
 
 
+async def test_the_audit_log_is_a_clear_503_when_the_audit_daemon_is_away(
+    gateway: Gateway,
+) -> None:
+    response = await gateway.client.get("/api/audit", headers=gateway.auth("root"))
+    body = await error_body(response, 503, "unavailable")
+    assert "the audit service does not answer" in body["detail"]
+    assert gateway.settings.audit_url in body["detail"]
+
+
+async def test_the_gateway_reads_the_log_only_through_the_audit_daemons_api(
+    gateway: Gateway, audit_daemon: None
+) -> None:
+    """The daemon's log is in its own data directory (see the fixture): no file is shared."""
+    refused = await gateway.client.get("/api/audit", headers=gateway.auth("alice"))
+    await error_body(refused, 403)
+    [denied] = await _audit_records(gateway, "type=access.denied&actor=alice")
+    assert denied["event"]["source"] == "gateway"
+    assert not (gateway.settings.data_dir / "audit").exists()
+    response = await gateway.client.get(
+        f"/api/audit?after={denied['seq']}", headers=gateway.auth("root")
+    )
+    assert all(r["seq"] > denied["seq"] for r in (await response.json())["records"])
+
+
+async def test_the_audit_api_accepts_the_gateway_key_after_a_rotation(
+    gateway: Gateway, audit_daemon: None
+) -> None:
+    """The gateway signs with its newly promoted key; the daemon reloads the trust store."""
+    before = await gateway.client.get("/api/audit", headers=gateway.auth("root"))
+    assert before.status == 200, await before.text()
+    keys_dir = gateway.settings.keys_dir
+    ring = KeyRing.load(keys_dir, "gateway")
+    old = ring.signing_key().kid
+    ring.add_next()
+    write_trust_store(keys_dir)
+    ring.promote_next(grace_seconds=300)
+    assert KeyRing.load(keys_dir, "gateway").signing_key().kid != old
+    after = await gateway.client.get("/api/audit", headers=gateway.auth("root"))
+    assert after.status == 200, await after.text()
+
+
+def test_the_gateway_imports_no_other_daemon() -> None:
+    """DESIGN §1: what the gateway needs of the audit daemon reaches it through its API."""
+    code = (
+        "import sys, gateway, gateway.app, gateway.daemon, gateway.admin, gateway.web.pages\n"
+        "daemons = {'audit', 'workers', 'parser', 'identity'}\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & daemons))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"
+
+
 @pytest.mark.parametrize("query", ["limit=0", "limit=501", "queue=nope"])
 async def test_malformed_dlq_filters_are_400(gateway: Gateway, query: str) -> None:
     response = await gateway.client.get(f"/api/dlq?{query}", headers=gateway.auth("root"))
     await error_body(response, 400, "bad_request")
 
 
-async def test_an_empty_audit_log_and_empty_dlqs_answer_empty_lists(gateway: Gateway) -> None:
+async def test_an_empty_audit_log_and_empty_dlqs_answer_empty_lists(
+    gateway: Gateway, audit_daemon: None
+) -> None:
     response = await gateway.client.get("/api/audit", headers=gateway.auth("root"))
     assert response.status == 200
     assert await response.json() == {"records": []}

@@ -293,7 +293,9 @@ def _fuzz(
 
 @pytest.mark.integration
 @pytest.mark.timeout(600)
-async def test_schemathesis_finds_no_server_error_with_an_admin_token(gateway: Gateway) -> None:
+async def test_schemathesis_finds_no_server_error_with_an_admin_token(
+    gateway: Gateway, audit_daemon: None
+) -> None:
     spec = await (await gateway.client.get("/openapi.json")).json()
     base_url = str(gateway.client.make_url("")).rstrip("/")
     token = gateway.issuer.token("root", "admin")

@@ -23,9 +23,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from gateway_testing import AUDIENCE, Issuer, free_port
 from sealflow_testing import queue_counts
+from yarl import URL
 
 from broker import BrokerSettings
-from gateway import RUNTIME_KEY, GatewaySettings, create_app
+from gateway import RUNTIME_KEY, SETTINGS_KEY, GatewaySettings, create_app
 from gateway.web import WEB_CLIENT_ID, WEB_GRANT_TYPES
 from identity import STORE_KEY as IDENTITY_STORE_KEY
 from identity import IdentitySettings
@@ -66,6 +67,8 @@ def gateway_settings_for(issuer: Issuer, broker_settings: BrokerSettings) -> Gat
         jwks_refetch_interval=0.0,
         sse_heartbeat_seconds=1.0,
         sse_poll_seconds=1.0,
+        audit_url=f"http://127.0.0.1:{free_port()}",
+        audit_timeout=5.0,
     )
 
 
@@ -126,11 +129,12 @@ async def pipeline(broker_settings: BrokerSettings, app: web.Application) -> Asy
 
     stop = asyncio.Event()
     settings = broker_settings
+    api_port = URL(app[SETTINGS_KEY].audit_url).port or 0  # the gateway reads the log there
     daemons = [
         asyncio.create_task(
             serve_audit(
                 settings,
-                AuditDaemonSettings(health_port=0, batch_wait=0.001),
+                AuditDaemonSettings(health_port=0, api_port=api_port, batch_wait=0.001),
                 AuditSettings(data_dir=settings.data_dir, keys_dir=settings.keys_dir),
                 stop=stop,
             )

@@ -1,5 +1,5 @@
-/* The audit page's live tail: polls /web/api/audit with the page's filters and puts new
-   records on top. */
+/* The audit page's live tail: polls /web/api/audit with the page's filters and the last seq
+   shown (after=), and puts new records on top. */
 "use strict";
 
 (function () {
@@ -64,6 +64,7 @@
       window.setTimeout(poll, EVERY_MS);
       return;
     }
+    if (Number.isInteger(lastSeq) && lastSeq >= 0) { params.set("after", String(lastSeq)); }
     fetch("/web/api/audit?" + params.toString(), { credentials: "same-origin" })
       .then(function (response) {
         if (response.status === 401) {

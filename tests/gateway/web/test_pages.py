@@ -130,6 +130,12 @@ async def test_an_admin_sees_the_audit_and_dlq_pages(root: Browser) -> None:
     assert "since must be" in await bad.text()
 
 
+async def test_the_audit_page_says_so_when_the_audit_daemon_is_away(root: Browser) -> None:
+    response = await root.get("/admin/audit")
+    assert response.status == 200
+    assert "the audit service does not answer" in await response.text()
+
+
 async def test_unknown_pages_and_jobs_are_friendly_404s(alice: Browser) -> None:
     for path in ("/no-such-page", "/jobs/" + "f" * 32, "/jobs/not-an-id"):
         response = await alice.get(path)
@@ -205,6 +211,7 @@ async def test_upload_watch_result_search_on_the_pipeline(
         assert "Chunks" in html
         assert "Audit trail" in html
         assert "job.submitted" in html or "No audit records" in html
+        assert "audit service" not in html  # read through the audit daemon's query API
         search = await (await alice.get("/search?q=zeppelin")).text()
         assert "<mark>zeppelin</mark>" in search.lower()
         assert f"/jobs/{ids[0]}" in search or f"/jobs/{ids[1]}" in search
