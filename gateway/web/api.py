@@ -55,7 +55,7 @@ class SessionExpired(GatewayError):
     """No live browser session: the page should send the user through sign-in again."""
 
     status = 401
-    code = "session_expired"
+    reason = "session_expired"
 
 
 async def _denied(request: web.Request, who: SignedIn, why: str) -> None:

@@ -26,7 +26,7 @@ SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 class CsrfRejected(Forbidden):
     """A state-changing request without the session's CSRF token, or from another site."""
 
-    code = "csrf_failed"
+    reason = "csrf_failed"
 
 
 def _origin(url: str) -> str:
