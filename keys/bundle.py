@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Final
 
 from keys.algorithms import DEFAULT_ALGORITHM, Algorithm, check_algorithm, generate_private_key
-from keys.errors import KeyFileError, KeyMaterialError, TokenError, TrustStoreError
+from keys.errors import (
+    MISSING_KEYS_ADVICE,
+    KeyFileError,
+    KeyMaterialError,
+    TokenError,
+    TrustStoreError,
+)
 from keys.files import create_exclusive, read_bounded
 from keys.jose import decode_signed, encode_token
 from keys.jwk import public_jwk, thumbprint
@@ -114,7 +120,7 @@ def load_root_public(path: Path) -> VerificationKey:
     except KeyFileError as error:
         if error.reason == "file_missing":
             raise TrustStoreError(
-                "root_missing", f"no pinned root key at {path}: run `sealflow keys init`"
+                "root_missing", f"no pinned root key at {path.resolve()} {MISSING_KEYS_ADVICE}"
             ) from error
         raise
     try:

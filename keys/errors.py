@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Final
 
 from schemas.errors import SealflowError
 
 __all__ = [
+    "MISSING_KEYS_ADVICE",
     "JWKError",
     "KeyFileError",
     "KeyMaterialError",
@@ -14,6 +16,14 @@ __all__ = [
     "TokenError",
     "TrustStoreError",
 ]
+
+
+MISSING_KEYS_ADVICE: Final = (
+    "(SEALFLOW_KEYS_DIR, or --keys-dir): point it at this host's keys, or run `sealflow keys init` "
+    "there on a new installation"
+)
+"""What to do about missing key material: run from the wrong directory, `keys init` would make
+new keys in the wrong place, so the advice names the setting first."""
 
 
 class KeyMaterialError(SealflowError):

@@ -29,7 +29,7 @@ from keys.algorithms import (
     check_algorithm,
     generate_private_key,
 )
-from keys.errors import KeyFileError, KeyRingError
+from keys.errors import MISSING_KEYS_ADVICE, KeyFileError, KeyRingError
 from keys.filemodes import private_dir
 from keys.files import atomic_write, fsync_directory, read_bounded
 from keys.jwk import thumbprint
@@ -127,7 +127,7 @@ def _read_state(
     """The records of ``service``'s ring and its private keys, every one checked."""
     if not keys_dir.is_dir():
         raise KeyRingError(
-            "keys_dir_missing", f"no key rings under {keys_dir}: run `sealflow keys init`"
+            "keys_dir_missing", f"no key rings under {keys_dir.resolve()} {MISSING_KEYS_ADVICE}"
         )
     directory = keys_dir / service
     path = directory / RING_FILE
@@ -137,7 +137,7 @@ def _read_state(
         if error.reason == "file_missing":
             raise KeyRingError(
                 "ring_missing",
-                f"no key ring for {service} under {keys_dir}: run `sealflow keys init`",
+                f"no key ring for {service} under {keys_dir.resolve()} {MISSING_KEYS_ADVICE}",
             ) from error
         raise
     try:
@@ -504,7 +504,7 @@ def _exclusive_lock(directory: Path) -> Iterator[None]:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
     except FileNotFoundError as error:
         raise KeyRingError(
-            "ring_missing", f"no key ring directory {directory}: run `sealflow keys init`"
+            "ring_missing", f"no key ring directory {directory.resolve()} {MISSING_KEYS_ADVICE}"
         ) from error
     except OSError as error:
         raise KeyFileError(path, "lock_failed", f"cannot open lock: {error.strerror}") from error

@@ -30,7 +30,7 @@ from keys.bundle import (
     load_root_public,
     load_root_signer,
 )
-from keys.errors import KeyFileError, KeyMaterialError, TrustStoreError
+from keys.errors import MISSING_KEYS_ADVICE, KeyFileError, KeyMaterialError, TrustStoreError
 from keys.filemodes import private_dir
 from keys.files import atomic_write, read_bounded
 from keys.keyring import KeyRing
@@ -80,7 +80,7 @@ def read_trust_file(
     except KeyFileError as error:
         if error.reason == "file_missing":
             raise TrustStoreError(
-                "trust_store_missing", f"no trust bundle at {path}: run `sealflow keys init`"
+                "trust_store_missing", f"no trust bundle at {path.resolve()} {MISSING_KEYS_ADVICE}"
             ) from error
         raise
     try:

@@ -32,6 +32,7 @@ from audit.checkpoint import AUDIT_SERVICE
 from audit.record import event_to_json, format_ts
 from keys import TRUST_FILE, KeyMaterialError, KeyRing, TrustStore, load_trust_store
 from schemas import SealflowError
+from sealflow.commands._local import say_when_empty, say_where
 
 __all__ = ["audit"]
 
@@ -155,6 +156,17 @@ class _Printer:
         return count
 
 
+def _existing_log(settings: AuditSettings) -> Path:
+    """The log directory, or a one-line exit naming where it was looked for."""
+    directory = settings.audit_dir
+    if not directory.is_dir():
+        raise click.ClickException(
+            f"no audit log at {directory.resolve()}: point SEALFLOW_DATA_DIR (or --data-dir) at "
+            "the data directory of the host that runs the audit daemon"
+        )
+    return directory
+
+
 def _fail(error: AuditLogError) -> click.ClickException:
     where = f" ({error.location})" if error.location and error.location not in error.detail else ""
     return click.ClickException(f"{error.detail}{where} [{error.reason}]")
@@ -185,6 +197,7 @@ def audit(ctx: click.Context, data_dir: Path | None, keys_dir: Path | None) -> N
         fields = ", ".join(str(error["loc"][0]).upper() for error in exc.errors() if error["loc"])
         raise click.ClickException(f"invalid SEALFLOW_* setting(s): {fields}") from exc
     if ctx.invoked_subcommand is not None:
+        say_where(data_dir=ctx.obj.data_dir, keys_dir=ctx.obj.keys_dir)
         return
     # The daemon reads its own settings from the environment: pass the options on that way.
     for name, path in overrides.items():
@@ -223,12 +236,13 @@ def tail(
     as_json: bool,
 ) -> None:
     """Print the last records of the audit log, optionally following it (Ctrl-C stops)."""
-    directory = _settings(ctx).audit_dir
+    directory = _existing_log(_settings(ctx))
     flt = _make_filter(types, actor, job, since)
     printer = _Printer(as_json=as_json)
     try:
         if not follow:
-            printer.print(iter_records(directory, flt, last=lines))
+            shown = printer.print(iter_records(directory, flt, last=lines))
+            say_when_empty(shown, "matching audit records", directory, "SEALFLOW_DATA_DIR")
             return
         asyncio.run(_follow(directory, flt, lines, printer))
     except AuditLogError as exc:
@@ -352,15 +366,13 @@ def query(
     as_json: bool,
 ) -> None:
     """Print the records that match the filters, oldest first."""
-    directory = _settings(ctx).audit_dir
+    directory = _existing_log(_settings(ctx))
     flt = _make_filter(types, actor, job, since)
     printer = _Printer(as_json=as_json)
     records = iter_records(directory, flt)
     try:
-        if limit is None:
-            printer.print(records)
-        else:
-            printer.print(islice(records, limit))
+        shown = printer.print(records if limit is None else islice(records, limit))
+        say_when_empty(shown, "matching audit records", directory, "SEALFLOW_DATA_DIR")
     except AuditLogError as exc:
         raise _fail(exc) from exc
     except BrokenPipeError:

@@ -9,7 +9,16 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from identity import DEVICE_CODE_GRANT, GRANT_TYPES, ROLES, Client, IdentityStore, check_role
+from identity import (
+    DEVICE_CODE_GRANT,
+    GRANT_TYPES,
+    ROLES,
+    Client,
+    IdentitySettings,
+    IdentityStore,
+    check_role,
+)
+from sealflow.commands._local import say_when_empty
 from sealflow.commands.identity_db import run_with_store
 
 __all__ = ["clients"]
@@ -75,6 +84,7 @@ def list_() -> None:
         return await store.list_clients()
 
     found = run_with_store(action)
+    say_when_empty(len(found), "clients", IdentitySettings().database_path, "SEALFLOW_DATA_DIR")
     table = Table(title=f"{len(found)} client(s)")
     for column in ("client_id", "kind", "grants", "redirect URIs", "role"):
         table.add_column(column)

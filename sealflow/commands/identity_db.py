@@ -9,6 +9,7 @@ from typing import TypeVar
 import click
 
 from identity import IdentityError, IdentitySettings, IdentityStore
+from sealflow.commands._local import say_where
 
 __all__ = ["run_with_store"]
 
@@ -18,8 +19,11 @@ T = TypeVar("T")
 def run_with_store(action: Callable[[IdentityStore], Awaitable[T]]) -> T:
     """Run ``action`` on the store under SEALFLOW_DATA_DIR; its errors become one-line exits."""
 
+    path = IdentitySettings().database_path
+    say_where(identity_database=path)
+
     async def main() -> T:
-        store = await IdentityStore.open(IdentitySettings().database_path)
+        store = await IdentityStore.open(path)
         try:
             return await action(store)
         finally:

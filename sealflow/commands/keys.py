@@ -44,6 +44,7 @@ from keys import (
     load_root_public,
     load_root_signer,
 )
+from keys.errors import MISSING_KEYS_ADVICE
 from keys.export import export_host
 from keys.trustfile import read_trust_file
 from schemas import SealflowError, Service
@@ -147,7 +148,7 @@ def _say(console: Console, message: str, style: str | None = None) -> None:
 def _require_keys_dir(keys_dir: Path) -> None:
     if not keys_dir.is_dir():
         raise KeyRingError(
-            "keys_dir_missing", f"no key rings under {keys_dir}: run `sealflow keys init`"
+            "keys_dir_missing", f"no key rings under {keys_dir.resolve()} {MISSING_KEYS_ADVICE}"
         )
 
 
@@ -493,7 +494,7 @@ def show(as_json: bool, keys_dir: Path) -> None:
     rings = _existing_rings(keys_dir)
     if not rings:
         raise KeyRingError(
-            "keys_dir_missing", f"no key rings under {keys_dir}: run `sealflow keys init`"
+            "keys_dir_missing", f"no key rings under {keys_dir.resolve()} {MISSING_KEYS_ADVICE}"
         )
     missing = [service for service in SERVICES if service not in rings]
     status = _trust_status(keys_dir, rings, now)

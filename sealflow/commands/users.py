@@ -19,6 +19,7 @@ from identity import (
     User,
     check_role,
 )
+from sealflow.commands._local import say_when_empty
 from sealflow.commands.identity_db import run_with_store
 from sealflow.commands.revoke import broadcast, build
 
@@ -78,6 +79,7 @@ def list_() -> None:
         return await store.list_users()
 
     found = run_with_store(action)
+    say_when_empty(len(found), "users", IdentitySettings().database_path, "SEALFLOW_DATA_DIR")
     table = Table(title=f"{len(found)} user(s)")
     table.add_column("username")
     table.add_column("role")

@@ -80,7 +80,9 @@ def test_load_without_keys_dir_says_to_run_init(tmp_path: Path) -> None:
     with pytest.raises(KeyRingError) as caught:
         KeyRing.load(missing, "gateway")
     assert caught.value.reason == "keys_dir_missing"
-    assert str(caught.value) == f"no key rings under {missing}: run `sealflow keys init`"
+    message = str(caught.value)
+    assert message.startswith(f"no key rings under {missing.resolve()} (SEALFLOW_KEYS_DIR")
+    assert "point it at this host's keys" in message
 
 
 def test_load_without_ring_says_to_run_init(tmp_path: Path) -> None:

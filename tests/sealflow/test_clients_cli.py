@@ -23,6 +23,14 @@ def _run(env: dict[str, str], *args: str) -> Result:
     return CliRunner().invoke(cli, ["clients", *args], env=env)
 
 
+def _error(result: Result) -> str:
+    """The one error line, after the line naming the identity database the command used."""
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("using identity database "), lines
+    assert len(lines) == 2, lines
+    return lines[1]
+
+
 def _database(env: dict[str, str]) -> Path:
     return IdentitySettings(data_dir=Path(env["SEALFLOW_DATA_DIR"])).database_path
 
@@ -103,11 +111,11 @@ def test_errors_are_one_line(env: dict[str, str]) -> None:
     assert _run(env, "add", "web", "--public").exit_code == 0
     duplicate = _run(env, "add", "web", "--public")
     assert duplicate.exit_code == 1
-    assert duplicate.output.strip() == "Error: client 'web' already exists"
+    assert _error(duplicate) == "Error: client 'web' already exists"
     public_cc = _run(env, "add", "p", "--public", "--grant", "client_credentials", "--role", "user")
-    assert public_cc.output.strip() == "Error: a public client cannot use client_credentials"
+    assert _error(public_cc) == "Error: a public client cannot use client_credentials"
     no_role = _run(env, "add", "s", "--grant", "client_credentials")
-    assert no_role.output.strip() == "Error: client_credentials needs a role for the client"
+    assert _error(no_role) == "Error: client_credentials needs a role for the client"
     bad_uri = _run(env, "add", "f", "--public", "--redirect-uri", "https://a.example/cb#x")
     assert bad_uri.exit_code == 1
     assert "must be absolute, without fragment" in bad_uri.output

@@ -218,7 +218,8 @@ def test_missing_keys_dir_is_one_red_line_and_exit_1(tmp_path: Path, args: tuple
     missing = tmp_path / "var" / "keys"
     result = _run(*args, "--keys-dir", str(missing))
     assert result.exit_code == 1
-    assert result.stderr == f"error: no key rings under {missing}: run `sealflow keys init`\n"
+    assert result.stderr.startswith(f"error: no key rings under {missing.resolve()} (SEALFLOW_")
+    assert "point it at this host's keys, or run `sealflow keys init`" in result.stderr
     assert "Traceback" not in result.output
     assert result.stdout == ""
 

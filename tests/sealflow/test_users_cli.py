@@ -22,6 +22,14 @@ def _run(env: dict[str, str], *args: str, stdin: str | None = None) -> Result:
     return CliRunner().invoke(cli, ["users", *args], env=env, input=stdin)
 
 
+def _error(result: Result) -> str:
+    """The one error line, after the line naming the identity database the command used."""
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("using identity database "), lines
+    assert len(lines) == 2, lines
+    return lines[1]
+
+
 def _database(env: dict[str, str]) -> Path:
     return IdentitySettings(data_dir=Path(env["SEALFLOW_DATA_DIR"])).database_path
 
@@ -72,7 +80,7 @@ def test_short_password_duplicate_user_and_bad_role_are_one_line_errors(
     assert _run(env, "add", "carol", "--password-stdin", stdin="long enough\n").exit_code == 0
     duplicate = _run(env, "add", "carol", "--password-stdin", stdin="long enough\n")
     assert duplicate.exit_code == 1
-    assert duplicate.output.strip() == "Error: user 'carol' already exists"
+    assert _error(duplicate) == "Error: user 'carol' already exists"
     bad_role = _run(env, "add", "dave", "--role", "root", "--password-stdin", stdin="x" * 9)
     assert bad_role.exit_code == 2
     assert "'root' is not one of 'viewer', 'user', 'admin'" in bad_role.output
@@ -108,7 +116,7 @@ def test_unknown_users_are_one_line_errors(env: dict[str, str]) -> None:
     for args in (("disable", "nobody"), ("enable", "nobody"), ("set-role", "nobody", "admin")):
         result = _run(env, *args)
         assert result.exit_code == 1
-        assert result.output.strip() == "Error: no user 'nobody'"
+        assert _error(result) == "Error: no user 'nobody'"
 
 
 @pytest.mark.parametrize("name", ["worker", "Gateway"])
@@ -142,3 +150,12 @@ def test_disable_says_so_when_the_services_could_not_be_told(
     assert "run this on the identity's host" in result.output
     with pytest.raises(AccessDenied):
         _authenticate(env, "alice", "long secret")
+
+
+def test_list_names_the_database_and_says_when_it_is_empty(env: dict[str, str]) -> None:
+    """Run against the wrong data dir, `users list` says where it looked and that it is empty."""
+    result = _run(env, "list")
+    assert result.exit_code == 0, result.output
+    database = _database(env).resolve()
+    assert f"using identity database {database}" in result.stderr
+    assert f"no users in {database}" in result.stderr
