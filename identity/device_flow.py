@@ -46,7 +46,7 @@ from identity.errors import (
 from identity.hashing import new_token
 from identity.pages import PAGE_HEADERS, device_page, message_page
 from identity.ratelimit import address_key
-from identity.roles import OIDC_SCOPES, ROLE_SCOPES, parse_scope
+from identity.roles import OIDC_SCOPES, ROLE_SCOPES, grant_scopes, parse_scope
 
 __all__ = ["add_device_routes", "grant_device_code"]
 
@@ -243,7 +243,14 @@ async def _device_post(request: web.Request) -> web.Response:
         detail=f"client {pending.client_id}",
     )
     if approve:
-        return _message("Device approved", "You are signed in; return to your device.")
+        granted = grant_scopes(list(pending.scope), user.role, oidc=False)
+        withheld = [
+            name for name in pending.scope if name not in granted and name not in OIDC_SCOPES
+        ]
+        text = f"You are signed in as {user.username} ({user.role}); {pending.client_id} gets "
+        text += " ".join(granted) if granted else "no API access"
+        text += f" (not granted: {' '.join(withheld)})" if withheld else ""
+        return _message("Device approved", text + ". Return to your device.")
     return _message("Device denied", "The request was denied; the device gets no access.")
 
 

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from html import escape
 from typing import Final
 
+from identity.roles import ROLE_SCOPES
+
 __all__ = ["PAGE_HEADERS", "device_page", "error_page", "login_page", "message_page"]
 
 PAGE_HEADERS: Final[Mapping[str, str]] = {
@@ -62,6 +64,11 @@ def error_page(reason: str, description: str) -> str:
     )
 
 
+_ROLE_GRANTS: Final = "; ".join(
+    f"{role} <code>{' '.join(scopes)}</code>" for role, scopes in ROLE_SCOPES.items()
+)
+
+
 def device_page(
     *,
     csrf: str,
@@ -76,6 +83,7 @@ def device_page(
     if client_id is not None:
         asking = f"<p>{escape(client_id)} asks for access"
         asking += f" (<code>{escape(scope)}</code>).</p>" if scope else ".</p>"
+        asking += f"<p>It will get only what your role allows: {_ROLE_GRANTS}.</p>"
     body = (
         "<h1>Sign in a device</h1>"
         "<p>Enter the code your device shows, then sign in to approve it.</p>"

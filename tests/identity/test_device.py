@@ -208,3 +208,19 @@ async def test_unknown_scopes_are_dropped_and_the_role_cuts_the_rest(provider: P
     provider.clock.advance(5)
     body = await (await provider.poll(started["device_code"])).json()
     assert body["scope"].split() == ["openid", "jobs:read"]
+
+
+async def test_the_device_pages_say_what_the_users_role_will_get(provider: Provider) -> None:
+    """A plain user asked for admin scopes is told, before and after approving, what the role
+    really gets: the page lists each role's grant, the approval names granted and withheld."""
+    started = await provider.device_authorization(
+        scope="jobs:read jobs:write jobs:admin audit:read"
+    )
+    page = await (
+        await provider.http.get("/device", params={"user_code": started["user_code"]})
+    ).text()
+    assert "It will get only what your role allows" in page
+    assert "user <code>jobs:read jobs:write</code>" in page
+    approved = await (await provider.device_decide(started["user_code"])).text()
+    assert "gets jobs:read jobs:write" in approved
+    assert "not granted: jobs:admin audit:read" in approved
