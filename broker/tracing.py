@@ -2,15 +2,15 @@
 AMQP header, and its binding to the envelope's signed ``trace`` claim (DESIGN §4).
 
 Off unless the standard ``OTEL_*`` variables ask for an exporter (:func:`configure_tracing`);
-while off, the hot path costs one ``None`` check. The header format is the API's
-:class:`TraceContextTextMapPropagator`, never parsed by hand here.
+while off, a hop costs a ``None`` check and a ``nullcontext`` per side (``bench/tracing.py``).
+The header format is the API's :class:`TraceContextTextMapPropagator`, never parsed here.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -147,22 +147,27 @@ class PublishHop:
             self.span.set_attribute("messaging.message.conversation_id", job)
 
 
-@contextmanager
 def publishing(
     service: str, exchange: str, routing_key: str, trace_id: str | None
-) -> Iterator[PublishHop]:
+) -> AbstractContextManager[PublishHop]:
     """A ``send`` (PRODUCER) span around one publish, child of the current context.
 
     ``trace_id`` is the trace the caller means to sign (``None``: the span's own). A trace that
     differs from the current context's (an event about an older job) is signed as given, and
-    no ``traceparent`` is sent for it.
+    no ``traceparent`` is sent for it. While tracing is off, no span: the trace as given.
     """
     if _tracer is None:
-        yield PublishHop(trace=trace_id)
-        return
+        return nullcontext(PublishHop(trace=trace_id))
+    return _send_span(_tracer, service, exchange, routing_key, trace_id)
+
+
+@contextmanager
+def _send_span(
+    spans: Tracer, service: str, exchange: str, routing_key: str, trace_id: str | None
+) -> Iterator[PublishHop]:
     attributes = _messaging("send", "send", exchange, routing_key)
     attributes["messaging.client.id"] = service
-    with _tracer.start_as_current_span(
+    with spans.start_as_current_span(
         f"send {exchange}", kind=SpanKind.PRODUCER, attributes=attributes
     ) as span:
         context = span.get_span_context()
@@ -211,15 +216,28 @@ def _mismatch(claims: EnvelopeClaims, detail: str) -> EnvelopeError:
     return EnvelopeError(Reason.TRACE_MISMATCH, detail, claims=claims)
 
 
-@contextmanager
+_NO_SPAN: Final[AbstractContextManager[None]] = nullcontext()
+
+
 def processing(
     service: str, queue: str, claims: EnvelopeClaims, parent: Context | None, *, exchange: str
-) -> Iterator[Span | None]:
+) -> AbstractContextManager[Span | None]:
     """A ``process`` (CONSUMER) span around one handled delivery, child of the sender's send
     span (``parent``); ``None`` while tracing is off."""
     if _tracer is None:
-        yield None
-        return
+        return _NO_SPAN
+    return _process_span(_tracer, service, queue, claims, parent, exchange)
+
+
+@contextmanager
+def _process_span(
+    spans: Tracer,
+    service: str,
+    queue: str,
+    claims: EnvelopeClaims,
+    parent: Context | None,
+    exchange: str,
+) -> Iterator[Span]:
     attributes = _messaging("process", "process", exchange, claims.typ)
     attributes.update(
         {
@@ -231,7 +249,7 @@ def processing(
     )
     if claims.job is not None:
         attributes["messaging.message.conversation_id"] = claims.job
-    with _tracer.start_as_current_span(
+    with spans.start_as_current_span(
         f"process {queue}",
         context=parent if parent is not None else Context(),
         kind=SpanKind.CONSUMER,
