@@ -155,9 +155,27 @@ async def test_one_trace_from_upload_to_job_completed_across_every_daemon(
     gateway_learns = _process_of(done, completed)
     services = [
         (s.attributes or {}).get("messaging.client.id")
-        for s in (submitted, worker_takes, parse_requested, parser_takes, parse_completed, worker_finishes, completed, gateway_learns)
+        for s in (
+            submitted,
+            worker_takes,
+            parse_requested,
+            parser_takes,
+            parse_completed,
+            worker_finishes,
+            completed,
+            gateway_learns,
+        )
     ]
-    assert services == ["gateway", "worker", "worker", "parser", "parser", "worker", "worker", "gateway"]
+    assert services == [
+        "gateway",
+        "worker",
+        "worker",
+        "parser",
+        "parser",
+        "worker",
+        "worker",
+        "gateway",
+    ]
     assert (gateway_learns.attributes or {})["messaging.consumer.group.name"] == "gateway.events"
 
     # Every audit event about the job is sent from within the hop that decided it, and the
@@ -187,3 +205,34 @@ async def test_one_trace_from_upload_to_job_completed_across_every_daemon(
     records = [r for r in iter_records(settings.data_dir / "audit") if r.event.job == job_id]
     assert records
     assert {r.event.trace for r in records} == {_TRACE}
+
+
+async def test_with_tracing_off_a_callers_traceparent_still_names_the_jobs_trace(
+    api: tuple[TestClient, str, BrokerSettings],
+) -> None:
+    """No OTEL_*: no spans, but a valid API traceparent is the trace sealed into the job (and
+    so into its audit records); a malformed or oversized one is ignored for a fresh trace."""
+    client, token, _ = api
+    cases = {
+        f"00-{_TRACE}-{_CALLER_SPAN}-01": _TRACE,
+        f"00-{_TRACE}-{_CALLER_SPAN}": None,
+        f"00-{_TRACE}-{_CALLER_SPAN}-01" + "," * 200: None,
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01": None,
+    }
+    for header, expected in cases.items():
+        form = FormData()
+        form.add_field("file", b"words\n", filename="a.txt", content_type="text/plain")
+        response = await client.post(
+            "/api/jobs",
+            data=form,
+            headers={"Authorization": f"Bearer {token}", "traceparent": header},
+        )
+        assert response.status == 202, await response.text()
+        [job] = (await response.json())["jobs"]
+        stored = await client.app[STORE_KEY].get(job["job_id"])
+        assert stored is not None
+        if expected is not None:
+            assert stored.trace == expected
+        else:
+            assert stored.trace != _TRACE
+            assert len(stored.trace or "") == 32
