@@ -123,9 +123,12 @@ class Publisher:
             await self._send(exchange, sealed, hop)
 
     async def _send(self, exchange: str, sealed: Sealed, hop: PublishHop) -> None:
-        """Publish ``sealed`` inside its send span, with the span's ``traceparent`` if any."""
+        """Publish ``sealed`` inside its send span, with the span's ``traceparent`` only when
+        that is the trace ``sealed`` signs (an envelope sealed earlier may sign another, or
+        none: a receiver refuses a header its claim contradicts)."""
         hop.describe(message_id=sealed.jti, body_size=len(sealed.body), job=sealed.job)
-        await self._deliver(exchange, self.message_for(sealed, hop.headers), sealed.typ)
+        headers = hop.headers if sealed.trace == hop.trace else None
+        await self._deliver(exchange, self.message_for(sealed, headers), sealed.typ)
 
     async def publish_raw(
         self, message: aio_pika.Message, *, routing_key: str, exchange: str = ""

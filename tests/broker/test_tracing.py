@@ -330,3 +330,18 @@ async def test_an_otlp_endpoint_exports_every_hop_and_sdk_disabled_wins(
         await asyncio.to_thread(provider.shutdown)
     assert received
     assert set(received) == {"/v1/traces"}
+
+
+@pytest.mark.integration
+async def test_an_envelope_sealed_without_a_trace_is_published_without_a_traceparent(
+    hop: Hop, spans: InMemorySpanExporter
+) -> None:
+    """A message sealed before its publish (a dead letter's replay) keeps the trace it signs:
+    with none signed, the send span's traceparent is not attached, so it is not refused."""
+    sealed = hop.publisher.sealer.seal(job_message(), typ="job.submitted", aud="worker", sub="a")
+    await hop.publisher.publish(sealed)
+    opened, _ = await _next(hop)
+    assert opened.claims.trace is None
+    assert hop.audit.events == []
+    send = next(s for s in spans.get_finished_spans() if s.kind is SpanKind.PRODUCER)
+    assert (send.attributes or {})["messaging.message.id"] == sealed.jti
