@@ -211,6 +211,7 @@ async def test_a_swapped_traceparent_is_refused_dead_lettered_and_audited(
     await hop.publisher.publish_raw(amqp, routing_key=hop.topology.queue("worker.jobs"))
     dead = await hop.dead_letter()
     assert dead.headers[REJECT_REASON_HEADER] == "trace_mismatch"
+    await hop.consumer.stop()  # the refusal is audited after its dead letter is confirmed
     assert hop.handled.empty()
     [event] = hop.audit.events
     assert (event.type, event.reason, event.trace) == (
@@ -345,3 +346,20 @@ async def test_an_envelope_sealed_without_a_trace_is_published_without_a_tracepa
     assert hop.audit.events == []
     send = next(s for s in spans.get_finished_spans() if s.kind is SpanKind.PRODUCER)
     assert (send.attributes or {})["messaging.message.id"] == sealed.jti
+
+
+def test_service_name_is_the_daemons_unless_otel_service_name_says_otherwise(
+    no_otel_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The resource names the daemon; OTEL_SERVICE_NAME, the standard variable, wins."""
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")
+    names = []
+    for override in (None, "sealflow-worker-eu"):
+        if override is not None:
+            monkeypatch.setenv("OTEL_SERVICE_NAME", override)
+        provider = configure_tracing("worker")
+        assert provider is not None
+        names.append(provider.resource.attributes["service.name"])
+        install_tracer_provider(None)
+        provider.shutdown()
+    assert names == ["worker", "sealflow-worker-eu"]
