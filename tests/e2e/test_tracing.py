@@ -85,8 +85,9 @@ def _process_of(spans: Sequence[ReadableSpan], send: ReadableSpan) -> ReadableSp
 
 
 def _parent_is(child: ReadableSpan, parent: ReadableSpan) -> bool:
-    assert child.parent is not None
-    assert parent.context is not None
+    """True when ``child``'s parent is ``parent``."""
+    if child.parent is None or parent.context is None:
+        return False
     return child.parent.span_id == parent.context.span_id
 
 
