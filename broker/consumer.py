@@ -26,6 +26,7 @@ import aio_pika
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from aio_pika.exceptions import AMQPError
+from opentelemetry.trace import StatusCode
 
 from broker.auditing import AuditSink, derived_event_id, make_audit_event
 from broker.connection import CANCEL_TIMEOUT
@@ -41,6 +42,7 @@ from broker.metrics import (
 from broker.publisher import Publisher, amqp_message
 from broker.settings import BrokerSettings
 from broker.topology import ATTEMPT_HEADER, LETTER_ID_HEADER, REJECT_REASON_HEADER, Topology
+from broker.tracing import TRACEPARENT_HEADER, parent_context, processing
 from schemas import AuditEvent
 
 __all__ = ["Consumer", "Delivery", "Handler"]
@@ -166,6 +168,7 @@ class Consumer:
                 message_type=message.type,
                 redelivered=bool(message.redelivered),
             )
+            parent = parent_context(message.headers, opened.claims)
         except EnvelopeError as error:
             self._verify_seconds.observe(time.perf_counter() - started)
             await self._on_rejected(message, error)
@@ -173,6 +176,20 @@ class Consumer:
         self._verify_seconds.observe(time.perf_counter() - started)
         claims = opened.claims
         structlog.contextvars.bind_contextvars(job=claims.job, jti=claims.jti, trace=claims.trace)
+        with processing(
+            self.service, self.queue, claims, parent, exchange=message.exchange or ""
+        ) as span:
+            outcome = await self._handle(message, opened, started)
+            if span is not None:
+                span.set_attribute("sealflow.outcome", outcome)
+                if outcome != "ok":
+                    span.set_status(StatusCode.ERROR, outcome)
+
+    async def _handle(
+        self, message: AbstractIncomingMessage, opened: Opened[Any], started: float
+    ) -> str:
+        """Run the handler of an opened delivery and settle it; returns how it ended."""
+        claims = opened.claims
         handler = self._handler_for(claims.typ)
         if handler is None:
             await self._dead_letter(
@@ -181,7 +198,7 @@ class Consumer:
                 f"{self.service} has no handler for {claims.typ}",
                 opened=opened,
             )
-            return
+            return "no_handler"
         delivery = Delivery(
             queue=self.queue,
             routing_key=message.routing_key or claims.typ,
@@ -197,18 +214,18 @@ class Consumer:
             await handler(opened, delivery)
         except EnvelopeError as error:
             await self._on_rejected(message, error, opened=opened)
-            return
+            return str(error.reason)
         except PermanentFailure as failure:
             _log.warning("handler.permanent_failure", type=claims.typ, detail=failure.detail)
             await self._dead_letter(message, failure.reason, failure.detail, opened=opened)
             MESSAGES_HANDLED.labels(self.service, claims.typ, "dead_lettered").inc()
-            return
+            return failure.reason
         except Exception as failure:  # noqa: BLE001 - any other handler failure is retried, bounded
             _log.warning(
                 "handler.failed", type=claims.typ, attempt=delivery.attempt, exc_info=failure
             )
             await self._retry_or_dead_letter(message, opened, failure)
-            return
+            return "failed"
         finally:
             handler_seconds, handled_ok = self._metrics_for(claims.typ)
             handler_seconds.observe(time.perf_counter() - handler_started)
@@ -219,6 +236,7 @@ class Consumer:
             type=claims.typ,
             ms=round((time.perf_counter() - started) * 1000, 2),
         )
+        return "ok"
 
     def _metrics_for(self, message_type: str) -> tuple[Any, Any]:
         """The handler-time histogram and ``ok`` counter of a type, looked up once."""
@@ -306,6 +324,9 @@ class Consumer:
             ENVELOPE_HEADER: (message.headers or {})[ENVELOPE_HEADER],
             RETRY_HEADER: self.publisher.sealer.seal_retry(opened.claims, attempt + 1),
         }
+        traceparent = (message.headers or {}).get(TRACEPARENT_HEADER)
+        if traceparent is not None:
+            headers[TRACEPARENT_HEADER] = traceparent
         retry = _copy_of(message, headers, expiration=delay)
         try:
             await self.publisher.publish_raw(

@@ -55,6 +55,7 @@ __all__ = [
     "TrustSource",
     "body_digest",
     "extend_actor",
+    "message_type_of",
 ]
 
 ENVELOPE_HEADER: Final = "x-sealflow-envelope"
@@ -112,6 +113,7 @@ class Reason(StrEnum):
     RETRY_MISMATCH = "retry_mismatch"
     SCHEMA_INVALID = "schema_invalid"
     SPENT_IDS_FULL = "spent_ids_full"
+    TRACE_MISMATCH = "trace_mismatch"
 
 
 class EnvelopeError(SealflowError):
@@ -215,6 +217,15 @@ def extend_actor(act: Mapping[str, Any] | None, actor: str) -> dict[str, Any]:
     return {"sub": actor} if act is None else {"sub": actor, "act": dict(act)}
 
 
+def message_type_of(message: WireModel, typ: str | None) -> str:
+    """``typ``, or else the model's ``MESSAGE_TYPE`` (a model without one needs ``typ``)."""
+    if typ is not None:
+        return typ
+    if not isinstance(message, WireMessage):
+        raise TypeError(f"{type(message).__name__} has no MESSAGE_TYPE: pass typ")
+    return message.MESSAGE_TYPE
+
+
 def _b64(data: bytes) -> str:
     return binascii.b2a_base64(data, newline=False).translate(_TO_URLSAFE).rstrip(b"=").decode()
 
@@ -289,10 +300,7 @@ class Sealer:
         ``typ`` defaults to the model's ``MESSAGE_TYPE``; ``scope`` to what the policy requires
         for this sender, receiver and type.
         """
-        if typ is None:
-            if not isinstance(message, WireMessage):
-                raise TypeError(f"{type(message).__name__} has no MESSAGE_TYPE: pass typ")
-            typ = message.MESSAGE_TYPE
+        typ = message_type_of(message, typ)
         body = message.model_dump_json(exclude_none=True).encode("utf-8")
         return self.seal_body(
             body,

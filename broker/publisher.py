@@ -10,9 +10,10 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange
 from aio_pika.exceptions import AMQPError, DeliveryError, PublishError
 
-from broker.envelope import Opened, Sealed, Sealer, extend_actor
+from broker.envelope import Opened, Sealed, Sealer, extend_actor, message_type_of
 from broker.errors import PublishFailed
 from broker.topology import ExchangeKey, Topology
+from broker.tracing import PublishHop, publishing
 from schemas import WireMessage, WireModel
 
 __all__ = ["Publisher", "amqp_message", "exchange_for"]
@@ -90,8 +91,13 @@ class Publisher:
 
         ``typ`` defaults to the model's ``MESSAGE_TYPE``.
         """
-        sealed = self.sealer.seal(message, typ=typ, aud=aud, sub=sub, job=job, act=act, trace=trace)
-        await self.publish(sealed)
+        typ = message_type_of(message, typ)
+        exchange = self.topology.exchange(exchange_for(typ))
+        with publishing(self.sealer.service, exchange, typ, trace) as hop:
+            sealed = self.sealer.seal(
+                message, typ=typ, aud=aud, sub=sub, job=job, act=act, trace=hop.trace
+            )
+            await self._send(exchange, sealed, hop)
         return sealed
 
     async def reply(self, opened: Opened[Any], message: WireMessage, audience: str) -> Sealed:
@@ -113,7 +119,16 @@ class Publisher:
     async def publish(self, sealed: Sealed) -> None:
         """Publish an already sealed message on the exchange of its type."""
         exchange = self.topology.exchange(exchange_for(sealed.typ))
-        await self._deliver(exchange, self.message_for(sealed), sealed.typ)
+        with publishing(self.sealer.service, exchange, sealed.typ, sealed.trace) as hop:
+            await self._send(exchange, sealed, hop)
+
+    async def _send(self, exchange: str, sealed: Sealed, hop: PublishHop) -> None:
+        """Publish ``sealed`` inside its send span, with the span's ``traceparent`` only when
+        that is the trace ``sealed`` signs (an envelope sealed earlier may sign another, or
+        none: a receiver refuses a header its claim contradicts)."""
+        hop.describe(message_id=sealed.jti, body_size=len(sealed.body), job=sealed.job)
+        headers = hop.headers if sealed.trace == hop.trace else None
+        await self._deliver(exchange, self.message_for(sealed, headers), sealed.typ)
 
     async def publish_raw(
         self, message: aio_pika.Message, *, routing_key: str, exchange: str = ""
@@ -121,11 +136,17 @@ class Publisher:
         """Publish an already built AMQP message (retries and dead letters) with confirms."""
         await self._deliver(exchange, message, routing_key)
 
-    def message_for(self, sealed: Sealed) -> aio_pika.Message:
-        """The AMQP message for ``sealed``: ids, type, persistence and the envelope's expiry."""
+    def message_for(
+        self, sealed: Sealed, trace_headers: Mapping[str, str] | None = None
+    ) -> aio_pika.Message:
+        """The AMQP message for ``sealed``: ids, type, persistence and the envelope's expiry,
+        with ``trace_headers`` (``traceparent``) beside the envelope."""
+        headers = sealed.headers()
+        if trace_headers:
+            headers.update(trace_headers)
         return amqp_message(
             sealed.body,
-            headers=sealed.headers(),
+            headers=headers,
             message_id=sealed.jti,
             type=sealed.typ,
             correlation_id=sealed.job,

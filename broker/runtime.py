@@ -34,6 +34,7 @@ from broker.settings import BrokerSettings
 from broker.spent_ids import SpentIds
 from broker.spent_ids_journal import SpentIdsJournal
 from broker.topology import Topology
+from broker.tracing import configure_tracing
 from keys import BundleSource, KeyRing, TrustStoreFile
 
 __all__ = ["ServiceRuntime", "run_daemon", "stop_on_signals"]
@@ -289,6 +290,12 @@ def stop_on_signals(stop: asyncio.Event | None = None) -> asyncio.Event:
 
 def run_daemon(service: str, serve: Callable[[], Coroutine[Any, Any, None]]) -> None:
     """The one way a daemon runs from the command line: JSON logs bound to ``service``, then
-    ``serve()`` (which returns on SIGTERM/SIGINT, see :meth:`ServiceRuntime.run`)."""
+    ``serve()`` (which returns on SIGTERM/SIGINT, see :meth:`ServiceRuntime.run`), exporting
+    spans only if the ``OTEL_*`` variables ask for it (:func:`broker.tracing.configure_tracing`)."""
     configure_logging(service)
-    asyncio.run(serve())
+    provider = configure_tracing(service)
+    try:
+        asyncio.run(serve())
+    finally:
+        if provider is not None:
+            provider.shutdown()  # flushes the spans still batched

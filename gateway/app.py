@@ -41,6 +41,7 @@ from gateway.jobs import OPERATIONS as JOB_OPERATIONS
 from gateway.openapi import add_docs_routes
 from gateway.operations import Operation
 from gateway.settings import GatewaySettings
+from gateway.tracing import trace_middleware
 from gateway.web import setup_web
 from store import BlobStore, open_store
 
@@ -114,7 +115,9 @@ def create_app(
         if broker_settings is not None
         else BrokerSettings(data_dir=settings.data_dir, keys_dir=settings.keys_dir)
     )
-    app = web.Application(middlewares=[error_middleware], client_max_size=settings.client_max_size)
+    app = web.Application(
+        middlewares=[trace_middleware, error_middleware], client_max_size=settings.client_max_size
+    )
     app.on_response_prepare.append(add_security_headers)
     app[SETTINGS_KEY] = settings
     app[BROKER_SETTINGS_KEY] = broker_settings

@@ -21,6 +21,7 @@ from aiohttp_sse import sse_response
 from pydantic import BaseModel
 
 from broker import BrokerError
+from broker.tracing import current_trace_id
 from gateway.appkeys import (
     BLOB_KEEPER_KEY,
     HUB_KEY,
@@ -158,7 +159,8 @@ async def _submit(request: web.Request, file: ReceivedFile) -> UploadedJob:
     """Record one job and publish ``job.submitted``; on a failed publish the record goes."""
     app, principal = request.app, _principal(request)
     store, publisher = app[STORE_KEY], app[PUBLISHER_KEY]
-    job_id, trace = secrets.token_hex(16), secrets.token_hex(16)
+    # The request's trace (a caller's traceparent or the request span's), else a fresh one.
+    job_id, trace = secrets.token_hex(16), current_trace_id() or secrets.token_hex(16)
     message = JobSubmitted(
         job_id=job_id,
         owner=principal.subject,
