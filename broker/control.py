@@ -5,6 +5,9 @@ receiving service that the policy allows, each with its own ``aud``. The copy al
 the audience in the cleartext header ``x-sealflow-audience``, so each daemon skips copies
 addressed to others without opening them. A forged header can only make a daemon skip a
 message; every copy a daemon keeps is opened and checked in full.
+
+Every replica of a service receives the same copy (same ``jti``) through its own queue, so
+control messages are spent in this process only, never in the replicas' shared spent ids.
 """
 
 from __future__ import annotations
@@ -166,6 +169,7 @@ class ControlSubscriber:
         if isinstance(content, Revocation):
             self.revocations.add(content)
             _log.warning("revocation.applied", kind=content.kind, value=content.value)
+            await self._share_revocations()
             await self._emit(
                 "revocation.applied",
                 "success",
@@ -202,6 +206,17 @@ class ControlSubscriber:
                 None,
                 f"trust bundle {content.version} ({content.service} keys changed)",
                 jti=jti,
+            )
+
+    async def _share_revocations(self) -> None:
+        """Add what was applied to the shared store; kept for the runtime's next try if not."""
+        try:
+            await self.revocations.share()
+        except Exception as exc:  # noqa: BLE001 - enforced here already; retried, and said
+            _log.error(
+                "revocation.share_failed",
+                error=f"{type(exc).__name__}: {exc}"[:500],
+                unshared=self.revocations.unshared,
             )
 
     async def _emit(
