@@ -160,9 +160,19 @@ class ServiceRuntime:
         )
 
     def consume(
-        self, queue: str, handlers: Mapping[str, Handler], *, audit: AuditSink | None = None
+        self,
+        queue: str,
+        handlers: Mapping[str, Handler],
+        *,
+        audit: AuditSink | None = None,
+        per_instance: bool = False,
     ) -> Consumer:
-        """Register a consumer of ``queue``; it starts with :meth:`run`."""
+        """Register a consumer of ``queue``; it starts with :meth:`run`.
+
+        Ids are spent across replicas (with a shared store) unless ``per_instance``: a queue of
+        this process's own, where every replica receives its own copy of one envelope, must
+        not make the other replicas refuse theirs as a replay.
+        """
         if self.consume_channel is None or self.publisher is None or self.audit is None:
             raise RuntimeError("ServiceRuntime.start() must run before consume()")
         consumer = Consumer(
@@ -174,7 +184,7 @@ class ServiceRuntime:
             audit=audit if audit is not None else self.audit,
             handlers=handlers,
             settings=self.settings,
-            shared_spent=self.shared_spent,
+            shared_spent=None if per_instance else self.shared_spent,
         )
         self.consumers.append(consumer)
         return consumer
