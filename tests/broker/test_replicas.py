@@ -275,3 +275,16 @@ async def test_a_message_is_never_handled_while_the_shared_store_is_away(
     refused = [e for e in logs if e["event"] == "spent_ids.shared_unavailable"]
     assert refused[0]["log_level"] == "error"
     assert refused[0]["action"] == "requeue"
+
+
+async def test_a_per_instance_queue_spends_its_ids_in_this_process_only(
+    start_replica: StartReplica,
+) -> None:
+    """A queue whose copies reach every replica must not make the others refuse theirs: its
+    consumer keeps spent ids locally; every other consumer shares them."""
+    b1 = await start_replica("b1")
+    shared = b1.runtime.consume("worker.jobs", {"job.submitted": b1.handle})
+    own = b1.runtime.consume("worker.jobs", {"job.submitted": b1.handle}, per_instance=True)
+    assert b1.runtime.shared_spent is not None
+    assert shared.shared_spent is b1.runtime.shared_spent
+    assert own.shared_spent is None
