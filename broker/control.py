@@ -169,7 +169,6 @@ class ControlSubscriber:
         if isinstance(content, Revocation):
             self.revocations.add(content)
             _log.warning("revocation.applied", kind=content.kind, value=content.value)
-            await self._share_revocations()
             await self._emit(
                 "revocation.applied",
                 "success",
@@ -177,6 +176,7 @@ class ControlSubscriber:
                 f"{content.kind} {content.value} revoked: {content.reason}",
                 jti=opened.claims.jti,
             )
+            await self._share_revocations()
         elif isinstance(content, KeySetChanged):
             await self._take_bundle(content, opened.claims.jti)
         self.opener.complete(opened.spent_id)
