@@ -176,7 +176,7 @@ class ControlSubscriber:
                 f"{content.kind} {content.value} revoked: {content.reason}",
                 jti=opened.claims.jti,
             )
-            await self._share_revocations()
+            await self.revocations.offer()
         elif isinstance(content, KeySetChanged):
             await self._take_bundle(content, opened.claims.jti)
         self.opener.complete(opened.spent_id)
@@ -206,17 +206,6 @@ class ControlSubscriber:
                 None,
                 f"trust bundle {content.version} ({content.service} keys changed)",
                 jti=jti,
-            )
-
-    async def _share_revocations(self) -> None:
-        """Add what was applied to the shared store; kept for the runtime's next try if not."""
-        try:
-            await self.revocations.share()
-        except Exception as exc:  # noqa: BLE001 - enforced here already; retried, and said
-            _log.error(
-                "revocation.share_failed",
-                error=f"{type(exc).__name__}: {exc}"[:500],
-                unshared=self.revocations.unshared,
             )
 
     async def _emit(

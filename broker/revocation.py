@@ -96,6 +96,18 @@ class RevocationList:
             shared += 1
         return shared
 
+    async def offer(self) -> None:
+        """:meth:`share`, but a store that is away is logged, not raised: what it did not take
+        is kept, enforced here already, and offered again by the next call."""
+        try:
+            await self.share()
+        except Exception as exc:  # noqa: BLE001 - enforced here already; retried, and said
+            _log.error(
+                "revocation.share_failed",
+                error=f"{type(exc).__name__}: {exc}"[:500],
+                unshared=self.unshared,
+            )
+
     async def restore_shared(self, now: float | None = None) -> int:
         """Apply the shared store's live revocations (before consuming); returns how many."""
         if self.shared is None:

@@ -273,16 +273,12 @@ class ServiceRuntime:
         while True:
             await asyncio.sleep(SHARED_TENDING_INTERVAL)
             now = time.time()
+            await self.revocations.offer()
             try:
-                await self.revocations.share()
                 await self.shared_spent.prune(now)
                 await self.shared_revocations.prune(now)
             except Exception as exc:  # noqa: BLE001 - the store may be away: say so, try again
-                _log.error(
-                    "shared_store.tending_failed",
-                    error=f"{type(exc).__name__}: {exc}"[:500],
-                    unshared_revocations=self.revocations.unshared,
-                )
+                _log.error("shared_store.prune_failed", error=f"{type(exc).__name__}: {exc}"[:500])
 
     async def _watch_keys(self) -> None:
         """Switch signing to a newly promoted key and reload trust, without a restart."""

@@ -31,6 +31,7 @@ from broker import (
     Delivery,
     Opened,
     Publisher,
+    PublishFailed,
     Sealed,
     Sealer,
     ServiceRuntime,
@@ -39,6 +40,7 @@ from broker import (
     open_channel,
     publish_control,
 )
+from identity.control import broadcast_revocations, new_revocation
 from keys import KeyRing
 from schemas import AuditEvent, Revocation
 from store import PgRevocations, PgSpentEnvelopes
@@ -236,6 +238,35 @@ async def test_a_revocation_applied_before_a_replica_starts_is_honoured_by_it(
     assert dead.headers[REJECT_REASON_HEADER] == "revoked"
     assert b2.handled == []
     assert _rejections(b2) == ["revoked"]
+
+
+async def test_a_revocation_sent_while_no_daemon_runs_is_honoured_by_one_started_later(
+    bus: Bus,
+    start_replica: StartReplica,
+    amqp_url: str,
+    namespace: str,
+    keys_dir: Path,
+    tmp_path: Path,
+    postgres_url: str,
+) -> None:
+    """``sealflow revoke`` on the identity's host while every worker is down: the fanout
+    reaches no one, but the revocation is in the database, and a worker started later on
+    another host refuses the revoked user's job."""
+    settings = BrokerSettings(
+        amqp_url=amqp_url,
+        namespace=namespace,
+        keys_dir=keys_dir,
+        data_dir=tmp_path / "identity-host",
+        database_url=postgres_url,
+    )
+    with pytest.raises(PublishFailed):  # stored first; then nobody listens to the fanout
+        await broadcast_revocations(settings, [new_revocation("sub", "mallory", "test")])
+    b1 = await start_replica("b1")
+    sealed = await bus.send(owner="mallory")
+    (dead,) = await bus.dead_letters(1)
+    assert dead.message_id == sealed.jti
+    assert dead.headers[REJECT_REASON_HEADER] == "revoked"
+    assert b1.handled == []
 
 
 @contextlib.asynccontextmanager
