@@ -75,8 +75,11 @@ class RevocationList:
         new = revocation.revocation_id not in self._seen
         if self.journal is not None and new:
             self._append(revocation)
-        if self.shared is not None and new and len(self._unshared) < self.max_entries:
-            self._unshared[revocation.revocation_id] = revocation
+        if self.shared is not None and new:
+            if len(self._unshared) < self.max_entries:
+                self._unshared[revocation.revocation_id] = revocation
+            else:
+                _log.error("revocation.not_shared", revocation_id=revocation.revocation_id)
         self._apply(revocation)
 
     @property
