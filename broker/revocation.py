@@ -11,7 +11,7 @@ without it a worker restarted after a revocation would accept what it must refus
 With a ``shared`` store instead (PostgreSQL, ``store.PgRevocations``, when
 ``SEALFLOW_DATABASE_URL`` names one) every applied revocation is added to it, and a daemon on
 any host loads the live ones before it takes a message. A revocation is enforced in memory at
-once either way; one the shared store did not take is kept and offered again by :meth:`share`.
+once either way; one the shared store did not take is kept and offered again (:meth:`offer`).
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ class RevocationList:
     def add(self, revocation: Revocation) -> None:
         """Start enforcing ``revocation`` (idempotent; a later ``until`` extends it).
 
-        It is appended to the journal first, so it is enforced only once it is durable.
+        It is appended to the journal first, so it is enforced only once it is durable. With a
+        shared store it is enforced at once and queued for :meth:`share`.
         """
         new = revocation.revocation_id not in self._seen
         if self.journal is not None and new:
