@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -207,6 +208,32 @@ async def _either(*replicas: Replica) -> None:
     finally:
         for wait in waits:
             wait.cancel()
+
+
+async def test_a_replica_that_refuses_a_copy_leaves_the_holders_claim_pending(
+    bus: Bus, start_replica: StartReplica, postgres_url: str
+) -> None:
+    """B1 is mid-work on an envelope (its claim pending) when a copy reaches B2: B2 refuses it
+    and must not settle B1's claim, or the broker's redelivery after a crash of B1 would be
+    dropped as a duplicate and the job lost."""
+    holder = await PgSpentEnvelopes.open(postgres_url)
+    try:
+        message = job_message()
+        sealed = bus.gateway.sealer.seal(
+            message, typ="job.submitted", aud="worker", sub="alice", job=message.job_id
+        )
+        assert await holder.claim(sealed.jti, sealed.exp, now=time.time(), redelivered=False)
+        b2 = await start_replica("b2")
+        await bus.gateway.publish(sealed)
+        (dead,) = await bus.dead_letters(1)
+        await b2.runtime.stop()  # waits for the refusal to be settled
+        assert dead.headers[REJECT_REASON_HEADER] == "replay"
+        assert b2.handled == []
+        assert [(jti, pending) for jti, _, pending in await holder.spent(time.time())] == [
+            (sealed.jti, True)
+        ]
+    finally:
+        await holder.close()
 
 
 async def test_a_revocation_applied_before_a_replica_starts_is_honoured_by_it(
