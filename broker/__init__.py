@@ -42,10 +42,10 @@ from broker.logging import configure_logging
 from broker.policy import Policy, PolicyError, PolicyRule
 from broker.publisher import Publisher, exchange_for
 from broker.recording import Published, RecordingPublisher
-from broker.revocation import RevocationList
+from broker.revocation import RevocationList, SharedRevocations
 from broker.runtime import ServiceRuntime, run_daemon, stop_on_signals
 from broker.settings import BrokerSettings
-from broker.spent_ids import SpentIds, SpentIdsFull, SpentState
+from broker.spent_ids import SharedSpentIds, SpentIds, SpentIdsFull, SpentState
 from broker.spent_ids_journal import SpentIdsJournal
 from broker.topology import (
     ATTEMPT_HEADER,
@@ -95,6 +95,8 @@ __all__ = [
     "Sealed",
     "Sealer",
     "ServiceRuntime",
+    "SharedRevocations",
+    "SharedSpentIds",
     "SpentIds",
     "SpentIdsFull",
     "SpentIdsJournal",

@@ -8,6 +8,11 @@ The id a delivery carries is spent when it is opened, whatever the handling's ou
 goes back with the original envelope and a retry ticket this service seals for itself
 (``x-sealflow-retry``, a fresh single-use id and the signed attempt count), so a copy of the
 envelope, of the retry, or of a dead-lettered message is refused as ``replay``.
+
+With ``shared_spent`` (PostgreSQL, when replicas run), an id that is new to this process is
+also claimed there before its handler runs, so a copy delivered to another replica is refused
+as ``replay`` just the same. A local hit costs no round trip. When the shared store does not
+answer, the message is put back (nack, requeue) after a pause and never handled unchecked.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from broker.metrics import (
 )
 from broker.publisher import Publisher, amqp_message
 from broker.settings import BrokerSettings
+from broker.spent_ids import SharedSpentIds
 from broker.topology import ATTEMPT_HEADER, LETTER_ID_HEADER, REJECT_REASON_HEADER, Topology
 from broker.tracing import TRACEPARENT_HEADER, parent_context, processing
 from schemas import AuditEvent
@@ -48,6 +54,9 @@ from schemas import AuditEvent
 __all__ = ["Consumer", "Delivery", "Handler"]
 
 _log = structlog.get_logger("sealflow.consumer")
+
+SHARED_UNAVAILABLE_PAUSE = 1.0
+"""Seconds a consumer waits before it puts back a message the shared store could not check."""
 
 
 def _nothing_revoked() -> None:
@@ -79,6 +88,7 @@ class Consumer:
 
     ``publisher`` must be the consuming service's own: it seals the retry tickets, and an
     ``Opener`` accepts only tickets its own service sealed (others are ``retry_mismatch``).
+    ``shared_spent`` is the spent-id store every replica of the service shares, if any.
     """
 
     def __init__(
@@ -92,6 +102,7 @@ class Consumer:
         audit: AuditSink,
         handlers: Mapping[str, Handler],
         settings: BrokerSettings,
+        shared_spent: SharedSpentIds | None = None,
     ) -> None:
         self.queue = queue
         self.channel = channel
@@ -102,6 +113,8 @@ class Consumer:
         self.handlers = {k: v for k, v in handlers.items() if not k.endswith(".*")}
         self._prefix_handlers = [(k[:-1], v) for k, v in handlers.items() if k.endswith(".*")]
         self.settings = settings
+        self.shared_spent = shared_spent
+        self._holding: set[str] = set()
         self.service = opener.service
         self._consumer_tag: str | None = None
         self._queue: AbstractQueue | None = None
@@ -179,11 +192,57 @@ class Consumer:
         with processing(
             self.service, self.queue, claims, parent, exchange=message.exchange or ""
         ) as span:
-            outcome = await self._handle(message, opened, started)
+            outcome = await self._claim_and_handle(message, opened, started)
             if span is not None:
                 span.set_attribute("sealflow.outcome", outcome)
                 if outcome != "ok":
                     span.set_status(StatusCode.ERROR, outcome)
+
+    async def _claim_and_handle(
+        self, message: AbstractIncomingMessage, opened: Opened[Any], started: float
+    ) -> str:
+        """Spend the id across replicas when a shared store is configured, then handle."""
+        if self.shared_spent is None:
+            return await self._handle(message, opened, started)
+        refused = await self._claim_shared(message, opened)
+        if refused is not None:
+            return refused
+        try:
+            return await self._handle(message, opened, started)
+        finally:
+            self._holding.discard(opened.spent_id)
+
+    async def _claim_shared(
+        self, message: AbstractIncomingMessage, opened: Opened[Any]
+    ) -> str | None:
+        """Spend the delivery's id across replicas: ``None`` when this delivery holds it, else
+        how it ended — refused as a replay (another delivery took it) or put back (the shared
+        store did not answer)."""
+        assert self.shared_spent is not None
+        spent_id = opened.spent_id
+        try:
+            won = await self.shared_spent.claim(
+                spent_id,
+                opened.claims.exp + self.opener.leeway,
+                now=time.time(),
+                redelivered=bool(message.redelivered),
+            )
+        except Exception as exc:  # noqa: BLE001 - an unanswered check is no check: never handle
+            _log.error(
+                "spent_ids.shared_unavailable",
+                error=f"{type(exc).__name__}: {exc}"[:500],
+                action="requeue",
+            )
+            await asyncio.sleep(SHARED_UNAVAILABLE_PAUSE)
+            await self._nack(message)
+            return "requeued"
+        if not won:
+            detail = f"jti {spent_id} was already taken by a replica"
+            replay = EnvelopeError(Reason.REPLAY, detail, claims=opened.claims)
+            await self._on_rejected(message, replay, opened=opened)
+            return Reason.REPLAY.value
+        self._holding.add(spent_id)
+        return None
 
     async def _handle(
         self, message: AbstractIncomingMessage, opened: Opened[Any], started: float
@@ -399,9 +458,22 @@ class Consumer:
         await self._ack(message, opened)
 
     async def _ack(self, message: AbstractIncomingMessage, opened: Opened[Any] | None) -> None:
-        """Settle the delivery: its spent id may never be taken again, then ack it."""
+        """Settle the delivery: its spent id may never be taken again, then ack it.
+
+        The shared id is completed only by the consumer that won its claim: a replica that
+        refused a copy must not settle the id another replica is still handling.
+        """
         if opened is not None:
             self.opener.complete(opened.spent_id)
+            if self.shared_spent is not None and opened.spent_id in self._holding:
+                self._holding.discard(opened.spent_id)
+                try:
+                    await self.shared_spent.complete(opened.spent_id)
+                except Exception as exc:  # noqa: BLE001 - the id stays pending until exp; say so
+                    _log.error(
+                        "spent_ids.shared_complete_failed",
+                        error=f"{type(exc).__name__}: {exc}"[:500],
+                    )
         try:
             await message.ack()
         except (AMQPError, ConnectionError, RuntimeError) as exc:

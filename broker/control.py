@@ -5,6 +5,9 @@ receiving service that the policy allows, each with its own ``aud``. The copy al
 the audience in the cleartext header ``x-sealflow-audience``, so each daemon skips copies
 addressed to others without opening them. A forged header can only make a daemon skip a
 message; every copy a daemon keeps is opened and checked in full.
+
+Every replica of a service receives the same copy (same ``jti``) through its own queue, so
+control messages are spent in this process only, never in the replicas' shared spent ids.
 """
 
 from __future__ import annotations
@@ -173,6 +176,7 @@ class ControlSubscriber:
                 f"{content.kind} {content.value} revoked: {content.reason}",
                 jti=opened.claims.jti,
             )
+            await self.revocations.offer()
         elif isinstance(content, KeySetChanged):
             await self._take_bundle(content, opened.claims.jti)
         self.opener.complete(opened.spent_id)

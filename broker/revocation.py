@@ -7,6 +7,11 @@ With a ``journal`` (``SEALFLOW_DATA_DIR/revocations.jsonl``, shared by the daemo
 machine) every applied revocation is appended, and a daemon that starts loads them before it
 takes a message: the control fanout reaches only the processes running when it was sent, so
 without it a worker restarted after a revocation would accept what it must refuse.
+
+With a ``shared`` store instead (PostgreSQL, ``store.PgRevocations``, when
+``SEALFLOW_DATABASE_URL`` names one) every applied revocation is added to it, and a daemon on
+any host loads the live ones before it takes a message. A revocation is enforced in memory at
+once either way; one the shared store did not take is kept and offered again (:meth:`offer`).
 """
 
 from __future__ import annotations
@@ -15,13 +20,14 @@ import math
 import os
 import time
 from pathlib import Path
+from typing import Protocol
 
 import structlog
 from pydantic import ValidationError
 
 from schemas import Revocation
 
-__all__ = ["RevocationList"]
+__all__ = ["RevocationList", "SharedRevocations"]
 
 _log = structlog.get_logger("sealflow.revocation")
 
@@ -29,14 +35,34 @@ MAX_JOURNAL_BYTES = 16 * 1024 * 1024
 """Most of the journal read at start (about 50,000 revocations)."""
 
 
+class SharedRevocations(Protocol):
+    """Revocations every process of every host reads (``store.PgRevocations``)."""
+
+    async def add(self, revocation: Revocation) -> bool:
+        """Record ``revocation`` durably; True if it is new. Raises if the store is away."""
+        ...
+
+    async def load(self, now: float) -> list[Revocation]:
+        """The revocations that have not lapsed at ``now``. Raises if the store is away."""
+        ...
+
+
 class RevocationList:
     """The envelope's ``Revocations``: a dict lookup per kind on the hot path."""
 
-    def __init__(self, max_entries: int = 100_000, *, journal: Path | None = None) -> None:
+    def __init__(
+        self,
+        max_entries: int = 100_000,
+        *,
+        journal: Path | None = None,
+        shared: SharedRevocations | None = None,
+    ) -> None:
         self.max_entries = max_entries
         self.journal = journal
+        self.shared = shared
         self._until: dict[str, dict[str, float]] = {"kid": {}, "jti": {}, "sub": {}}
         self._seen: set[str] = set()
+        self._unshared: dict[str, Revocation] = {}
 
     def __len__(self) -> int:
         return sum(len(entries) for entries in self._until.values())
@@ -44,11 +70,56 @@ class RevocationList:
     def add(self, revocation: Revocation) -> None:
         """Start enforcing ``revocation`` (idempotent; a later ``until`` extends it).
 
-        It is appended to the journal first, so it is enforced only once it is durable.
+        It is appended to the journal first, so it is enforced only once it is durable. With a
+        shared store it is enforced at once and queued for :meth:`share`.
         """
-        if self.journal is not None and revocation.revocation_id not in self._seen:
+        new = revocation.revocation_id not in self._seen
+        if self.journal is not None and new:
             self._append(revocation)
+        if self.shared is not None and new:
+            if len(self._unshared) < self.max_entries:
+                self._unshared[revocation.revocation_id] = revocation
+            else:
+                _log.error("revocation.not_shared", revocation_id=revocation.revocation_id)
         self._apply(revocation)
+
+    @property
+    def unshared(self) -> int:
+        """How many applied revocations the shared store has not taken yet."""
+        return len(self._unshared)
+
+    async def share(self) -> int:
+        """Add the revocations applied since the last call to the shared store; returns how
+        many it took. Raises (keeping the rest for the next call) if the store is away."""
+        if self.shared is None:
+            return 0
+        shared = 0
+        for revocation_id, revocation in list(self._unshared.items()):
+            await self.shared.add(revocation)
+            del self._unshared[revocation_id]
+            shared += 1
+        return shared
+
+    async def offer(self) -> None:
+        """:meth:`share`, but a store that is away is logged, not raised: what it did not take
+        is kept, enforced here already, and offered again by the next call."""
+        try:
+            await self.share()
+        except Exception as exc:  # noqa: BLE001 - enforced here already; retried, and said
+            _log.error(
+                "revocation.share_failed",
+                error=f"{type(exc).__name__}: {exc}"[:500],
+                unshared=self.unshared,
+            )
+
+    async def restore_shared(self, now: float | None = None) -> int:
+        """Apply the shared store's live revocations (before consuming); returns how many."""
+        if self.shared is None:
+            return 0
+        loaded = await self.shared.load(time.time() if now is None else now)
+        for revocation in loaded:
+            self._apply(revocation)
+        return len(loaded)
 
     def restore(self, now: float | None = None) -> int:
         """Apply the journal's revocations that have not lapsed; returns how many."""

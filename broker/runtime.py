@@ -4,6 +4,10 @@ A daemon (gateway, worker, parser, audit) builds a :class:`ServiceRuntime` in it
 registers its handlers with :meth:`ServiceRuntime.consume`, and awaits :meth:`ServiceRuntime.run`,
 which handles SIGTERM/SIGINT: stop taking messages, let in-flight ones finish (bounded), close,
 exit 0. The command line starts every daemon the same way, with :func:`run_daemon`.
+
+When ``SEALFLOW_DATABASE_URL`` names PostgreSQL, spent envelope ids and revocations are
+shared there by every replica on every host (``store.PgSpentEnvelopes``, ``store.PgRevocations``)
+and the local revocation journal is not used; unset, everything stays per process and on disk.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from broker.spent_ids_journal import SpentIdsJournal
 from broker.topology import Topology
 from broker.tracing import configure_tracing
 from keys import BundleSource, KeyRing, TrustStoreFile
+from store import PgRevocations, PgSpentEnvelopes, backend_of
 
 __all__ = ["ServiceRuntime", "run_daemon", "stop_on_signals"]
 
@@ -43,6 +48,10 @@ _log = structlog.get_logger("sealflow.runtime")
 
 # How often (in 1 s ticks of the key watcher) a daemon asks its bundle source for a newer bundle.
 BUNDLE_POLL_TICKS = 5
+
+SHARED_TENDING_INTERVAL = 30.0
+"""Seconds between the runtime's passes over the shared store: revocations it did not take yet
+are offered again, expired spent ids and lapsed revocations are pruned."""
 
 
 class ServiceRuntime:
@@ -72,7 +81,18 @@ class ServiceRuntime:
             ring.signing_key(), policy=self.policy, lifetime=self.settings.envelope_lifetime
         )
         self.trust = TrustStoreFile(keys_dir / "trust.json", min_interval=1.0)
-        self.revocations = RevocationList(journal=self.settings.data_dir / "revocations.jsonl")
+        self._shared_url = (
+            self.settings.database_url
+            if backend_of(self.settings.database_url) == "postgresql"
+            else None
+        )
+        self.revocations = RevocationList(
+            journal=None
+            if self._shared_url is not None
+            else self.settings.data_dir / "revocations.jsonl"
+        )
+        self.shared_spent: PgSpentEnvelopes | None = None
+        self.shared_revocations: PgRevocations | None = None
         self.control: ControlSubscriber | None = None
         self.spent_ids = SpentIds(
             self.settings.spent_ids_entries,
@@ -96,7 +116,16 @@ class ServiceRuntime:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        """Connect, declare the topology, and open the publishing and consuming channels."""
+        """Connect, declare the topology, and open the publishing and consuming channels.
+
+        With a shared store, its spent ids and revocations are opened first (a store that does
+        not answer fails the start: a daemon never consumes without them) and the live
+        revocations are loaded before any message is taken.
+        """
+        if self._shared_url is not None:
+            self.shared_spent = await PgSpentEnvelopes.open(self._shared_url)
+            self.shared_revocations = PgRevocations(self.shared_spent.pool)
+            self.revocations.shared = self.shared_revocations
         self.connection = await connect(
             self.settings.amqp_url, timeout=self.settings.connect_timeout, name=self.service
         )
@@ -117,20 +146,34 @@ class ServiceRuntime:
         await self._poll_bundle_source()
         restored = self.spent_ids.restore(time.time())
         revoked = self.revocations.restore(time.time())
+        revoked += await self.revocations.restore_shared(time.time())
         self._tasks.append(asyncio.create_task(self._watch_keys(), name="watch-keys"))
         self._tasks.append(asyncio.create_task(self._flush_spent_ids(), name="flush-spent-ids"))
+        if self.shared_spent is not None:
+            self._tasks.append(asyncio.create_task(self._tend_shared(), name="tend-shared"))
         _log.info(
             "runtime.started",
             namespace=self.settings.namespace,
             kid=self.sealer.kid,
+            shared_store=self.shared_spent is not None,
             spent_ids_restored=restored,
             revocations_restored=revoked,
         )
 
     def consume(
-        self, queue: str, handlers: Mapping[str, Handler], *, audit: AuditSink | None = None
+        self,
+        queue: str,
+        handlers: Mapping[str, Handler],
+        *,
+        audit: AuditSink | None = None,
+        per_instance: bool = False,
     ) -> Consumer:
-        """Register a consumer of ``queue``; it starts with :meth:`run`."""
+        """Register a consumer of ``queue``; it starts with :meth:`run`.
+
+        Ids are spent across replicas (with a shared store) unless ``per_instance``: a queue of
+        this process's own, where every replica receives its own copy of one envelope, must
+        not make the other replicas refuse theirs as a replay.
+        """
         if self.consume_channel is None or self.publisher is None or self.audit is None:
             raise RuntimeError("ServiceRuntime.start() must run before consume()")
         consumer = Consumer(
@@ -142,6 +185,7 @@ class ServiceRuntime:
             audit=audit if audit is not None else self.audit,
             handlers=handlers,
             settings=self.settings,
+            shared_spent=None if per_instance else self.shared_spent,
         )
         self.consumers.append(consumer)
         return consumer
@@ -177,6 +221,8 @@ class ServiceRuntime:
             self.spent_ids.journal.close()
         if self.connection is not None:
             await self.connection.close()
+        if self.shared_spent is not None:
+            await self.shared_spent.close()
         _log.info("runtime.stopped")
 
     async def run(
@@ -220,6 +266,20 @@ class ServiceRuntime:
                 self.trust.accept(token, origin="source")
         except Exception as exc:  # noqa: BLE001 - keep the bundle held, say why
             _log.warning("trust_bundle.source_failed", error=str(exc))
+
+    async def _tend_shared(self) -> None:
+        """Offer revocations the shared store missed again, and prune what has expired there."""
+        assert self.shared_spent is not None
+        assert self.shared_revocations is not None
+        while True:
+            await asyncio.sleep(SHARED_TENDING_INTERVAL)
+            now = time.time()
+            await self.revocations.offer()
+            try:
+                await self.shared_spent.prune(now)
+                await self.shared_revocations.prune(now)
+            except Exception as exc:  # noqa: BLE001 - the store may be away: say so, try again
+                _log.error("shared_store.prune_failed", error=f"{type(exc).__name__}: {exc}"[:500])
 
     async def _watch_keys(self) -> None:
         """Switch signing to a newly promoted key and reload trust, without a restart."""

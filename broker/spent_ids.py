@@ -5,18 +5,20 @@ Memory is bounded: at most ``max_entries`` live entries (about 200 bytes each, s
 full of unexpired entries it refuses new ones (:class:`SpentIdsFull`) rather than forget one,
 because forgetting would let a copy through; the consumer treats that as a transient failure.
 With a :class:`~broker.spent_ids_journal.SpentIdsJournal`, spent ids survive a restart.
+:class:`SharedSpentIds` is what replicas of one daemon share (PostgreSQL, ``store``): the
+consumer asks it after a local miss, so a copy delivered to another replica is refused too.
 """
 
 from __future__ import annotations
 
 import heapq
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from broker.spent_ids_journal import SpentIdsJournal
 
-__all__ = ["SpentIds", "SpentIdsFull", "SpentState"]
+__all__ = ["SharedSpentIds", "SpentIds", "SpentIdsFull", "SpentState"]
 
 
 class SpentIdsFull(Exception):
@@ -28,6 +30,23 @@ class SpentState(Enum):
 
     PENDING = 1
     DONE = 2
+
+
+class SharedSpentIds(Protocol):
+    """Spent ids shared by every replica (``store.PgSpentEnvelopes``): one winner per id.
+
+    There is no way to un-spend an id: an id is spent on first sight, whatever the outcome of
+    its handling (issue 11.5). Either method raises when the store cannot answer; the caller
+    must then not handle the message.
+    """
+
+    async def claim(self, jti: str, expires_at: float, *, now: float, redelivered: bool) -> bool:
+        """Take ``jti`` until ``expires_at``; False means another delivery already took it."""
+        ...
+
+    async def complete(self, jti: str) -> None:
+        """The delivery is settled: ``jti`` is refused even to a broker redelivery."""
+        ...
 
 
 class SpentIds:

@@ -8,7 +8,8 @@ disabled by ``sealflow users disable`` (the ``sub``, for as long as their tokens
 Handlers never wait on the broker: :class:`RevocationOutbox` queues each revocation and one
 task hands it to a :class:`RevocationSink`, retrying while the broker is away, until it is
 published or has lapsed. Each revocation is also appended to the machine's revocation
-journal, so daemons started here later enforce it too.
+journal, or with ``SEALFLOW_DATABASE_URL`` added to PostgreSQL's revocations, so daemons
+started later (here, or on any host sharing the database) enforce it too.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from broker import (
 from identity.outbox import Outbox
 from keys import KeyRing
 from schemas import Revocation, RevocationKind
+from store import PgRevocations, backend_of
 
 if TYPE_CHECKING:
     from broker import ServiceRuntime
@@ -99,8 +101,10 @@ class RuntimeRevocationSink:
         self.runtime = runtime
 
     async def publish(self, revocation: Revocation) -> None:
-        """Append to the machine's journal, then seal one copy per receiver and publish."""
+        """Journal it (or add it to the shared store), then seal one copy per receiver and
+        publish."""
         self.runtime.revocations.add(revocation)
+        await self.runtime.revocations.offer()
         publisher = self.runtime.publisher
         if publisher is None:
             raise PublishFailed("not connected to the broker (yet); revocation not published")
@@ -171,8 +175,8 @@ class RevocationOutbox(Outbox[Revocation]):
 async def broadcast_revocations(
     settings: BrokerSettings, revocations: list[Revocation]
 ) -> list[str]:
-    """Journal and publish ``revocations`` now, signed with the identity's key (operator CLI);
-    the services each copy was sealed for.
+    """Journal (with a PostgreSQL ``database_url``, also store) and publish ``revocations``
+    now, signed with the identity's key (operator CLI); the services each copy was sealed for.
 
     Needs the identity's key ring under ``SEALFLOW_KEYS_DIR/identity``: it runs on the
     identity's host. ``PublishFailed`` when the broker refuses or no service is listening.
@@ -180,9 +184,19 @@ async def broadcast_revocations(
     ring = KeyRing.load(settings.keys_dir, CONTROL_SENDER)
     policy = Policy.load(settings.policy_file) if settings.policy_file else Policy.default()
     sealer = Sealer(ring.signing_key(), policy=policy, lifetime=settings.envelope_lifetime)
-    journal = RevocationList(journal=settings.data_dir / "revocations.jsonl")
-    for revocation in revocations:
-        journal.add(revocation)
+    shared = (
+        await PgRevocations.open(settings.database_url)
+        if settings.database_url and backend_of(settings.database_url) == "postgresql"
+        else None
+    )
+    try:
+        journal = RevocationList(journal=settings.data_dir / "revocations.jsonl", shared=shared)
+        for revocation in revocations:
+            journal.add(revocation)
+        await journal.offer()
+    finally:
+        if shared is not None:
+            await shared.close()
     connection = await connect(
         settings.amqp_url, timeout=settings.connect_timeout, name="sealflow-revoke"
     )

@@ -1,12 +1,13 @@
 """Spent envelope ids in PostgreSQL, shared by every replica and kept until the envelope's exp.
 
-The per-process ``broker.replay.ReplayCache`` refuses a replay only to the process that saw
-the envelope first. With several replicas of a daemon, a consumer asks this table too:
-:meth:`PgSpentEnvelopes.claim` after the envelope opened, :meth:`~PgSpentEnvelopes.complete`
-once the handler's effect is durable, :meth:`~PgSpentEnvelopes.release` when it failed
-transiently. The states and the redelivery rule are the replay cache's: a ``pending`` id may
-be taken again only by a broker redelivery (its holder died mid-work), a ``done`` one never
-before it expires. A daemon selects it when ``SEALFLOW_DATABASE_URL`` is a PostgreSQL URL.
+The per-process ``broker.spent_ids.SpentIds`` refuses a copy only to the process that saw the
+envelope first. When ``SEALFLOW_DATABASE_URL`` names PostgreSQL, every consumer also claims
+each id that is new to it here (:meth:`PgSpentEnvelopes.claim`) before its handler runs, and
+the consumer that won it marks it done (:meth:`~PgSpentEnvelopes.complete`) once the delivery
+is settled (handled, retried under a fresh ticket, or dead-lettered). An id is spent on first
+sight whatever the outcome (issue 11.5): nothing un-spends one before it expires. A
+``pending`` id may be taken again only by a broker redelivery (its holder died mid-work), a
+``done`` one never before it expires.
 """
 
 from __future__ import annotations
@@ -77,28 +78,25 @@ class PgSpentEnvelopes:
             return await cur.fetchone() is not None
 
     async def complete(self, jti: str) -> None:
-        """The handler's effect is durable: ``jti`` is spent on every replica until it expires."""
+        """The delivery is settled: ``jti`` is refused on every replica, even to a broker
+        redelivery, until it expires. Only the consumer that won the claim calls it."""
         async with unavailable(), self.pool.connection() as conn:
             await conn.execute(
                 "UPDATE spent_envelopes SET state = 'done' WHERE jti = %s", (_check(jti),)
             )
 
-    async def release(self, jti: str) -> None:
-        """Forget a pending ``jti`` so that a retried copy may be handled (a done one stays)."""
-        async with unavailable(), self.pool.connection() as conn:
-            await conn.execute(
-                "DELETE FROM spent_envelopes WHERE jti = %s AND state = 'pending'", (_check(jti),)
-            )
-
-    async def spent(self, now: float) -> list[tuple[str, float]]:
-        """The unexpired ``done`` ids with their expiry, as ``ReplayJournal.load`` gives them."""
+    async def spent(self, now: float) -> list[tuple[str, float, bool]]:
+        """Every id still spent at ``now`` as ``(jti, expires_at, pending)``, the shape
+        ``SpentIdsJournal.load`` gives: a pending id is spent too (only a broker redelivery
+        may take it again)."""
         async with unavailable(), self.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT jti, expires_at FROM spent_envelopes "
-                "WHERE state = 'done' AND expires_at >= %s",
+                "SELECT jti, expires_at, state = 'pending' FROM spent_envelopes "
+                "WHERE expires_at >= %s ORDER BY expires_at",
                 (now,),
             )
-            return [(jti, float(expires_at)) for jti, expires_at in await cur.fetchall()]
+            rows = await cur.fetchall()
+        return [(jti, float(expires_at), bool(pending)) for jti, expires_at, pending in rows]
 
     async def prune(self, now: float) -> int:
         """Delete the ids whose envelopes have expired; returns how many (any replica may)."""

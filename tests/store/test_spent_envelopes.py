@@ -56,32 +56,35 @@ async def test_a_pending_envelope_goes_only_to_a_broker_redelivery(
     assert await b1.claim(jti, now + 300, now=now, redelivered=True) is False
 
 
-async def test_release_lets_a_retry_through_but_never_unspends(
+async def test_a_failed_handling_never_unspends_an_id(
     replicas: tuple[PgSpentEnvelopes, PgSpentEnvelopes],
 ) -> None:
-    """A transient failure releases the id; release after completion changes nothing."""
+    """Issue 11.5: a pending id stays spent to every copy whatever the handling's outcome; the
+    store has no way to release one (it used to, and a retried copy then went through)."""
     b1, b2 = replicas
     jti, now = _jti(), time.time()
     assert await b1.claim(jti, now + 300, now=now, redelivered=False)
-    await b1.release(jti)
-    assert await b2.claim(jti, now + 300, now=now, redelivered=False) is True
-    await b2.complete(jti)
-    await b2.release(jti)
-    assert await b1.claim(jti, now + 300, now=now, redelivered=True) is False
+    assert not hasattr(b1, "release")
+    assert await b2.claim(jti, now + 300, now=now, redelivered=False) is False
+    assert await b1.claim(jti, now + 300, now=now, redelivered=False) is False
 
 
 async def test_ids_are_kept_until_exp_then_forgotten(
     replicas: tuple[PgSpentEnvelopes, PgSpentEnvelopes],
 ) -> None:
-    """Spent ids are listed until they expire; prune drops only the expired ones."""
+    """Spent ids, pending or done, are listed until they expire; prune drops only expired ones."""
     b1, b2 = replicas
     now = time.time()
-    old, live = _jti(), _jti()
+    old, live, held = _jti(), _jti(), _jti()
     for jti, exp in ((old, now + 10), (live, now + 300)):
         assert await b1.claim(jti, exp, now=now, redelivered=False)
         await b1.complete(jti)
+    assert await b1.claim(held, now + 400, now=now, redelivered=False)
     later = now + 60
-    assert await b2.spent(later) == [(live, pytest.approx(now + 300))]
+    assert await b2.spent(later) == [
+        (live, pytest.approx(now + 300), False),
+        (held, pytest.approx(now + 400), True),
+    ]
     assert await b2.prune(later) == 1
     assert await b2.claim(old, later + 300, now=later, redelivered=False) is True
 
