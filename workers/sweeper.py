@@ -40,12 +40,18 @@ class StuckJobSweeper:
         self.settings = settings
 
     async def run(self) -> None:
-        """Sweep every ``sweep_interval`` until cancelled; a failed round is logged and retried."""
+        """Sweep every ``sweep_interval`` until cancelled; a failed round is logged and retried.
+
+        A round that fails for an unforeseen reason is logged with its traceback too: a
+        sweeper that died quietly would leave stuck jobs stuck again.
+        """
         while True:
             try:
                 await self.sweep()
             except (BrokerError, StoreError) as error:
                 _log.error("sweep.failed", error=str(error), kind=type(error).__name__)
+            except Exception:  # noqa: BLE001 - logged; the next round tries again
+                _log.exception("sweep.crashed")
             await asyncio.sleep(self.settings.sweep_interval)
 
     async def sweep(self) -> int:
