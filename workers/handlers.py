@@ -105,13 +105,15 @@ class WorkerHandlers:
             aud="parser",
             opened=opened,
         )
+        # Before the start is recorded as audited: the envelope that started a job is never
+        # taken for the gateway asking again, even when it comes back after a crash here.
+        await self.store.mark_processed(handled)
         # Not only when this delivery started it: a worker killed after the transition and
         # before this line must still record it when the message comes back.
         audited = f"audit.job.started:{job.job_id}"
         if not await self.store.was_processed(audited):
             await self._audit(opened, "job.started", "process", "success")
             await self.store.mark_processed(audited)
-        await self.store.mark_processed(handled)
 
     async def on_parse_completed(self, opened: Opened[ParseCompleted], delivery: Delivery) -> None:
         """Store the result (once), mark the job done, tell the gateway."""
