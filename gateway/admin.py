@@ -6,7 +6,10 @@ log is read through the audit daemon's query API (``gateway.audit_reader``); the
 letter (authentic envelope, valid body, a type the gateway may send, a job still waiting),
 re-seals the same body under a fresh gateway envelope that names the admin in its actor chain,
 publishes it with confirms, and only then removes the dead letter; every replay and every
-refused one is audited with the admin as actor.
+refused one is audited with the admin as actor. A letter another service sealed can only be
+re-sealed by that service (DESIGN §6): for an authentic ``parse.requested`` of the worker the
+gateway asks the worker again, with a fresh ``job.submitted`` for the job, and the worker
+re-seals the parse request with its own key.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from gateway.auditing import audit
 from gateway.auth import PRINCIPAL_KEY
 from gateway.errors import BadRequest, Conflict, NotFound, Unavailable
 from gateway.operations import Operation, Parameter
-from schemas import EnvelopeClaims, ErrorBody, SchemaError, model_for
+from schemas import EnvelopeClaims, ErrorBody, JobSubmitted, SchemaError, model_for
 from schemas.api_admin import (
     AuditRecordList,
     DeadLetterList,
@@ -66,6 +69,8 @@ _log = structlog.get_logger("sealflow.gateway.admin")
 
 SERVICE: Final = "gateway"
 _ID: Final = re.compile(AUDIT_JOB_PATTERN)
+RESEALED_BY: Final = {"parse.requested": "worker"}
+"""Types another service seals that a replay asks that service to re-seal, and who it is."""
 
 
 def _json(model: BaseModel, status: int = 200) -> web.Response:
@@ -159,7 +164,13 @@ def _check_envelope(runtime: ServiceRuntime, letter: DeadLetter) -> _Checked:
     if letter.never_replayable is not None:
         return _Checked(claims, letter.never_replayable)
     if claims.iss != SERVICE:
-        return _Checked(claims, f"it was sealed by {claims.iss}; the gateway re-seals only its own")
+        if RESEALED_BY.get(claims.typ) == claims.iss:
+            return _Checked(claims, None)  # the gateway asks its sender to re-seal it
+        return _Checked(
+            claims,
+            f"it was sealed by {claims.iss}; the gateway re-seals only its own and asks the "
+            f"worker for its parse requests",
+        )
     if (
         exchange_for(claims.typ) != "jobs"
         or runtime.policy.required_scopes(SERVICE, claims.aud, claims.typ) is None
@@ -237,6 +248,8 @@ async def _refusal_for_job(
         return f"job {job_id} no longer exists"
     if job.state in TERMINAL_STATES:
         return f"job {job_id} is already {job.state}"
+    if claims.iss != SERVICE and claims.sub != job.owner:
+        return f"it speaks for {claims.sub}, not for job {job_id}'s owner"
     return None
 
 
@@ -268,18 +281,33 @@ async def _replay(request: web.Request, taken: TakenDeadLetter) -> _Replay:
     if claims is None or outcome.refusal is not None:
         return outcome
     publisher = request.app[PUBLISHER_KEY]
-    sealed = publisher.sealer.seal_body(
-        letter.body,
-        typ=claims.typ,
-        aud=claims.aud,
-        sub=claims.sub,
-        job=claims.job,
-        act=extend_actor({"sub": request[PRINCIPAL_KEY].subject}, SERVICE),
-        trace=claims.trace,
-    )
+    act = extend_actor({"sub": request[PRINCIPAL_KEY].subject}, SERVICE)
+    if claims.iss == SERVICE:
+        sealed = publisher.sealer.seal_body(
+            letter.body,
+            typ=claims.typ,
+            aud=claims.aud,
+            sub=claims.sub,
+            job=claims.job,
+            act=act,
+            trace=claims.trace,
+        )
+    else:
+        asked = await _ask_again(request, claims)
+        if asked is None:
+            outcome.refusal = "its job is gone or finished"
+            return outcome
+        sealed = publisher.sealer.seal(
+            asked,
+            aud=RESEALED_BY[claims.typ],
+            sub=claims.sub,
+            job=claims.job,
+            act=act,
+            trace=claims.trace,
+        )
     await publisher.publish(sealed)
     outcome.accepted = ReplayAccepted(
-        id=letter.id, jti=sealed.jti, queue=letter.queue, type=claims.typ, job=claims.job
+        id=letter.id, jti=sealed.jti, queue=letter.queue, type=sealed.typ, job=claims.job
     )
     try:
         await taken.ack()
@@ -289,6 +317,22 @@ async def _replay(request: web.Request, taken: TakenDeadLetter) -> _Replay:
         # finished and is refused, and the worker's handling is idempotent besides.
         _log.error("dlq.ack_failed", id=letter.id, error=error.detail)
     return outcome
+
+
+async def _ask_again(request: web.Request, claims: EnvelopeClaims) -> JobSubmitted | None:
+    """The ``job.submitted`` that asks the worker to re-seal its parse request for a job."""
+    job = await request.app[STORE_KEY].get(claims.job) if claims.job else None
+    if job is None or job.state in TERMINAL_STATES:
+        return None
+    return JobSubmitted(
+        job_id=job.job_id,
+        owner=job.owner,
+        filename=job.filename,
+        content_type=job.content_type,
+        size=job.size,
+        blob_sha256=job.blob_sha256,
+        submitted_at=job.created_at,
+    )
 
 
 async def replay_dead_letter(request: web.Request) -> web.Response:
@@ -464,10 +508,14 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
             409: ErrorBody,
         },
         description=(
-            "Only an authentic `job.submitted` the gateway sealed, whose job still waits, is "
-            "replayable (409 `not_replayable` otherwise, and it stays in its DLQ). The same body "
-            "gets a fresh gateway envelope (same subject, job and trace; the actor chain names "
-            "the admin); the dead letter is removed once the broker confirms the publish."
+            "Only an authentic `job.submitted` the gateway sealed, or `parse.requested` the "
+            "worker sealed, whose job still waits, is replayable (409 `not_replayable` "
+            "otherwise, and it stays in its DLQ). A `job.submitted` gets the same body in a "
+            "fresh gateway envelope (same subject, job and trace; the actor chain names the "
+            "admin). A `parse.requested` can only be re-sealed by the worker: the gateway sends "
+            "the worker a fresh `job.submitted` for the job, and the worker answers it with a "
+            "freshly sealed parse request. The dead letter is removed once the broker confirms "
+            "the publish."
         ),
     ),
 )

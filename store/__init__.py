@@ -34,6 +34,7 @@ from store.records import (
     NewResult,
     ResultChunk,
     SearchHit,
+    StuckJob,
 )
 from store.search_query import to_fts5_query
 from store.sqlite import SqliteJobStore
@@ -65,6 +66,7 @@ __all__ = [
     "SqliteJobStore",
     "StoreError",
     "StoreUnavailable",
+    "StuckJob",
     "Upgrade",
     "backend_of",
     "open_store",

@@ -13,7 +13,16 @@ from datetime import datetime
 from types import TracebackType
 from typing import Self
 
-from store.records import Job, JobEvent, JobResult, JobState, NewJob, NewResult, SearchHit
+from store.records import (
+    Job,
+    JobEvent,
+    JobResult,
+    JobState,
+    NewJob,
+    NewResult,
+    SearchHit,
+    StuckJob,
+)
 
 __all__ = ["JobStore"]
 
@@ -114,6 +123,30 @@ class JobStore(ABC):
     @abstractmethod
     async def events(self, job_id: str) -> builtins.list[JobEvent]:
         """The job's state history, oldest first (empty for an unknown job)."""
+
+    # -- stuck jobs (the worker's sweeper) ----------------------------------------------------
+
+    @abstractmethod
+    async def stuck_jobs(
+        self, *, requested_before: datetime, limit: int = 100
+    ) -> builtins.list[StuckJob]:
+        """``processing`` jobs whose last parse request is older than ``requested_before``.
+
+        Oldest request first; ``limit`` is capped at ``MAX_LIST_LIMIT``; ``requested_before``
+        must be timezone-aware. A job's first request is its move to ``processing``.
+        """
+
+    @abstractmethod
+    async def claim_parse_request(
+        self, job_id: str, *, requested_before: datetime, rerequests_below: int | None
+    ) -> int | None:
+        """Claim one more parse request for a ``processing`` job; its number, or None.
+
+        A conditional update, so of several workers only one claims a request: the job must
+        still be ``processing``, its last request older than ``requested_before`` and (unless
+        ``rerequests_below`` is None) fewer than ``rerequests_below`` re-requests made. The
+        claim counts the request and records now as its time.
+        """
 
     # -- results and search -----------------------------------------------------------------
 

@@ -28,6 +28,7 @@ __all__ = [
     "NewResult",
     "ResultChunk",
     "SearchHit",
+    "StuckJob",
 ]
 
 JobState: TypeAlias = Literal["queued", "processing", "done", "failed"]
@@ -102,6 +103,19 @@ class Job:
     error_reason: str | None
     error_detail: str | None
     trace: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StuckJob:
+    """A ``processing`` job whose last parse request is older than the sweeper's threshold.
+
+    ``rerequests`` counts the parse requests sent after the first; ``requested_at`` is when the
+    last one (or the first, at the move to ``processing``) was claimed.
+    """
+
+    job: Job
+    rerequests: int
+    requested_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,5 +5,6 @@ from __future__ import annotations
 from workers.daemon import serve
 from workers.handlers import WorkerHandlers
 from workers.settings import WorkerSettings
+from workers.sweeper import StuckJobSweeper
 
-__all__ = ["WorkerHandlers", "WorkerSettings", "serve"]
+__all__ = ["StuckJobSweeper", "WorkerHandlers", "WorkerSettings", "serve"]

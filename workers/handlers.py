@@ -19,8 +19,10 @@ from broker import (
     Opened,
     PermanentFailure,
     Publisher,
+    Sealed,
     check_body_binding,
     derived_event_id,
+    extend_actor,
     make_audit_event,
 )
 from schemas import (
@@ -35,7 +37,7 @@ from schemas import (
 )
 from store import InvalidTransition, Job, JobStore, NewResult, ResultChunk
 
-__all__ = ["WorkerHandlers"]
+__all__ = ["WorkerHandlers", "parse_request_for"]
 
 _log = structlog.get_logger("sealflow.worker")
 
@@ -73,9 +75,21 @@ class WorkerHandlers:
                 reason="job_unknown",
             )
         try:
-            await self.store.transition(job.job_id, "processing")
+            moved = await self.store.transition(job.job_id, "processing")
         except InvalidTransition:
             _log.info("job.already_finished")
+            return
+        handled = f"job.submitted.handled:{opened.claims.jti}"
+        if (
+            not moved
+            and await self.store.was_processed(f"audit.job.started:{job.job_id}")
+            and not await self.store.was_processed(handled)
+        ):
+            # The job was started to the end under another envelope: this fresh one is the
+            # gateway asking again (an admin replayed the job's dead-lettered parse request),
+            # and only the worker may seal a parse request. A redelivery of it asks nothing.
+            await self._rerequest_for_gateway(opened)
+            await self.store.mark_processed(handled)
             return
         # Not only when this delivery made the transition: the ledger sends it once, and a
         # publish that was not confirmed the first time goes out on the retry.
@@ -87,17 +101,13 @@ class WorkerHandlers:
         )
         await self._send_once(
             f"parse.requested:{job.job_id}",
-            ParseRequested(
-                job_id=job.job_id,
-                blob_sha256=job.blob_sha256,
-                filename=job.filename,
-                content_type=job.content_type,
-                size=job.size,
-                requested_at=_now(),
-            ),
+            parse_request_for(job),
             aud="parser",
             opened=opened,
         )
+        # Before the start is recorded as audited: the envelope that started a job is never
+        # taken for the gateway asking again, even when it comes back after a crash here.
+        await self.store.mark_processed(handled)
         # Not only when this delivery started it: a worker killed after the transition and
         # before this line must still record it when the message comes back.
         audited = f"audit.job.started:{job.job_id}"
@@ -110,6 +120,10 @@ class WorkerHandlers:
         result = opened.message
         job = await self._job_for(opened, result.job_id)
         if job is None:
+            return
+        if job.state == "failed":
+            # The sweeper gave up on it first (parse_timeout): a late result does not revive it.
+            _log.warning("job.result_after_final_state", state=job.state)
             return
         await self.store.store_result(
             result.job_id,
@@ -172,6 +186,69 @@ class WorkerHandlers:
             audit=("job.failed", "complete", "failure", failure.reason),
         )
 
+    async def _rerequest_for_gateway(self, opened: Opened[JobSubmitted]) -> None:
+        """Claim and send one more parse request for a job still ``processing``, audited."""
+        job = opened.message
+        number = await self.store.claim_parse_request(
+            job.job_id, requested_before=_now(), rerequests_below=None
+        )
+        if number is None:
+            _log.info("job.rerequest_not_needed")
+            return
+        sealed = await self.publisher.reply(opened, parse_request_for(job), "parser")
+        await self._audit(
+            opened,
+            "job.parse_rerequested",
+            "rerequest",
+            "success",
+            "gateway_asked",
+            jti=sealed.jti,
+            detail=f"re-sealed for the gateway's request {opened.claims.jti}: request {number}",
+        )
+        _log.warning("job.parse_rerequested", jti=sealed.jti, rerequest=number)
+
+    async def fail_job(self, job: Job, reason: str, detail: str) -> None:
+        """Tell the gateway (once) that a job the worker failed by itself failed, audited."""
+        await self._send_once(
+            f"job.failed:{job.job_id}",
+            JobFailed(
+                job_id=job.job_id, owner=job.owner, reason=reason, detail=detail, finished_at=_now()
+            ),
+            aud="gateway",
+            job=job,
+            audit=("job.failed", "complete", "failure", reason),
+            detail=detail,
+        )
+
+    async def audit_decision(
+        self,
+        job: Job,
+        type_: str,
+        action: str,
+        outcome: str,
+        *,
+        reason: str | None,
+        jti: str,
+        detail: str | None,
+    ) -> None:
+        """Audit a decision the worker took by itself about ``job`` (no message asked for it)."""
+        await self.audit.emit(
+            make_audit_event(
+                event_id=derived_event_id("worker", type_, job.job_id, jti),
+                source="worker",
+                type=type_,
+                action=action,
+                outcome=outcome,
+                actor="worker",
+                subject=job.owner,
+                reason=reason,
+                job=job.job_id,
+                trace=job.trace,
+                jti=jti,
+                detail=detail,
+            )
+        )
+
     async def _job_for(self, opened: Opened[Any], job_id: str) -> Job | None:
         """The stored job a parse result is about, once the envelope is shown to speak for it."""
         job = await self.store.get(job_id)
@@ -186,29 +263,64 @@ class WorkerHandlers:
         message: WireMessage,
         *,
         aud: str,
-        opened: Opened[Any],
+        opened: Opened[Any] | None = None,
+        job: Job | None = None,
         audit: tuple[str, str, str, str | None] | None = None,
+        detail: str | None = None,
     ) -> None:
         """Publish an event unless the ledger says it went out; record it once confirmed.
 
-        A crash between the confirm and the ledger write sends the event again on redelivery:
-        events are at-least-once and their receivers are idempotent.
+        As the next hop of ``opened``, or (the sweeper's) for ``job``'s owner on the worker's
+        own account. A crash between the confirm and the ledger write sends the event again
+        on redelivery: events are at-least-once and their receivers are idempotent.
         """
         if await self.store.was_processed(key):
             return
-        await self.publisher.reply(opened, message, aud)
-        if audit is not None:
-            await self._audit(opened, *audit)
+        if opened is not None:
+            await self.publisher.reply(opened, message, aud)
+            if audit is not None:
+                await self._audit(opened, *audit, detail=detail)
+        else:
+            assert job is not None, "an event sent on the worker's own account names its job"
+            sealed = await self._send_for(job, message, aud)
+            if audit is not None:
+                type_, action, outcome, reason = audit
+                await self.audit_decision(
+                    job, type_, action, outcome, reason=reason, jti=sealed.jti, detail=detail
+                )
         await self.store.mark_processed(key)
 
+    async def _send_for(self, job: Job, message: WireMessage, aud: str) -> Sealed:
+        """Seal ``message`` for ``aud`` on the worker's own account, for ``job``'s owner."""
+        return await self.publisher.send(
+            message,
+            aud=aud,
+            sub=job.owner,
+            job=job.job_id,
+            act=extend_actor(None, "worker"),
+            trace=job.trace,
+        )
+
+    async def send_parse_request(self, job: Job) -> Sealed:
+        """A freshly sealed ``parse.requested`` for ``job`` on the worker's own account."""
+        return await self._send_for(job, parse_request_for(job), "parser")
+
     async def _audit(
-        self, opened: Opened[Any], type_: str, action: str, outcome: str, reason: str | None = None
+        self,
+        opened: Opened[Any],
+        type_: str,
+        action: str,
+        outcome: str,
+        reason: str | None = None,
+        *,
+        jti: str | None = None,
+        detail: str | None = None,
     ) -> None:
         claims = opened.claims
         await self.audit.emit(
             make_audit_event(
                 # One id per job and decision: a re-emission after a crash is deduplicated.
-                event_id=derived_event_id("worker", type_, claims.job or claims.jti),
+                event_id=derived_event_id("worker", type_, *_about(claims.job or claims.jti, jti)),
                 source="worker",
                 type=type_,
                 action=action,
@@ -218,9 +330,27 @@ class WorkerHandlers:
                 reason=reason,
                 job=claims.job,
                 trace=claims.trace,
-                jti=claims.jti,
+                jti=jti or claims.jti,
+                detail=detail,
             )
         )
+
+
+def _about(job_or_jti: str, jti: str | None) -> tuple[str, ...]:
+    """What an audit event's id is derived from: the job, and the message when one names it."""
+    return (job_or_jti,) if jti is None else (job_or_jti, jti)
+
+
+def parse_request_for(job: Job | JobSubmitted) -> ParseRequested:
+    """The ``parse.requested`` body for a job: its blob, name and type, asked now."""
+    return ParseRequested(
+        job_id=job.job_id,
+        blob_sha256=job.blob_sha256,
+        filename=job.filename,
+        content_type=job.content_type,
+        size=job.size,
+        requested_at=_now(),
+    )
 
 
 def _now() -> datetime:

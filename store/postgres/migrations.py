@@ -129,7 +129,19 @@ _V1: Final[tuple[LiteralString, ...]] = (
     "CREATE INDEX revocations_until ON revocations (until)",
 )
 
-MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (_V1,)
+# The worker's sweeper: how many parse requests a job had after its first, and when the last
+# one was claimed (no row: only the first, made at the move to ``processing``).
+_V2: Final[tuple[LiteralString, ...]] = (
+    """
+    CREATE TABLE parse_requests (
+        job_id        TEXT PRIMARY KEY REFERENCES jobs (job_id) ON DELETE CASCADE,
+        rerequests    INTEGER NOT NULL CHECK (rerequests >= 0),
+        requested_at  BIGINT NOT NULL
+    )
+    """,
+)
+
+MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (_V1, _V2)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 _CREATE_VERSIONS: Final = (

@@ -6,12 +6,13 @@ from store.job_store import JobStore
 from store.postgres.database import DEFAULT_POOL_MAX, open_pool
 from store.postgres.jobs import PgJobs
 from store.postgres.ledger import PgLedger
+from store.postgres.parse_requests import PgParseRequests
 from store.postgres.search import PgResults
 
 __all__ = ["PgJobStore"]
 
 
-class PgJobStore(PgJobs, PgResults, PgLedger, JobStore):
+class PgJobStore(PgJobs, PgResults, PgLedger, PgParseRequests, JobStore):
     """Jobs, results, search, the ledger and job blobs in PostgreSQL. Use :meth:`open`."""
 
     __slots__ = ()

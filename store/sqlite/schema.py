@@ -82,7 +82,19 @@ _V1: tuple[str, ...] = (
     """,
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+# The worker's sweeper: how many parse requests a job had after its first, and when the last
+# one was claimed (no row: only the first, made at the move to ``processing``).
+_V2: tuple[str, ...] = (
+    """
+    CREATE TABLE parse_requests (
+        job_id        TEXT PRIMARY KEY REFERENCES jobs (job_id) ON DELETE CASCADE,
+        rerequests    INTEGER NOT NULL CHECK (rerequests >= 0),
+        requested_at  INTEGER NOT NULL
+    ) WITHOUT ROWID
+    """,
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -9,13 +9,14 @@ from store.job_store import JobStore
 from store.sqlite.database import DEFAULT_BUSY_TIMEOUT_MS, connect
 from store.sqlite.jobs import SqliteJobs
 from store.sqlite.ledger import SqliteLedger
+from store.sqlite.parse_requests import SqliteParseRequests
 from store.sqlite.schema import prepare
 from store.sqlite.search import SqliteResults
 
 __all__ = ["SqliteJobStore"]
 
 
-class SqliteJobStore(SqliteJobs, SqliteResults, SqliteLedger, JobStore):
+class SqliteJobStore(SqliteJobs, SqliteResults, SqliteLedger, SqliteParseRequests, JobStore):
     """Jobs, results, search and the ledger in one SQLite file; blobs as files. Use :meth:`open`."""
 
     __slots__ = ()

@@ -12,13 +12,18 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from daemon_testing import start_daemon
 from gateway_testing import Gateway, error_body
 
-from broker import REJECT_REASON_HEADER, Sealed, Sealer
+from broker import REJECT_REASON_HEADER, BrokerSettings, Sealed, Sealer
 from gateway import PUBLISHER_KEY, RUNTIME_KEY
 from keys import KeyRing, SigningKey, write_trust_store
-from schemas import JobSubmitted, ParseRequested
+from parser.daemon import ParserSettings
+from parser.daemon import serve as serve_parser
+from schemas import JobSubmitted, ParseCompleted, ParseRequested
 from store import NewJob
+from workers import WorkerSettings
+from workers import serve as serve_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -305,11 +310,41 @@ async def test_an_expired_job_submitted_replayed_by_an_admin_completes_and_is_au
     assert started[-1]["event"]["outcome"] == "success"
 
 
-async def test_a_type_the_gateway_may_not_send_is_409_and_stays(gateway: Gateway) -> None:
-    """An authentic parse.requested (the worker's, for the parser) dead-lettered by the parser."""
+async def test_a_letter_of_another_sender_is_409_and_stays(gateway: Gateway) -> None:
+    """An authentic parse.completed (the parser's, for the worker): neither the gateway nor
+    anyone it may ask re-seals it."""
     runtime = gateway.app[RUNTIME_KEY]
+    parser = Sealer(KeyRing.load(gateway.settings.keys_dir, "parser").signing_key())
+    body = await _record_job(gateway)
+    result = ParseCompleted(
+        job_id=body.job_id,
+        blob_sha256=body.blob_sha256,
+        text="words",
+        metadata={},
+        chunks=[],
+        pages=1,
+        parser="text",
+        duration_ms=1,
+    )
+    sealed = parser.seal(result, aud="worker", sub="alice", job=body.job_id)
+    publisher = gateway.app[PUBLISHER_KEY]
+    message = publisher.message_for(sealed)
+    message.headers[REJECT_REASON_HEADER] = "retries_exhausted"
+    message.expiration = None
+    await publisher.publish_raw(message, routing_key=runtime.topology.queue("worker.jobs.dlq"))
+    entry = await _listed(gateway, sealed.jti)
+    assert (entry["queue"], entry["verified"], entry["replayable"]) == ("worker.jobs", True, False)
+    response = await gateway.client.post(
+        f"/api/dlq/{entry['id']}/replay", headers=gateway.auth("root")
+    )
+    detail = (await error_body(response, 409, "not_replayable"))["detail"]
+    assert "sealed by parser" in detail
+    assert (await _listed(gateway, sealed.jti))["reason"] == "retries_exhausted"
+
+
+async def _parse_request_letter(gateway: Gateway, job_id: str, sub: str) -> Sealed:
+    """An authentic parse.requested of the worker, dead-lettered by the parser."""
     worker = Sealer(KeyRing.load(gateway.settings.keys_dir, "worker").signing_key())
-    job_id = secrets.token_hex(16)
     request = ParseRequested(
         job_id=job_id,
         blob_sha256="1" * 64,
@@ -318,24 +353,99 @@ async def test_a_type_the_gateway_may_not_send_is_409_and_stays(gateway: Gateway
         size=3,
         requested_at=datetime.now(UTC),
     )
-    sealed = worker.seal(request, typ="parse.requested", aud="parser", sub="alice", job=job_id)
+    sealed = worker.seal(request, aud="parser", sub=sub, job=job_id)
     publisher = gateway.app[PUBLISHER_KEY]
     message = publisher.message_for(sealed)
     message.headers[REJECT_REASON_HEADER] = "retries_exhausted"
     message.expiration = None
-    await publisher.publish_raw(message, routing_key=runtime.topology.queue("parser.requests.dlq"))
+    await publisher.publish_raw(
+        message, routing_key=gateway.app[RUNTIME_KEY].topology.queue("parser.requests.dlq")
+    )
+    return sealed
+
+
+async def test_a_parse_request_for_a_job_that_is_gone_is_409_and_stays(gateway: Gateway) -> None:
+    """The worker's letter is replayable in kind, but not once its job is gone."""
+    sealed = await _parse_request_letter(gateway, secrets.token_hex(16), "alice")
     entry = await _listed(gateway, sealed.jti)
     assert (entry["queue"], entry["verified"], entry["replayable"]) == (
         "parser.requests",
         True,
         False,
     )
+    assert "no longer exists" in entry["refusal"]
     response = await gateway.client.post(
         f"/api/dlq/{entry['id']}/replay", headers=gateway.auth("root")
     )
-    detail = (await error_body(response, 409, "not_replayable"))["detail"]
-    assert "worker" in detail
+    await error_body(response, 409, "not_replayable")
     assert (await _listed(gateway, sealed.jti))["reason"] == "retries_exhausted"
+
+
+async def test_a_parse_request_in_another_users_name_is_not_replayed(gateway: Gateway) -> None:
+    """A worker letter whose subject is not the job's owner gets no request for the worker."""
+    body = await _record_job(gateway, owner="alice")
+    sealed = await _parse_request_letter(gateway, body.job_id, "mallory")
+    entry = await _listed(gateway, sealed.jti)
+    assert entry["replayable"] is False
+    assert "not for job" in entry["refusal"]
+    response = await gateway.client.post(
+        f"/api/dlq/{entry['id']}/replay", headers=gateway.auth("root")
+    )
+    await error_body(response, 409, "not_replayable")
+
+
+async def test_an_expired_parse_request_replayed_by_an_admin_is_resealed_by_the_worker(
+    gateway: Gateway, broker_settings: BrokerSettings
+) -> None:
+    """Issue 11.2: the worker's request expires in the queue (no parser, 5 s envelopes); the
+    listing shows it replayable; the replay asks the worker, which re-seals it; the job ends."""
+    runtime = gateway.app[RUNTIME_KEY]
+    assert runtime.consume_channel is not None
+    short = broker_settings.model_copy(update={"envelope_lifetime": 5})
+    worker = await start_daemon(
+        lambda stop: serve_worker(short, WorkerSettings(health_port=0, stuck_after=600), stop=stop),
+        runtime.consume_channel,
+        runtime.topology.queue("worker.jobs"),
+    )
+    try:
+        body = await _record_job(gateway)
+        await gateway.app[PUBLISHER_KEY].send(
+            body, aud="worker", sub="alice", job=body.job_id, act={"sub": "gateway"}
+        )
+        job_id = body.job_id
+        async with asyncio.timeout(30):
+            while True:
+                letters = (
+                    await (
+                        await gateway.client.get("/api/dlq", headers=gateway.auth("root"))
+                    ).json()
+                )["messages"]
+                mine = [m for m in letters if m["job"] == job_id and m["type"] == "parse.requested"]
+                if mine:
+                    break
+                await asyncio.sleep(0.1)
+        [entry] = mine
+        assert (entry["reason"], entry["iss"], entry["verified"]) == ("expired", "worker", True)
+        assert entry["replayable"] is True
+        parser = await start_daemon(
+            lambda stop: serve_parser(
+                broker_settings, ParserSettings(health_port=0, timeout_seconds=15), stop=stop
+            ),
+            runtime.consume_channel,
+            runtime.topology.queue("parser.requests"),
+        )
+        try:
+            response = await gateway.client.post(
+                f"/api/dlq/{entry['id']}/replay", headers=gateway.auth("root")
+            )
+            assert response.status == 202, await response.text()
+            accepted = await response.json()
+            assert (accepted["queue"], accepted["type"]) == ("parser.requests", "job.submitted")
+            assert await _wait_state(gateway, job_id) == "done"
+        finally:
+            await parser.close()
+    finally:
+        await worker.close()
 
 
 async def test_a_job_submitted_for_a_job_that_is_gone_is_409_and_stays(gateway: Gateway) -> None:

@@ -21,6 +21,7 @@ from store import (
     StoreError,
     StoreUnavailable,
 )
+from store.sqlite.schema import SCHEMA_VERSION
 
 MakeJob = Callable[..., NewJob]
 OpenStore = Callable[[], Awaitable[JobStore]]
@@ -180,7 +181,7 @@ async def test_open_sets_wal_foreign_keys_and_schema_version(tmp_path: Path) -> 
         pass
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     assert {"jobs", "job_events", "results", "result_chunks", "chunks_fts"} <= tables
 
