@@ -84,12 +84,22 @@ def private_database(path: Path) -> Path:
     """A SQLite database file made 0600 in a 0700 directory before SQLite opens it.
 
     SQLite gives the ``-wal`` and ``-shm`` files it creates the database file's mode; ones left
-    by an older run are tightened too.
+    by an older run are tightened too. An existing file is only ever chmod-ed by path, never
+    opened: closing *any* descriptor of a file drops every POSIX lock this process holds on
+    it, and SQLite's locks are how it knows another connection still uses the WAL. A process
+    that opened and closed the file beside a live connection let the next process to close its
+    last connection delete the WAL under it (commits of one process invisible to the other).
     """
     private_dir(path.parent)
-    os.close(open_private(path, os.O_RDONLY))
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o600)
+    except FileExistsError:
+        _tighten(path, PRIVATE_FILE_MODE)  # someone made it first: no SQLite lock of ours on it
+    else:
+        os.close(fd)  # new, so no connection of this process can hold a lock on it yet
+        os.chmod(path, PRIVATE_FILE_MODE, follow_symlinks=False)  # whatever the umask
     for suffix in ("-wal", "-shm", "-journal"):
         companion = path.with_name(path.name + suffix)
         if companion.exists():
-            os.close(open_private(companion, os.O_RDONLY))
+            _tighten(companion, PRIVATE_FILE_MODE)
     return path
