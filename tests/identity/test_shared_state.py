@@ -97,6 +97,23 @@ async def test_guesses_spread_over_two_identity_instances_share_one_limit(
     assert (await second.login(new_pkce())).status == 302
 
 
+async def test_a_code_issued_by_one_instance_is_redeemed_once_on_any(
+    two_providers: tuple[Provider, Provider],
+) -> None:
+    """Signed in on one instance, the code is redeemed on the other; replayed to the first,
+    it is refused and the refresh token it gave is revoked with its sign-in."""
+    first, second = two_providers
+    form = await first.code_form()
+    issued = await second.http.post("/token", data=form)
+    assert issued.status == 200, await issued.text()
+    refresh_token = (await issued.json())["refresh_token"]
+    replayed = await first.http.post("/token", data=form)
+    assert replayed.status == 400
+    assert (await replayed.json())["error"] == "invalid_grant"
+    refreshed = await first.refresh(refresh_token)
+    assert refreshed.status == 400
+
+
 async def _code(store: AnyIdentityStore) -> str:
     return await store.issue_code(
         client_id="web",
