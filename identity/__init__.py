@@ -5,6 +5,11 @@ from __future__ import annotations
 from identity.access_tokens import LiveAccessToken
 from identity.app import create_app
 from identity.audit import AUDIT_FAILURES, AuditTrail, LogAuditSink
+from identity.backends import (
+    AnyIdentityStore,
+    open_identity_store,
+    upgrade_identity_schema,
+)
 from identity.clients import DEVICE_CODE_GRANT, GRANT_TYPES, Client, GrantType
 from identity.codes import AuthorizationCode
 from identity.context import (
@@ -55,6 +60,7 @@ from identity.errors import (
 from identity.keysource import KeySource
 from identity.names import reserved_name
 from identity.pkce import s256_challenge, verify_pkce
+from identity.postgres import PgIdentityStore
 from identity.ratelimit import LoginLimiter, SlidingWindow
 from identity.refresh_tokens import RefreshGrant
 from identity.roles import ROLE_SCOPES, ROLES, Role, check_role, grant_scopes, scopes_for_role
@@ -88,6 +94,7 @@ __all__ = [
     "USER_CODE_ALPHABET",
     "AccessClaims",
     "AccessDenied",
+    "AnyIdentityStore",
     "AuditTrail",
     "AuthorizationCode",
     "AuthorizationPending",
@@ -112,6 +119,7 @@ __all__ = [
     "LogAuditSink",
     "LogRevocationSink",
     "LoginLimiter",
+    "PgIdentityStore",
     "RateLimited",
     "RefreshGrant",
     "RevocationOutbox",
@@ -135,9 +143,11 @@ __all__ = [
     "grant_scopes",
     "new_revocation",
     "normalize_user_code",
+    "open_identity_store",
     "reserved_name",
     "s256_challenge",
     "scopes_for_role",
+    "upgrade_identity_schema",
     "verify_access_token",
     "verify_id_token",
     "verify_pkce",

@@ -12,6 +12,7 @@ from aiohttp import web
 from broker import AuditSink
 from identity.audit import AuditTrail, LogAuditSink
 from identity.authorize import add_authorize_routes
+from identity.backends import AnyIdentityStore, open_identity_state
 from identity.clients import DEVICE_CODE_GRANT
 from identity.context import (
     AUDIT_KEY,
@@ -30,11 +31,9 @@ from identity.discovery import add_discovery_routes
 from identity.end_session import add_end_session_routes
 from identity.errors import IdentityError, InvalidRequest
 from identity.keysource import KeySource
-from identity.ratelimit import LoginLimiter, SlidingWindow
 from identity.revoke import add_revoke_routes
 from identity.settings import CLI_CLIENT_ID, IdentitySettings
 from identity.signin import SignIn
-from identity.store import IdentityStore
 from identity.token_endpoint import add_token_routes
 from identity.tokens import TokenSigner
 from identity.userinfo import add_userinfo_routes
@@ -78,7 +77,7 @@ async def _access_log(request: web.Request, handler: Handler) -> web.StreamRespo
         )
 
 
-async def _seed_cli_client(store: IdentityStore, settings: IdentitySettings) -> None:
+async def _seed_cli_client(store: AnyIdentityStore, settings: IdentitySettings) -> None:
     """Register ``sealflow-cli`` unless it exists; a user holding that name is logged, not fatal."""
     if not settings.seed_cli_client:
         return
@@ -129,24 +128,13 @@ def create_app(
         clock=clock,
     )
     app[REVOCATIONS_KEY] = outbox
-    app[DEVICE_REQUESTS_KEY] = SlidingWindow(
-        settings.device_requests_per_address,
-        settings.device_request_window_seconds,
-        max_keys=settings.rate_limit_max_keys,
-        clock=clock,
-    )
-    limiter = LoginLimiter(
-        per_user=settings.login_failures_per_user,
-        per_address=settings.login_failures_per_address,
-        window=settings.login_window_seconds,
-        max_keys=settings.rate_limit_max_keys,
-        clock=clock,
-    )
 
     async def store_context(app: web.Application) -> AsyncIterator[None]:
-        store = await IdentityStore.open(settings.database_path, clock=clock)
+        state = await open_identity_state(settings, clock=clock)
+        store = state.store
         app[STORE_KEY] = store
-        app[SIGNIN_KEY] = SignIn(store, limiter, trail)
+        app[DEVICE_REQUESTS_KEY] = state.device_requests
+        app[SIGNIN_KEY] = SignIn(store, state.signin_limits, trail)
         trail.start()
         outbox.start()
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal, get_args
@@ -19,8 +20,11 @@ __all__ = [
     "DEVICE_CODE_GRANT",
     "GRANT_TYPES",
     "Client",
+    "ClientRules",
     "ClientTable",
     "GrantType",
+    "checked_client",
+    "client_from_row",
 ]
 
 GrantType = Literal[
@@ -72,7 +76,8 @@ def _grant_types(values: Sequence[str]) -> tuple[GrantType, ...]:
     return tuple(known)
 
 
-def _client_from_row(row: Sequence[object]) -> Client:
+def client_from_row(row: Sequence[object]) -> Client:
+    """The client of a row (client_id, secret_hash, redirect_uris, grant_types, role)."""
     secret_hash = None if row[1] is None else str(row[1])
     return Client(
         client_id=str(row[0]),
@@ -84,9 +89,32 @@ def _client_from_row(row: Sequence[object]) -> Client:
     )
 
 
-class ClientTable(Tables):
-    """The ``clients`` table."""
+def checked_client(
+    client_id: str,
+    secret: str | None,
+    redirect_uris: Sequence[str],
+    grant_types: Sequence[str],
+    role: Role | None,
+) -> tuple[tuple[GrantType, ...], Role | None]:
+    """The grant types and role of a client to register, checked; ``InvalidRequest`` if not."""
+    check_name("client_id", client_id)
+    grants = _grant_types(grant_types)
+    if secret is None and "client_credentials" in grants:
+        raise InvalidRequest("a public client cannot use client_credentials")
+    if "client_credentials" in grants and role is None:
+        raise InvalidRequest("client_credentials needs a role for the client")
+    if role is not None:
+        role = check_role(role)
+    for uri in redirect_uris:
+        if not uri.startswith(("https://", "http://")) or "#" in uri:
+            raise InvalidRequest(f"redirect URI {uri!r} must be absolute, without fragment")
+    return grants, role
 
+
+class ClientRules(ABC):
+    """What every backend's client table does on top of adding and reading clients."""
+
+    @abstractmethod
     async def add_client(
         self,
         client_id: str,
@@ -96,62 +124,11 @@ class ClientTable(Tables):
         grant_types: Sequence[str] = ("authorization_code", "refresh_token"),
         role: Role | None = None,
     ) -> Client:
-        """Register a client; without ``secret`` it is public (PKCE required, no client grant).
+        """Register a client (see the backends)."""
 
-        The id must not be taken by a user, another client or a service: a client-credentials
-        token's ``sub`` is its client id (see :mod:`identity.names`).
-        """
-        check_name("client_id", client_id)
-        grants = _grant_types(grant_types)
-        if secret is None and "client_credentials" in grants:
-            raise InvalidRequest("a public client cannot use client_credentials")
-        if "client_credentials" in grants and role is None:
-            raise InvalidRequest("client_credentials needs a role for the client")
-        if role is not None:
-            role = check_role(role)
-        for uri in redirect_uris:
-            if not uri.startswith(("https://", "http://")) or "#" in uri:
-                raise InvalidRequest(f"redirect URI {uri!r} must be absolute, without fragment")
-        secret_hash = None if secret is None else await asyncio.to_thread(hash_password, secret)
-        async with self._lock:
-            try:
-                await claim_name(self._db, client_id, "client")
-                await self._db.execute(
-                    "INSERT INTO clients (client_id, secret_hash, redirect_uris, grant_types,"
-                    " role, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        client_id,
-                        secret_hash,
-                        json.dumps(list(redirect_uris)),
-                        json.dumps(list(grants)),
-                        role,
-                        self._clock(),
-                    ),
-                )
-            except BaseException:
-                await self._db.rollback()
-                raise
-            await self._db.commit()
-        return Client(client_id, secret is None, tuple(redirect_uris), grants, role, secret_hash)
-
+    @abstractmethod
     async def get_client(self, client_id: str) -> Client | None:
         """The client ``client_id``, or None."""
-        async with self._db.execute(
-            "SELECT client_id, secret_hash, redirect_uris, grant_types, role FROM clients"
-            " WHERE client_id = ?",
-            (client_id,),
-        ) as cursor:
-            row = await cursor.fetchone()
-        return None if row is None else _client_from_row(row)
-
-    async def list_clients(self) -> list[Client]:
-        """Every registered client, by id."""
-        async with self._db.execute(
-            "SELECT client_id, secret_hash, redirect_uris, grant_types, role FROM clients"
-            " ORDER BY client_id"
-        ) as cursor:
-            rows = await cursor.fetchall()
-        return [_client_from_row(row) for row in rows]
 
     async def ensure_public_client(
         self, client_id: str, *, grant_types: Sequence[str], redirect_uris: Sequence[str] = ()
@@ -182,3 +159,63 @@ class ClientTable(Tables):
         ):
             raise InvalidClient("client authentication failed")
         return client
+
+
+class ClientTable(ClientRules, Tables):
+    """The ``clients`` table."""
+
+    async def add_client(
+        self,
+        client_id: str,
+        *,
+        secret: str | None = None,
+        redirect_uris: Sequence[str] = (),
+        grant_types: Sequence[str] = ("authorization_code", "refresh_token"),
+        role: Role | None = None,
+    ) -> Client:
+        """Register a client; without ``secret`` it is public (PKCE required, no client grant).
+
+        The id must not be taken by a user, another client or a service: a client-credentials
+        token's ``sub`` is its client id (see :mod:`identity.names`).
+        """
+        grants, role = checked_client(client_id, secret, redirect_uris, grant_types, role)
+        secret_hash = None if secret is None else await asyncio.to_thread(hash_password, secret)
+        async with self._lock:
+            try:
+                await claim_name(self._db, client_id, "client")
+                await self._db.execute(
+                    "INSERT INTO clients (client_id, secret_hash, redirect_uris, grant_types,"
+                    " role, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        client_id,
+                        secret_hash,
+                        json.dumps(list(redirect_uris)),
+                        json.dumps(list(grants)),
+                        role,
+                        self._clock(),
+                    ),
+                )
+            except BaseException:
+                await self._db.rollback()
+                raise
+            await self._db.commit()
+        return Client(client_id, secret is None, tuple(redirect_uris), grants, role, secret_hash)
+
+    async def get_client(self, client_id: str) -> Client | None:
+        """The client ``client_id``, or None."""
+        async with self._db.execute(
+            "SELECT client_id, secret_hash, redirect_uris, grant_types, role FROM clients"
+            " WHERE client_id = ?",
+            (client_id,),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else client_from_row(row)
+
+    async def list_clients(self) -> list[Client]:
+        """Every registered client, by id."""
+        async with self._db.execute(
+            "SELECT client_id, secret_hash, redirect_uris, grant_types, role FROM clients"
+            " ORDER BY client_id"
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [client_from_row(row) for row in rows]

@@ -15,7 +15,7 @@ from identity.errors import InvalidGrant, TokenReuse
 from identity.hashing import new_token, token_hash
 from identity.refresh_tokens import RefreshFamilies
 
-__all__ = ["CODES_SCHEMA", "AuthorizationCode", "CodeTable"]
+__all__ = ["CODES_SCHEMA", "MAX_CODE_LIFETIME", "AuthorizationCode", "CodeTable", "redeemed_code"]
 
 CODES_SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS codes (
@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS codes (
     used INTEGER NOT NULL DEFAULT 0
 );
 """
-_MAX_CODE_LIFETIME: Final = 60.0
+MAX_CODE_LIFETIME: Final = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +79,7 @@ class CodeTable(RefreshFamilies):
                 username,
                 auth_time,
                 uuid.uuid4().hex,
-                self._clock() + min(lifetime, _MAX_CODE_LIFETIME),
+                self._clock() + min(lifetime, MAX_CODE_LIFETIME),
             ),
         )
         await self._db.commit()
@@ -111,17 +111,23 @@ class CodeTable(RefreshFamilies):
             await self._db.commit()
             if cursor.rowcount != 1:
                 raise InvalidGrant("authorization code already used")
-        if str(row[0]) != client_id:
-            raise InvalidGrant("authorization code was issued to another client")
-        if self._clock() >= float(row[8]):
-            raise InvalidGrant("authorization code expired")
-        return AuthorizationCode(
-            client_id=str(row[0]),
-            redirect_uri=str(row[1]),
-            code_challenge=None if row[2] is None else str(row[2]),
-            nonce=None if row[3] is None else str(row[3]),
-            scope=tuple(str(row[4]).split()),
-            username=str(row[5]),
-            auth_time=int(row[6]),
-            family_id=family_id,
-        )
+        return redeemed_code(row, client_id, self._clock())
+
+
+def redeemed_code(row: Sequence[object], client_id: str, now: float) -> AuthorizationCode:
+    """The code a spent row (client_id, redirect_uri, code_challenge, nonce, scope, username,
+    auth_time, family_id, expires_at, …) held, if ``client_id``'s and not expired."""
+    if str(row[0]) != client_id:
+        raise InvalidGrant("authorization code was issued to another client")
+    if now >= float(str(row[8])):
+        raise InvalidGrant("authorization code expired")
+    return AuthorizationCode(
+        client_id=str(row[0]),
+        redirect_uri=str(row[1]),
+        code_challenge=None if row[2] is None else str(row[2]),
+        nonce=None if row[3] is None else str(row[3]),
+        scope=tuple(str(row[4]).split()),
+        username=str(row[5]),
+        auth_time=int(str(row[6])),
+        family_id=str(row[7]),
+    )

@@ -14,6 +14,7 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from identity.audit import AuditTrail
+from identity.backends import AnyIdentityStore
 from identity.clients import Client
 from identity.control import REVOCATION_LEEWAY, RevocationOutbox
 from identity.errors import (
@@ -25,13 +26,12 @@ from identity.errors import (
     RateLimited,
 )
 from identity.keysource import KeySource
+from identity.limits import RequestLimit
 from identity.names import reserved_name
 from identity.pages import PAGE_HEADERS, error_page
-from identity.ratelimit import SlidingWindow
 from identity.roles import grant_scopes
 from identity.settings import IdentitySettings
 from identity.signin import SignIn
-from identity.store import IdentityStore
 from identity.tokens import TokenSigner
 
 __all__ = [
@@ -57,13 +57,13 @@ __all__ = [
 ]
 
 SETTINGS_KEY: Final = web.AppKey("identity_settings", IdentitySettings)
-STORE_KEY: Final = web.AppKey("identity_store", IdentityStore)
+STORE_KEY: Final = web.AppKey[AnyIdentityStore]("identity_store")
 KEYS_KEY: Final = web.AppKey("identity_keys", KeySource)
 SIGNER_KEY: Final = web.AppKey("identity_signer", TokenSigner)
 AUDIT_KEY: Final = web.AppKey("identity_audit", AuditTrail)
 SIGNIN_KEY: Final = web.AppKey("identity_signin", SignIn)
 REVOCATIONS_KEY: Final = web.AppKey("identity_revocations", RevocationOutbox)
-DEVICE_REQUESTS_KEY: Final = web.AppKey("identity_device_requests", SlidingWindow)
+DEVICE_REQUESTS_KEY: Final = web.AppKey("identity_device_requests", RequestLimit)
 """``/device_authorization`` calls per address, within ``device_request_window_seconds``."""
 
 NO_STORE: Final[Mapping[str, str]] = {"Cache-Control": "no-store", "Pragma": "no-cache"}

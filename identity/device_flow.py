@@ -9,7 +9,6 @@ polls ``/token`` with the device code and gets ``authorization_pending`` / ``slo
 from __future__ import annotations
 
 import hmac
-import math
 import time
 from typing import Any, Final
 
@@ -64,16 +63,13 @@ async def _device_authorization(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS_KEY]
     address = address_key(client_address(request))
     # Limited per address before anything costs work (a confidential client's secret is Argon2).
-    requests = request.app[DEVICE_REQUESTS_KEY]
-    wait = requests.retry_after(address)
-    if wait > 0:
-        retry_after = max(1, math.ceil(wait))
+    retry_after = await request.app[DEVICE_REQUESTS_KEY].take(address)
+    if retry_after > 0:
         raise RateLimited(
             f"too many device requests from this address; try again in {retry_after} seconds",
             retry_after=retry_after,
             scope="address",
         )
-    requests.record(address)
     form = await request.post()
     client = await authenticate_client(request, form)
     _check_device_client(client)
@@ -262,7 +258,7 @@ async def _lookup(request: web.Request, typed: str) -> tuple[str, DeviceRequest]
     """
     signin, address = request.app[SIGNIN_KEY], client_address(request)
     try:
-        reservation = signin.reserve(username=None, address=address, via="device")
+        reservation = await signin.reserve(username=None, address=address, via="device")
     except RateLimited as error:
         return _rate_limited(request, typed, error)
     code = normalize_user_code(typed)
@@ -270,7 +266,7 @@ async def _lookup(request: web.Request, typed: str) -> tuple[str, DeviceRequest]
     if code is None or pending is None:
         signin.failed(username=None, address=address, via="device", reason="unknown_user_code")
         return _page(request, user_code=typed[:32], error="unknown or expired code", status=400)
-    signin.refund(reservation)
+    await signin.refund(reservation)
     return code, pending
 
 

@@ -34,7 +34,10 @@ from identity.errors import (
 from identity.hashing import new_token, token_hash
 
 __all__ = [
+    "KEEP_AFTER_EXPIRY",
+    "SLOW_DOWN_STEP",
     "USER_CODE_ALPHABET",
+    "USER_CODE_LENGTH",
     "DeviceAuthorization",
     "DeviceCodes",
     "DeviceGrant",
@@ -43,14 +46,15 @@ __all__ = [
     "PendingLimits",
     "format_user_code",
     "normalize_user_code",
+    "over_pending_limits",
 ]
 
 USER_CODE_ALPHABET: Final = "BCDFGHJKLMNPQRSTVWXZ"
 """Consonants only: no vowels (no words), no 0/O or 1/I look-alikes (RFC 8628 §6.1)."""
-_USER_CODE_LENGTH: Final = 8
-_USER_CODE: Final = re.compile(f"[{USER_CODE_ALPHABET}]{{{_USER_CODE_LENGTH}}}")
-_SLOW_DOWN_STEP: Final = 5.0
-_KEEP_AFTER_EXPIRY: Final = 86_400.0  # expired rows answer expired_token for a day, then go
+USER_CODE_LENGTH: Final = 8
+_USER_CODE: Final = re.compile(f"[{USER_CODE_ALPHABET}]{{{USER_CODE_LENGTH}}}")
+SLOW_DOWN_STEP: Final = 5.0
+KEEP_AFTER_EXPIRY: Final = 86_400.0  # expired rows answer expired_token for a day, then go
 
 
 def format_user_code(code: str) -> str:
@@ -112,6 +116,19 @@ class DeviceGrant:
     scope: tuple[str, ...]
     auth_time: int
     family_id: str
+
+
+def over_pending_limits(pending: PendingCounts, limits: PendingLimits, lifetime: int) -> None:
+    """Refuse a new request when ``pending`` reaches ``limits``: ``RateLimited`` for the
+    address's share, ``TemporarilyUnavailable`` for the client's or the overall cap."""
+    if pending.per_address >= limits.per_address:
+        raise RateLimited(
+            "too many pending device requests from this address; finish or wait for one to expire",
+            retry_after=max(1, int(lifetime)),
+            scope="address",
+        )
+    if pending.per_client >= limits.per_client or pending.overall >= limits.overall:
+        raise TemporarilyUnavailable("too many pending device requests; try again later")
 
 
 class DeviceCodes:
@@ -188,23 +205,16 @@ class DeviceCodes:
         now = self._clock()
         async with self._lock:
             await self._db.execute(
-                "DELETE FROM device_codes WHERE expires_at < ?", (now - _KEEP_AFTER_EXPIRY,)
+                "DELETE FROM device_codes WHERE expires_at < ?", (now - KEEP_AFTER_EXPIRY,)
             )
             await self._db.commit()
-            pending = await self._pending_counts(now, client_id, address)
-            if pending.per_address >= limits.per_address:
-                raise RateLimited(
-                    "too many pending device requests from this address; finish or wait for"
-                    " one to expire",
-                    retry_after=max(1, int(lifetime)),
-                    scope="address",
-                )
-            if pending.per_client >= limits.per_client or pending.overall >= limits.overall:
-                raise TemporarilyUnavailable("too many pending device requests; try again later")
+            over_pending_limits(
+                await self._pending_counts(now, client_id, address), limits, lifetime
+            )
             device_code = new_token()
             for _ in range(8):
                 user_code = "".join(
-                    secrets.choice(USER_CODE_ALPHABET) for _ in range(_USER_CODE_LENGTH)
+                    secrets.choice(USER_CODE_ALPHABET) for _ in range(USER_CODE_LENGTH)
                 )
                 try:
                     await self._db.execute(
@@ -283,10 +293,10 @@ class DeviceCodes:
             if last_poll is not None and now - float(last_poll) < interval:
                 await self._db.execute(
                     "UPDATE device_codes SET interval = ?, last_poll = ? WHERE device_hash = ?",
-                    (interval + _SLOW_DOWN_STEP, now, digest),
+                    (interval + SLOW_DOWN_STEP, now, digest),
                 )
                 await self._db.commit()
-                raise SlowDown(f"poll at most every {int(interval + _SLOW_DOWN_STEP)} s")
+                raise SlowDown(f"poll at most every {int(interval + SLOW_DOWN_STEP)} s")
             if status != "approved":
                 await self._db.execute(
                     "UPDATE device_codes SET last_poll = ? WHERE device_hash = ?", (now, digest)

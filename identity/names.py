@@ -23,7 +23,10 @@ __all__ = [
     "check_name",
     "claim_existing_names",
     "claim_name",
+    "folded",
+    "refuse_reserved",
     "reserved_name",
+    "taken_error",
 ]
 
 NameKind = Literal["user", "client"]
@@ -40,7 +43,7 @@ CREATE TABLE IF NOT EXISTS names (
 _SERVICES: Final = frozenset(service.casefold() for service in SERVICES)
 
 
-def _folded(name: str) -> str:
+def folded(name: str) -> str:
     """The form names are compared in (Unicode case folding)."""
     return name.casefold()
 
@@ -59,35 +62,45 @@ def check_name(kind: str, value: str) -> str:
 
 def reserved_name(name: str) -> bool:
     """True when ``name`` is a service's (``identity``, ``gateway``, ``worker``, …)."""
-    return _folded(name) in _SERVICES
+    return folded(name) in _SERVICES
 
 
-async def claim_name(db: aiosqlite.Connection, name: str, kind: NameKind) -> None:
-    """Claim ``name`` for a new user or client, in the caller's transaction; a clear error if
-    it is a service's or already taken (by either kind, in any letter case)."""
-    label = "username" if kind == "user" else "client_id"
-    check_name(label, name)
+def refuse_reserved(name: str, kind: NameKind) -> None:
+    """Check ``name`` for a new user or client; a clear error if it is a service's."""
+    check_name("username" if kind == "user" else "client_id", name)
     if reserved_name(name):
         raise InvalidRequest(
             f"{name!r} is the name of a Sealflow service; users, clients and services share"
             " one namespace"
         )
+
+
+def taken_error(name: str, kind: NameKind, holder: tuple[str, str] | None) -> InvalidRequest:
+    """The error for claiming ``name`` when ``holder`` (its name and kind) holds it already."""
+    taken, owner = (name, kind) if holder is None else holder
+    if (taken, owner) == (name, kind):
+        return InvalidRequest(f"{kind} {name!r} already exists")
+    return InvalidRequest(
+        f"{name!r} is already taken by a {owner} ({taken!r}); users, clients and services"
+        " share one namespace, and names differing only in case count as one"
+    )
+
+
+async def claim_name(db: aiosqlite.Connection, name: str, kind: NameKind) -> None:
+    """Claim ``name`` for a new user or client, in the caller's transaction; a clear error if
+    it is a service's or already taken (by either kind, in any letter case)."""
+    refuse_reserved(name, kind)
     try:
         await db.execute(
-            "INSERT INTO names (folded, name, kind) VALUES (?, ?, ?)", (_folded(name), name, kind)
+            "INSERT INTO names (folded, name, kind) VALUES (?, ?, ?)", (folded(name), name, kind)
         )
     except aiosqlite.IntegrityError as error:
         async with db.execute(
-            "SELECT name, kind FROM names WHERE folded = ?", (_folded(name),)
+            "SELECT name, kind FROM names WHERE folded = ?", (folded(name),)
         ) as cursor:
             row = await cursor.fetchone()
-        taken, owner = (name, kind) if row is None else (str(row[0]), str(row[1]))
-        if (taken, owner) == (name, kind):
-            raise InvalidRequest(f"{kind} {name!r} already exists") from error
-        raise InvalidRequest(
-            f"{name!r} is already taken by a {owner} ({taken!r}); users, clients and services"
-            " share one namespace, and names differing only in case count as one"
-        ) from error
+        holder = None if row is None else (str(row[0]), str(row[1]))
+        raise taken_error(name, kind, holder) from error
 
 
 async def claim_existing_names(db: aiosqlite.Connection) -> list[str]:
@@ -108,11 +121,11 @@ async def claim_existing_names(db: aiosqlite.Connection) -> list[str]:
                 clashes.append(str(name))
             cursor = await db.execute(
                 "INSERT OR IGNORE INTO names (folded, name, kind) VALUES (?, ?, ?)",
-                (_folded(str(name)), str(name), kind),
+                (folded(str(name)), str(name), kind),
             )
             if cursor.rowcount == 0:
                 async with db.execute(
-                    "SELECT name, kind FROM names WHERE folded = ?", (_folded(str(name)),)
+                    "SELECT name, kind FROM names WHERE folded = ?", (folded(str(name)),)
                 ) as found:
                     row = await found.fetchone()
                 if row is not None and (str(row[0]), str(row[1])) != (str(name), kind):

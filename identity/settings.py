@@ -24,6 +24,10 @@ class IdentitySettings(BaseSettings):
     data_dir: Path = Path("./var")
     keys_dir: Path = Path("./var/keys")
     api_audience: str = "sealflow-gateway"
+    database_url: str | None = Field(default=None, pattern=r"^(postgres(ql)?://.*)?$")
+    """``SEALFLOW_DATABASE_URL``: unset, the SQLite file under ``data_dir`` and rate limits in
+    memory; ``postgresql://…``, the identity's tables and rate-limit counters there, shared by
+    every identity instance."""
     access_token_lifetime: int = Field(default=900, ge=1, le=900)
     id_token_lifetime: int = Field(default=900, ge=1, le=3_600)
     code_lifetime: int = Field(default=60, ge=1, le=60)

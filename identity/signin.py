@@ -12,9 +12,10 @@ from __future__ import annotations
 from typing import Final
 
 from identity.audit import AuditTrail
+from identity.backends import AnyIdentityStore
 from identity.errors import AccessDenied, RateLimited
-from identity.ratelimit import Blocked, LoginLimiter, Reservation
-from identity.store import IdentityStore
+from identity.limits import SignInLimits
+from identity.ratelimit import Blocked, Reservation
 from identity.users import User
 
 __all__ = ["MAX_PASSWORD_CHARS", "MAX_USERNAME_CHARS", "SignIn"]
@@ -26,24 +27,24 @@ MAX_PASSWORD_CHARS: Final = 1024
 class SignIn:
     """Checks credentials for the pages, under the per-user and per-address limits."""
 
-    def __init__(self, store: IdentityStore, limiter: LoginLimiter, audit: AuditTrail) -> None:
+    def __init__(self, store: AnyIdentityStore, limiter: SignInLimits, audit: AuditTrail) -> None:
         self.store = store
         self.limiter = limiter
         self.audit = audit
 
-    def reserve(self, *, username: str | None, address: str, via: str) -> Reservation:
+    async def reserve(self, *, username: str | None, address: str, via: str) -> Reservation:
         """Count this attempt against the limits now; :class:`RateLimited` (audited) if over.
 
         Give the reservation back with :meth:`refund` when the attempt does not fail.
         """
-        reserved = self.limiter.reserve(username=username, address=address)
+        reserved = await self.limiter.reserve(username=username, address=address)
         if isinstance(reserved, Reservation):
             return reserved
         raise self._refused(reserved, username=username, address=address, via=via)
 
-    def refund(self, reservation: Reservation) -> None:
+    async def refund(self, reservation: Reservation) -> None:
         """The attempt did not fail: take its reservation back."""
-        self.limiter.refund(reservation)
+        await self.limiter.refund(reservation)
 
     def failed(self, *, username: str | None, address: str, via: str, reason: str) -> None:
         """Audit a failed attempt (its reservation stays counted)."""
@@ -60,18 +61,22 @@ class SignIn:
         self, username: str, password: str, *, address: str, client_id: str, via: str
     ) -> User:
         """The signed-in user; ``RateLimited`` or ``AccessDenied`` (both audited) otherwise."""
-        if len(username) > MAX_USERNAME_CHARS or len(password) > MAX_PASSWORD_CHARS:
-            self.reserve(username=None, address=address, via=via)
+        if (
+            len(username) > MAX_USERNAME_CHARS
+            or len(password) > MAX_PASSWORD_CHARS
+            or not username.isprintable()
+        ):
+            await self.reserve(username=None, address=address, via=via)
             self.failed(username=None, address=address, via=via, reason="invalid_credentials")
             raise AccessDenied("invalid username or password")
-        reservation = self.reserve(username=username, address=address, via=via)
+        reservation = await self.reserve(username=username, address=address, via=via)
         try:
             user = await self.store.authenticate_user(username, password)
         except AccessDenied:
             self.failed(username=username, address=address, via=via, reason="invalid_credentials")
             raise
-        self.refund(reservation)
-        self.limiter.success(username=username)
+        await self.refund(reservation)
+        await self.limiter.success(username=username)
         self.audit.record(
             type="signin.succeeded",
             action=via,

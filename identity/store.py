@@ -39,6 +39,8 @@ _SCHEMAS = (
 class IdentityStore(UserTable, ClientTable, CodeTable, AccessTokenTable):
     """Async access to the identity database; open with :meth:`open`, finish with :meth:`close`."""
 
+    backend = "sqlite"
+
     def __init__(self, connection: aiosqlite.Connection, clock: Callable[[], float]) -> None:
         super().__init__(connection, clock)
         self.devices = DeviceCodes(connection, lambda: self._clock(), self._lock)

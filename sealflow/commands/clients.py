@@ -13,9 +13,9 @@ from identity import (
     DEVICE_CODE_GRANT,
     GRANT_TYPES,
     ROLES,
+    AnyIdentityStore,
     Client,
     IdentitySettings,
-    IdentityStore,
     check_role,
 )
 from sealflow.commands._local import say_when_empty
@@ -60,7 +60,7 @@ def add(
     grant_types = [_GRANT_NAMES[name] for name in grants] or ["authorization_code", "refresh_token"]
     secret = None if public else secrets.token_urlsafe(32)
 
-    async def action(store: IdentityStore) -> Client:
+    async def action(store: AnyIdentityStore) -> Client:
         return await store.add_client(
             client_id,
             secret=secret,
@@ -80,7 +80,7 @@ def add(
 def list_() -> None:
     """List clients with their kind, grants, redirect URIs and role."""
 
-    async def action(store: IdentityStore) -> list[Client]:
+    async def action(store: AnyIdentityStore) -> list[Client]:
         return await store.list_clients()
 
     found = run_with_store(action)

@@ -13,27 +13,36 @@ import click
 from pydantic import ValidationError
 
 from broker import BrokerSettings
-from store import StoreError, upgrade_schema
+from identity import upgrade_identity_schema
+from store import StoreError, Upgrade, upgrade_schema
 
 __all__ = ["db"]
 
 
 @click.group()
 def db() -> None:
-    """The job database: schema migrations."""
+    """The shared database: schema migrations (job store, and the identity on PostgreSQL)."""
 
 
 @db.command()
 def upgrade() -> None:
-    """Bring the job database's schema to this version of Sealflow."""
+    """Bring the database schemas to this version of Sealflow."""
     try:
         settings = BrokerSettings()
     except ValidationError as exc:
         raise click.ClickException(f"bad settings: {exc.errors()[0]['msg']}") from exc
     try:
         done = asyncio.run(upgrade_schema(settings.database_url, settings.data_dir))
+        identity = asyncio.run(upgrade_identity_schema(settings.database_url))
     except StoreError as exc:
         raise click.ClickException(f"{exc.reason}: {exc.detail}") from exc
+    for upgrade in (done, identity):
+        if upgrade is not None:
+            _report(upgrade)
+
+
+def _report(done: Upgrade) -> None:
+    """One line saying what an upgrade did."""
     if done.found == done.now:
         click.echo(f"{done.backend}: schema already at version {done.now}")
     else:

@@ -5,25 +5,32 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import click
 
-from identity import IdentityError, IdentitySettings, IdentityStore
+from identity import AnyIdentityStore, IdentityError, IdentitySettings, open_identity_store
 from sealflow.commands._local import say_where
+from store import StoreError, backend_of
 
 __all__ = ["run_with_store"]
 
 T = TypeVar("T")
 
 
-def run_with_store(action: Callable[[IdentityStore], Awaitable[T]]) -> T:
-    """Run ``action`` on the store under SEALFLOW_DATA_DIR; its errors become one-line exits."""
+def run_with_store(action: Callable[[AnyIdentityStore], Awaitable[T]]) -> T:
+    """Run ``action`` on the identity store the settings name (SEALFLOW_DATABASE_URL, else
+    the SQLite file under SEALFLOW_DATA_DIR); its errors become one-line exits."""
 
-    path = IdentitySettings().database_path
-    say_where(identity_database=path)
+    settings = IdentitySettings()
+    if backend_of(settings.database_url) == "postgresql":
+        where = urlsplit(settings.database_url or "")
+        click.echo(f"using identity database PostgreSQL {where.hostname}{where.path}", err=True)
+    else:
+        say_where(identity_database=settings.database_path)
 
     async def main() -> T:
-        store = await IdentityStore.open(path)
+        store = await open_identity_store(settings)
         try:
             return await action(store)
         finally:
@@ -33,5 +40,7 @@ def run_with_store(action: Callable[[IdentityStore], Awaitable[T]]) -> T:
         return asyncio.run(main())
     except IdentityError as error:
         raise click.ClickException(error.description) from error
+    except StoreError as error:
+        raise click.ClickException(f"{error.reason}: {error.detail}") from error
     except ValueError as error:
         raise click.ClickException(str(error)) from error

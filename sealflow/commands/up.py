@@ -62,14 +62,14 @@ def _ensure_broker(url: str, start: bool) -> None:
 def _ensure_web_client() -> None:
     """Register the gateway's browser client (public, PKCE) at the identity if it is missing."""
     from gateway.web import WEB_GRANT_TYPES, WebSettings
-    from identity import IdentityStore
+    from identity import AnyIdentityStore
     from sealflow.commands.identity_db import run_with_store
 
     web = WebSettings()
     if web.client_secret is not None:
         return  # a confidential client is registered by hand (`sealflow clients add`)
 
-    async def action(store: IdentityStore) -> tuple[bool, tuple[str, ...]]:
+    async def action(store: AnyIdentityStore) -> tuple[bool, tuple[str, ...]]:
         added = await store.ensure_public_client(
             web.client_id, grant_types=list(WEB_GRANT_TYPES), redirect_uris=[web.redirect_uri]
         )

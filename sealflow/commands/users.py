@@ -13,8 +13,8 @@ from rich.table import Table
 from identity import (
     REVOCATION_LEEWAY,
     ROLES,
+    AnyIdentityStore,
     IdentitySettings,
-    IdentityStore,
     Role,
     User,
     check_role,
@@ -64,7 +64,7 @@ def add(username: str, role: str, password_stdin: bool) -> None:
     """Add USERNAME; the password is prompted twice (hidden) unless --password-stdin."""
     password = _read_password(password_stdin)
 
-    async def action(store: IdentityStore) -> User:
+    async def action(store: AnyIdentityStore) -> User:
         return await store.add_user(username, password, _role(role))
 
     user = run_with_store(action)
@@ -75,7 +75,7 @@ def add(username: str, role: str, password_stdin: bool) -> None:
 def list_() -> None:
     """List users with their role and state."""
 
-    async def action(store: IdentityStore) -> list[User]:
+    async def action(store: AnyIdentityStore) -> list[User]:
         return await store.list_users()
 
     found = run_with_store(action)
@@ -90,7 +90,7 @@ def list_() -> None:
 
 
 def _set_disabled(username: str, disabled: bool) -> None:
-    async def action(store: IdentityStore) -> None:
+    async def action(store: AnyIdentityStore) -> None:
         await store.set_user_disabled(username, disabled)
 
     run_with_store(action)
@@ -140,7 +140,7 @@ def enable(username: str) -> None:
 def set_role(username: str, role: str) -> None:
     """Give USERNAME another ROLE (effective for tokens issued from now on)."""
 
-    async def action(store: IdentityStore) -> User:
+    async def action(store: AnyIdentityStore) -> User:
         return await store.set_user_role(username, _role(role))
 
     user = run_with_store(action)

@@ -8,14 +8,23 @@ Never edit a released entry: append a new one.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final, LiteralString
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import TupleRow
 
 from store.errors import StoreUnavailable
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate", "schema_version"]
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "Migrations",
+    "apply_migrations",
+    "migrate",
+    "schema_version",
+]
 
 _LOCK_KEY: Final = 0x5EA1F10_0001
 """The advisory lock every migrating process takes (an arbitrary constant of this project)."""
@@ -144,45 +153,83 @@ _V2: Final[tuple[LiteralString, ...]] = (
 MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (_V1, _V2)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
-_CREATE_VERSIONS: Final = (
-    "CREATE TABLE IF NOT EXISTS sealflow_schema ("
-    " version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-)
+
+@dataclass(frozen=True, slots=True)
+class Migrations:
+    """One schema's numbered migrations, the table recording its version and its advisory lock.
+
+    The job store's is :data:`JOB_SCHEMA`; another part of Sealflow keeping tables in the same
+    database (the identity) declares its own, so each is versioned on its own.
+    """
+
+    name: str
+    steps: tuple[tuple[LiteralString, ...], ...]
+    table: LiteralString
+    """The table recording the versions applied."""
+    lock_key: int
+
+    @property
+    def version(self) -> int:
+        """The version this code brings the schema to."""
+        return len(self.steps)
 
 
-async def schema_version(conn: psycopg.AsyncConnection[TupleRow]) -> int:
+JOB_SCHEMA: Final = Migrations("database", MIGRATIONS, "sealflow_schema", _LOCK_KEY)
+
+
+async def schema_version(
+    conn: psycopg.AsyncConnection[TupleRow], migrations: Migrations = JOB_SCHEMA
+) -> int:
     """The version the database is at (0 when no migration was applied)."""
     async with conn.cursor() as cur:
-        await cur.execute("SELECT to_regclass('sealflow_schema') IS NOT NULL")
+        await cur.execute("SELECT to_regclass(%s) IS NOT NULL", (migrations.table,))
         row = await cur.fetchone()
         if row is None or not row[0]:
             return 0
-        await cur.execute("SELECT COALESCE(MAX(version), 0) FROM sealflow_schema")
+        await cur.execute(
+            sql.SQL("SELECT COALESCE(MAX(version), 0) FROM {}").format(sql.SQL(migrations.table))
+        )
         row = await cur.fetchone()
     return 0 if row is None else int(row[0])
 
 
 async def migrate(conn: psycopg.AsyncConnection[TupleRow]) -> int:
-    """Bring the schema up to ``SCHEMA_VERSION``; returns the version found before.
+    """Bring the job store's schema up to ``SCHEMA_VERSION``; returns the version found before.
 
     Raises ``StoreUnavailable`` when the database is newer than this code.
     """
+    return await apply_migrations(conn, JOB_SCHEMA)
+
+
+async def apply_migrations(conn: psycopg.AsyncConnection[TupleRow], migrations: Migrations) -> int:
+    """Bring ``migrations``' schema up to its version; returns the version found before.
+
+    Raises ``StoreUnavailable`` when the database is newer than this code.
+    """
+    create_versions = sql.SQL(
+        "CREATE TABLE IF NOT EXISTS {} ("
+        " version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+    ).format(sql.SQL(migrations.table))
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-        await conn.execute(_CREATE_VERSIONS)
-        found = await schema_version(conn)
-    if found > SCHEMA_VERSION:
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (migrations.lock_key,))
+        await conn.execute(create_versions)
+        found = await schema_version(conn, migrations)
+    if found > migrations.version:
         raise StoreUnavailable(
-            f"database schema version {found} is newer than this code's {SCHEMA_VERSION}",
+            f"{migrations.name} schema version {found} is newer than this code's"
+            f" {migrations.version}",
             reason="schema_too_new",
         )
-    for version in range(found, SCHEMA_VERSION):
+    for version in range(found, migrations.version):
         async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (migrations.lock_key,))
             # Another process may have migrated while we waited for the lock.
-            if await schema_version(conn) > version:
+            if await schema_version(conn, migrations) > version:
                 continue
-            for statement in MIGRATIONS[version]:
+            for statement in migrations.steps[version]:
                 await conn.execute(statement)
-            await conn.execute("INSERT INTO sealflow_schema (version) VALUES (%s)", (version + 1,))
+            await conn.execute(
+                sql.SQL("INSERT INTO {} (version) VALUES (%s)").format(sql.SQL(migrations.table)),
+                (version + 1,),
+            )
     return found

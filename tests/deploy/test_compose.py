@@ -18,13 +18,19 @@ def _compose() -> list[str]:
     # Compose v2 is a plugin of the docker client; Debian's docker-compose (v1) is what
     # `make test` installs where the plugin is missing. Neither needs a Docker engine for `config`.
     docker = shutil.which("docker")
-    if docker and subprocess.run(
-        [docker, "compose", "version"], capture_output=True, check=False
-    ).returncode == 0:
+    if (
+        docker
+        and subprocess.run(
+            [docker, "compose", "version"], capture_output=True, check=False
+        ).returncode
+        == 0
+    ):
         return [docker, "compose"]
     legacy = shutil.which("docker-compose")
     if legacy is None:
-        pytest.fail("neither `docker compose` nor `docker-compose` is installed (make test installs it)")
+        pytest.fail(
+            "neither `docker compose` nor `docker-compose` is installed (make test installs it)"
+        )
     return [legacy]
 
 
@@ -58,5 +64,9 @@ def test_compose_publishes_ports_on_loopback_only() -> None:
     services = _config()["services"]
     for name, service in services.items():
         for port in service.get("ports", []):
-            published = port if isinstance(port, str) else f"{port.get('host_ip', '')}:{port.get('published')}"
+            published = (
+                port
+                if isinstance(port, str)
+                else f"{port.get('host_ip', '')}:{port.get('published')}"
+            )
             assert str(published).startswith("127.0.0.1:"), (name, port)

@@ -1,9 +1,10 @@
 """Fixtures for the identity tests: a provider on a test server with recording audit and
-revocation sinks and a clock the test moves (helpers in tests/support/identity_testing.py)."""
+revocation sinks and a clock the test moves (helpers in tests/support/identity_testing.py), and
+the identity store on each backend (``open_identity``, ``store``)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,40 @@ from identity_testing import (
     RecordingRevocations,
     RecordingSink,
 )
+from store_testing import BACKENDS, reset_identity
+from store_testing import postgres_url as postgres_url  # the session fixture, registered here
 
-from identity import STORE_KEY, IdentitySettings, create_app
+from identity import (
+    STORE_KEY,
+    AnyIdentityStore,
+    IdentitySettings,
+    IdentityStore,
+    PgIdentityStore,
+    create_app,
+)
 from keys import KeyRing
+
+OpenIdentity = Callable[[], Awaitable[AnyIdentityStore]]
+
+
+@pytest.fixture(params=BACKENDS)
+def open_identity(request: pytest.FixtureRequest, tmp_path: Path) -> OpenIdentity:
+    """Opens another handle (another identity instance) on one empty identity database of the
+    backend under test: a SQLite file, or the run's PostgreSQL database with its tables emptied."""
+    if request.param == "sqlite":
+        path = tmp_path / "identity.sqlite3"
+        return lambda: IdentityStore.open(path)
+    url: str = request.getfixturevalue("postgres_url")
+    reset_identity(url)
+    return lambda: PgIdentityStore.open(url)
+
+
+@pytest.fixture
+async def store(open_identity: OpenIdentity) -> AsyncIterator[AnyIdentityStore]:
+    """The identity store of the backend under test, empty."""
+    opened = await open_identity()
+    yield opened
+    await opened.close()
 
 
 @pytest.fixture

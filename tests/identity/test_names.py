@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -15,22 +14,14 @@ from aiohttp import encode_basic_auth
 from aiohttp.test_utils import TestClient, TestServer
 from identity_testing import PASSWORDS, REDIRECT, WEB, Provider, new_pkce
 
-from identity import IdentitySettings, IdentityStore, InvalidRequest, create_app
+from identity import AnyIdentityStore, IdentitySettings, IdentityStore, InvalidRequest, create_app
 from identity.hashing import hash_password
 from schemas import SERVICES
 
 _CC = {"secret": "a long client secret", "grant_types": ["client_credentials"], "role": "user"}
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[IdentityStore]:
-    """A fresh identity store in the test's directory."""
-    opened = await IdentityStore.open(tmp_path / "identity.sqlite3")
-    yield opened
-    await opened.close()
-
-
-async def test_a_client_named_like_a_user_is_refused(store: IdentityStore) -> None:
+async def test_a_client_named_like_a_user_is_refused(store: AnyIdentityStore) -> None:
     """The attack: a client-credentials client ``alice`` would get tokens with sub=alice and
     own alice's jobs."""
     await store.add_user("alice", "long password", "user")
@@ -41,7 +32,7 @@ async def test_a_client_named_like_a_user_is_refused(store: IdentityStore) -> No
     assert await store.get_client("alice") is None
 
 
-async def test_a_user_named_like_a_client_is_refused(store: IdentityStore) -> None:
+async def test_a_user_named_like_a_client_is_refused(store: AnyIdentityStore) -> None:
     """The other way round: a user may not take a client's id as name."""
     await store.add_client("reports-bot", **_CC)  # type: ignore[arg-type]
     with pytest.raises(InvalidRequest) as caught:
@@ -51,7 +42,7 @@ async def test_a_user_named_like_a_client_is_refused(store: IdentityStore) -> No
 
 
 @pytest.mark.parametrize("service", SERVICES)
-async def test_service_names_are_never_free(store: IdentityStore, service: str) -> None:
+async def test_service_names_are_never_free(store: AnyIdentityStore, service: str) -> None:
     """A user ``worker`` revoked by sub would silence the worker: names of services are
     refused for users and clients, whatever their case."""
     for name in (service, service.upper(), service.capitalize()):
@@ -64,7 +55,7 @@ async def test_service_names_are_never_free(store: IdentityStore, service: str) 
     assert await store.list_clients() == []
 
 
-async def test_names_differing_only_in_case_are_one_name(store: IdentityStore) -> None:
+async def test_names_differing_only_in_case_are_one_name(store: AnyIdentityStore) -> None:
     """``Alice`` and ``alice`` are one name, for users and clients alike."""
     await store.add_user("Alice", "long password", "user")
     with pytest.raises(InvalidRequest) as as_user:
@@ -78,7 +69,7 @@ async def test_names_differing_only_in_case_are_one_name(store: IdentityStore) -
 
 
 async def test_a_user_and_a_client_racing_for_one_name_get_it_once(
-    store: IdentityStore,
+    store: AnyIdentityStore,
 ) -> None:
     """Concurrent creations of one name: exactly one wins."""
     results = await asyncio.gather(

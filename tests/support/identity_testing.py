@@ -16,7 +16,7 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
 from broker import PublishFailed
-from identity import AUDIT_KEY, STORE_KEY, IdentitySettings, IdentityStore
+from identity import AUDIT_KEY, STORE_KEY, AnyIdentityStore, IdentitySettings
 from schemas import AuditEvent, Revocation
 
 REDIRECT = "https://app.example/callback"
@@ -97,7 +97,7 @@ class Provider:
     settings: IdentitySettings
 
     @property
-    def store(self) -> IdentityStore:
+    def store(self) -> AnyIdentityStore:
         return self.http.app[STORE_KEY]
 
     async def audit(self) -> RecordingSink:

@@ -22,20 +22,28 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from identity import AnyIdentityStore, PgIdentityStore
 from store import JobStore, PgJobStore, SqliteJobStore
 
 __all__ = [
     "BACKENDS",
     "fresh_database",
+    "identity_rows",
     "index_rows",
     "postgres_server",
     "postgres_url",
+    "reset_identity",
     "reset_postgres",
 ]
 
 BACKENDS: Final = ("sqlite", "postgresql")
 _DEFAULT_SERVER: Final = "postgresql://postgres@127.0.0.1:5432/postgres"
 _TABLES: Final = "jobs, processed_keys, blobs, spent_envelopes, revocations"
+_IDENTITY_TABLES: Final = (
+    "identity.names, identity.users, identity.clients, identity.codes,"
+    " identity.refresh_tokens, identity.revoked_families, identity.access_tokens,"
+    " identity.revoked_jtis, identity.device_codes, identity.attempts"
+)
 
 
 def _with_database(url: str, name: str) -> str:
@@ -126,3 +134,23 @@ async def index_rows(store: JobStore) -> int:
         row = await cur.fetchone()
     assert row is not None
     return int(row[0])
+
+
+def reset_identity(url: str) -> None:
+    """Empty the identity's tables of the test database (its schema stays)."""
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+        row = conn.execute("SELECT to_regclass('identity.users') IS NOT NULL").fetchone()
+        if row is not None and row[0]:
+            conn.execute(f"TRUNCATE {_IDENTITY_TABLES}")
+
+
+async def identity_rows(store: AnyIdentityStore, query: str) -> list[tuple[object, ...]]:
+    """The rows of a read-only ``query`` naming the identity's tables unqualified, on either
+    backend (to check what is stored at rest: hashes, expiry times)."""
+    if isinstance(store, PgIdentityStore):
+        async with store.pool.connection() as conn, conn.transaction():
+            await conn.execute("SET LOCAL search_path TO identity")
+            cur = await conn.execute(query.encode())
+            return list(await cur.fetchall())
+    async with store._db.execute(query) as cursor:
+        return [tuple(row) for row in await cursor.fetchall()]
