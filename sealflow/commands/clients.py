@@ -19,7 +19,7 @@ from identity import (
     check_role,
 )
 from sealflow.commands._local import say_when_empty
-from sealflow.commands.identity_db import run_with_store
+from sealflow.commands.identity_db import identity_location, run_with_store
 
 __all__ = ["clients"]
 
@@ -84,7 +84,7 @@ def list_() -> None:
         return await store.list_clients()
 
     found = run_with_store(action)
-    say_when_empty(len(found), "clients", IdentitySettings().database_path, "SEALFLOW_DATA_DIR")
+    say_when_empty(len(found), "clients", *identity_location(IdentitySettings()))
     table = Table(title=f"{len(found)} client(s)")
     for column in ("client_id", "kind", "grants", "redirect URIs", "role"):
         table.add_column(column)

@@ -13,9 +13,17 @@ from identity import AnyIdentityStore, IdentityError, IdentitySettings, open_ide
 from sealflow.commands._local import say_where
 from store import StoreError, backend_of
 
-__all__ = ["run_with_store"]
+__all__ = ["identity_location", "run_with_store"]
 
 T = TypeVar("T")
+
+
+def identity_location(settings: IdentitySettings) -> tuple[str, str]:
+    """Where the identity's state is, for people, and the setting that chose it."""
+    if backend_of(settings.database_url) == "postgresql":
+        where = urlsplit(settings.database_url or "")
+        return f"PostgreSQL {where.hostname}{where.path}", "SEALFLOW_DATABASE_URL"
+    return str(settings.database_path.resolve()), "SEALFLOW_DATA_DIR"
 
 
 def run_with_store(action: Callable[[AnyIdentityStore], Awaitable[T]]) -> T:
@@ -23,11 +31,7 @@ def run_with_store(action: Callable[[AnyIdentityStore], Awaitable[T]]) -> T:
     the SQLite file under SEALFLOW_DATA_DIR); its errors become one-line exits."""
 
     settings = IdentitySettings()
-    if backend_of(settings.database_url) == "postgresql":
-        where = urlsplit(settings.database_url or "")
-        click.echo(f"using identity database PostgreSQL {where.hostname}{where.path}", err=True)
-    else:
-        say_where(identity_database=settings.database_path)
+    say_where(identity_database=identity_location(settings)[0])
 
     async def main() -> T:
         store = await open_identity_store(settings)

@@ -20,7 +20,7 @@ from identity import (
     check_role,
 )
 from sealflow.commands._local import say_when_empty
-from sealflow.commands.identity_db import run_with_store
+from sealflow.commands.identity_db import identity_location, run_with_store
 from sealflow.commands.revoke import broadcast, build
 
 __all__ = ["users"]
@@ -79,7 +79,7 @@ def list_() -> None:
         return await store.list_users()
 
     found = run_with_store(action)
-    say_when_empty(len(found), "users", IdentitySettings().database_path, "SEALFLOW_DATA_DIR")
+    say_when_empty(len(found), "users", *identity_location(IdentitySettings()))
     table = Table(title=f"{len(found)} user(s)")
     table.add_column("username")
     table.add_column("role")
