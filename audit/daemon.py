@@ -146,6 +146,7 @@ async def serve(
     stop = stop if stop is not None else asyncio.Event()
     runtime = ServiceRuntime("audit", settings)
     signer = KeyRing.load(settings.keys_dir, "audit").signing_key()
+    anchor = await log_settings.open_anchor()
     log = await asyncio.to_thread(
         AuditLog.open,
         settings.data_dir / "audit",
@@ -154,7 +155,7 @@ async def serve(
         checkpoint_interval=log_settings.checkpoint_interval,
         segment_max_records=log_settings.segment_max_records,
         dedup_window=log_settings.dedup_window,
-        anchor=log_settings.anchor(),
+        anchor=anchor,
     )
     writer = AuditWriter(
         log,

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from audit.anchor import FileAnchor, anchor_inside
+from audit.anchor import CheckpointAnchor, FileAnchor, PgAnchor, anchor_inside
 from audit.errors import AuditLogError
+from store.backends import backend_of
+from store.errors import StoreError
+from store.postgres.audit_anchors import upgrade_audit_anchor_schema
 
 __all__ = ["AuditSettings"]
 
 
 class AuditSettings(BaseSettings):
     """Where the log and its anchor live, where the keys are, and how often checkpoints are
-    signed."""
+    signed.
+
+    The anchor is a row of PostgreSQL when ``SEALFLOW_DATABASE_URL`` is a postgresql:// URL
+    (keyed by namespace and log name), else the anchor file.
+    """
 
     model_config = SettingsConfigDict(env_prefix="SEALFLOW_", extra="ignore")
 
@@ -33,6 +41,22 @@ class AuditSettings(BaseSettings):
     ``<data_dir>/audit-anchor.json``, beside the log directory; point it at another filesystem
     or owner to keep it out of reach of whoever can edit the log."""
 
+    database_url: str | None = Field(default=None, pattern=r"^(postgres(ql)?://.*)?$")
+    """``SEALFLOW_DATABASE_URL``: a postgresql:// URL anchors the log in that database."""
+    namespace: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]{0,64}$")
+    audit_log_name: str | None = Field(default=None, pattern=r"^[^\x00-\x1f\x7f]{1,256}$")
+    """``SEALFLOW_AUDIT_LOG_NAME``: the name this log is anchored under in PostgreSQL. Default
+    ``<host name>:<absolute log directory>``; every log (a standby keeps its own) needs its own,
+    the same for as long as the log lives (set it where the host name changes, in containers)."""
+
+    @property
+    def log_id(self) -> str:
+        """The key of this log's anchor row: ``<namespace>/<log name>``."""
+        name = self.audit_log_name
+        if name is None:
+            name = f"{socket.gethostname()}:{self.audit_dir.resolve()}"
+        return f"{self.namespace}/{name}"
+
     @property
     def anchor_path(self) -> Path:
         """The anchor file (never inside the log directory: :meth:`anchor` refuses that)."""
@@ -42,8 +66,19 @@ class AuditSettings(BaseSettings):
             else self.data_dir / "audit-anchor.json"
         )
 
-    def anchor(self) -> FileAnchor:
-        """The log's anchor; raises ``invalid_setting`` when it lies in the log directory."""
+    def anchor(self) -> CheckpointAnchor:
+        """The log's anchor: its PostgreSQL row, or the anchor file (``invalid_setting`` when
+        that lies in the log directory)."""
+        if backend_of(self.database_url) == "postgresql":
+            assert self.database_url is not None
+            log_id = self.log_id
+            if len(log_id.encode()) > 512:
+                raise AuditLogError(
+                    f"the audit log name {log_id!r} is longer than 512 bytes: set a shorter "
+                    "SEALFLOW_AUDIT_LOG_NAME",
+                    reason="invalid_setting",
+                )
+            return PgAnchor(self.database_url, log_id)
         path = self.anchor_path
         if anchor_inside(path, self.audit_dir):
             raise AuditLogError(
@@ -51,6 +86,18 @@ class AuditSettings(BaseSettings):
                 reason="invalid_setting",
             )
         return FileAnchor(path)
+
+    async def open_anchor(self) -> CheckpointAnchor:
+        """The log's anchor, its PostgreSQL table created or migrated first; raises
+        ``anchor_unavailable`` when the database cannot be used."""
+        try:
+            await upgrade_audit_anchor_schema(self.database_url)
+        except StoreError as exc:
+            raise AuditLogError(
+                f"cannot prepare the audit anchor table: {exc.detail}",
+                reason="anchor_unavailable",
+            ) from exc
+        return self.anchor()
 
     @property
     def max_unsigned_age(self) -> float:

@@ -328,7 +328,7 @@ def anchor(ctx: click.Context, adopt: bool) -> None:
     """
     settings = _settings(ctx)
     try:
-        where = settings.anchor()
+        where = asyncio.run(settings.open_anchor()) if adopt else settings.anchor()
         if adopt:
             trust = _audit_trust(settings.keys_dir)
             checkpoint = adopt_anchor(settings.audit_dir, trust, where)

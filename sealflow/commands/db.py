@@ -15,13 +15,15 @@ from pydantic import ValidationError
 from broker import BrokerSettings
 from identity import upgrade_identity_schema
 from store import StoreError, Upgrade, upgrade_schema
+from store.postgres.audit_anchors import upgrade_audit_anchor_schema
 
 __all__ = ["db"]
 
 
 @click.group()
 def db() -> None:
-    """The shared database: schema migrations (job store, and the identity on PostgreSQL)."""
+    """The shared database: schema migrations (job store, and the identity and the audit
+    anchor on PostgreSQL)."""
 
 
 @db.command()
@@ -34,9 +36,10 @@ def upgrade() -> None:
     try:
         done = asyncio.run(upgrade_schema(settings.database_url, settings.data_dir))
         identity = asyncio.run(upgrade_identity_schema(settings.database_url))
+        anchor = asyncio.run(upgrade_audit_anchor_schema(settings.database_url))
     except StoreError as exc:
         raise click.ClickException(f"{exc.reason}: {exc.detail}") from exc
-    for upgrade in (done, identity):
+    for upgrade in (done, identity, anchor):
         if upgrade is not None:
             _report(upgrade)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from store_testing import postgres_url as postgres_url  # the session fixture, registered here
 
 from audit.record import record_hash
 from audit.segments import CHECKPOINTS_FILE, segment_name

@@ -10,6 +10,7 @@ from store_testing import fresh_database
 
 from identity.postgres import IDENTITY_SCHEMA
 from sealflow.cli import cli
+from store.postgres.audit_anchors import AUDIT_ANCHOR_SCHEMA
 from store.postgres.migrations import SCHEMA_VERSION as PG_VERSION
 from store.sqlite.schema import SCHEMA_VERSION as SQLITE_VERSION
 
@@ -28,26 +29,31 @@ def test_upgrade_creates_the_embedded_database_then_finds_it_current(tmp_path: P
 
 
 def test_upgrade_migrates_a_fresh_postgresql_database_once(tmp_path: Path) -> None:
-    """A ``postgresql://`` URL: every migration, the job store's and the identity's, runs once
-    and is recorded in the database."""
+    """A ``postgresql://`` URL: every migration, the job store's, the identity's and the audit
+    anchor's, runs once and is recorded in the database."""
     identity = IDENTITY_SCHEMA.version
+    anchor = AUDIT_ANCHOR_SCHEMA.version
     with fresh_database() as url:
         env = {"SEALFLOW_DATA_DIR": str(tmp_path), "SEALFLOW_DATABASE_URL": url}
         assert _upgrade(env) == (
             0,
             f"postgresql: schema upgraded from version 0 to {PG_VERSION}\n"
-            f"postgresql (identity): schema upgraded from version 0 to {identity}\n",
+            f"postgresql (identity): schema upgraded from version 0 to {identity}\n"
+            f"postgresql (audit anchor): schema upgraded from version 0 to {anchor}\n",
         )
         assert _upgrade(env) == (
             0,
             f"postgresql: schema already at version {PG_VERSION}\n"
-            f"postgresql (identity): schema already at version {identity}\n",
+            f"postgresql (identity): schema already at version {identity}\n"
+            f"postgresql (audit anchor): schema already at version {anchor}\n",
         )
         with psycopg.connect(url) as conn:
             versions = [row[0] for row in conn.execute("SELECT version FROM sealflow_schema")]
             mine = [row[0] for row in conn.execute("SELECT version FROM sealflow_identity_schema")]
+            audit = [row[0] for row in conn.execute("SELECT version FROM sealflow_audit_schema")]
         assert versions == list(range(1, PG_VERSION + 1))
         assert mine == list(range(1, identity + 1))
+        assert audit == list(range(1, anchor + 1))
     assert not (tmp_path / "jobs.db").exists()
 
 
