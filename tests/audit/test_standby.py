@@ -1,5 +1,6 @@
 """A standby audit daemon on a real broker: ``audit.events`` has a single active consumer, so the
-standby takes nothing while the active daemon runs and everything once it stops."""
+standby takes nothing while the active daemon runs and everything once it stops. Each keeps its
+own log, anchored in a file or, with PostgreSQL, in a row of its own that every host sees."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from gateway_testing import free_port
 from sealflow_testing import queue_counts
 
 from audit import AuditSettings, iter_records, verify_log
+from audit.anchor import PgAnchor
 from audit.daemon import AuditDaemonSettings, serve
 from broker import BrokerSettings, ServiceRuntime, make_audit_event
 from keys import KeyRing, TrustStore, write_trust_store
@@ -29,6 +31,7 @@ class Daemon:
     data_dir: Path
     stop: asyncio.Event
     task: asyncio.Task[None]
+    log_settings: AuditSettings
 
     def records(self) -> int:
         return sum(1 for _ in iter_records(self.data_dir / "audit"))
@@ -55,17 +58,34 @@ def _settings(amqp_url: str, namespace: str, keys_dir: Path, data_dir: Path) -> 
     )
 
 
-async def _start(settings: BrokerSettings, health_port: int = 0) -> Daemon:
+@pytest.fixture(params=["file", "postgresql"])
+def anchor_database(request: pytest.FixtureRequest) -> str | None:
+    """Where the daemons anchor their logs: None for the anchor file, else a database URL."""
+    if request.param == "file":
+        return None
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+async def _start(
+    settings: BrokerSettings, database_url: str | None, health_port: int = 0
+) -> Daemon:
     stop = asyncio.Event()
+    log_settings = AuditSettings(
+        data_dir=settings.data_dir,
+        keys_dir=settings.keys_dir,
+        database_url=database_url,
+        namespace=settings.namespace,
+    )
     task = asyncio.create_task(
         serve(
             settings,
             AuditDaemonSettings(health_port=health_port, api_port=0, batch_wait=0.001),
-            AuditSettings(data_dir=settings.data_dir, keys_dir=settings.keys_dir),
+            log_settings,
             stop=stop,
         )
     )
-    return Daemon(settings.data_dir, stop, task)
+    return Daemon(settings.data_dir, stop, task, log_settings)
 
 
 async def _wait_for(predicate, daemons: list[Daemon], timeout: float = 30) -> None:
@@ -105,9 +125,16 @@ async def _emit(sender: ServiceRuntime, count: int, label: str) -> None:
 
 
 async def test_a_standby_stays_idle_while_the_active_writer_runs_and_takes_over_when_it_stops(
-    amqp_url: str, namespace: str, all_keys: Path, tmp_path: Path, sender: ServiceRuntime
+    amqp_url: str,
+    namespace: str,
+    all_keys: Path,
+    tmp_path: Path,
+    sender: ServiceRuntime,
+    anchor_database: str | None,
 ) -> None:
-    active = await _start(_settings(amqp_url, namespace, all_keys, tmp_path / "active"))
+    active = await _start(
+        _settings(amqp_url, namespace, all_keys, tmp_path / "active"), anchor_database
+    )
     assert sender.consume_channel is not None
     queue = sender.topology.queue("audit.events")
 
@@ -119,7 +146,9 @@ async def test_a_standby_stays_idle_while_the_active_writer_runs_and_takes_over_
         await _wait_for(lambda: consumers(1), [active])
         port = free_port()
         standby = await _start(
-            _settings(amqp_url, namespace, all_keys, tmp_path / "standby"), health_port=port
+            _settings(amqp_url, namespace, all_keys, tmp_path / "standby"),
+            anchor_database,
+            health_port=port,
         )
 
         async def standby_ready() -> bool:
@@ -158,5 +187,27 @@ async def test_a_standby_stays_idle_while_the_active_writer_runs_and_takes_over_
     trust = TrustStore.from_rings(all_keys, ("audit",))
     for daemon in (active, standby):
         assert daemon is not None
-        report = verify_log(daemon.data_dir / "audit", trust)
+        report = verify_log(daemon.data_dir / "audit", trust, anchor=daemon.log_settings.anchor())
         assert report.ok, report.detail
+    if anchor_database is not None:
+        assert standby is not None
+        await _check_shared_anchors(active, standby)
+
+
+async def _check_shared_anchors(active: Daemon, standby: Daemon) -> None:
+    """Each daemon anchored its own log in its own row, and the standby's host, on its own data
+    directory, reads the active's row as the active does."""
+    rows = [daemon.log_settings.anchor() for daemon in (active, standby)]
+    assert all(isinstance(row, PgAnchor) for row in rows)
+    assert rows[0].where != rows[1].where
+    anchored = [row.load() for row in rows]
+    assert [a.checkpoint.seq if a is not None else None for a in anchored] == [20, 5]
+    other_host = active.log_settings.model_copy(
+        update={"data_dir": standby.data_dir, "audit_log_name": _log_name(active.log_settings)}
+    )
+    assert other_host.anchor().load() == anchored[0]
+
+
+def _log_name(settings: AuditSettings) -> str:
+    """The log name part of the settings' anchor row key."""
+    return settings.log_id.split("/", 1)[1]
