@@ -154,7 +154,8 @@ def verify_log(
             "anchor_missing",
             1,
             f"the log has chained checkpoints but nothing is anchored at {anchor.where}: the "
-            "anchor was deleted (or is configured elsewhere: SEALFLOW_AUDIT_ANCHOR_FILE)",
+            "anchor was deleted (or is configured elsewhere: SEALFLOW_AUDIT_ANCHOR_FILE, or on "
+            "PostgreSQL SEALFLOW_NAMESPACE and SEALFLOW_AUDIT_LOG_NAME)",
             anchor.where,
         )
     if max_unsigned_age is not None:

@@ -13,7 +13,7 @@ from typing import Final, LiteralString
 import psycopg
 
 from store.backends import Upgrade, backend_of
-from store.postgres.database import unavailable
+from store.postgres.database import DEFAULT_CONNECT_TIMEOUT, unavailable
 from store.postgres.migrations import Migrations, apply_migrations
 
 __all__ = ["AUDIT_ANCHOR_SCHEMA", "upgrade_audit_anchor_schema"]
@@ -60,6 +60,9 @@ async def upgrade_audit_anchor_schema(database_url: str | None) -> Upgrade | Non
     if backend_of(database_url) != "postgresql":
         return None
     assert database_url is not None
-    async with unavailable(), await psycopg.AsyncConnection.connect(database_url) as conn:
+    connect = psycopg.AsyncConnection.connect(
+        database_url, connect_timeout=int(DEFAULT_CONNECT_TIMEOUT)
+    )
+    async with unavailable(), await connect as conn:
         found = await apply_migrations(conn, AUDIT_ANCHOR_SCHEMA)
     return Upgrade("postgresql (audit anchor)", found, AUDIT_ANCHOR_SCHEMA.version)

@@ -202,3 +202,42 @@ def test_the_daemon_creates_the_anchor_table(postgres_url, data_dir, keys_dir):
     with psycopg.connect(postgres_url) as conn:
         row = conn.execute("SELECT max(version) FROM sealflow_audit_schema").fetchone()
     assert row == (1,)
+
+
+def test_the_daemon_does_not_start_without_its_database(data_dir, keys_dir):
+    """``sealflow audit`` on PostgreSQL that cannot reach it stops before taking any message,
+    rather than writing an unanchored log."""
+    from audit.daemon import AuditDaemonSettings, serve
+    from broker import BrokerSettings
+    from keys import KeyRing, write_trust_store
+    from schemas import SERVICES
+
+    for service in SERVICES:
+        KeyRing.open_or_create(keys_dir, service)
+    write_trust_store(keys_dir)
+    settings = BrokerSettings(
+        amqp_url="amqp://guest:guest@127.0.0.1:1/",  # never reached: the anchor fails first
+        data_dir=data_dir,
+        keys_dir=keys_dir,
+        connect_timeout=1,
+    )
+    log_settings = AuditSettings(
+        data_dir=data_dir,
+        keys_dir=keys_dir,
+        database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere",
+    )
+    with pytest.raises(AuditLogError) as caught:
+        asyncio.run(serve(settings, AuditDaemonSettings(health_port=0, api_port=0), log_settings))
+    assert caught.value.reason == "anchor_unavailable"
+    assert not (data_dir / "audit").exists()
+
+
+def test_a_log_name_too_long_for_its_row_is_a_setting_error(data_dir, keys_dir, postgres_url):
+    settings = AuditSettings(
+        data_dir=data_dir, keys_dir=keys_dir, database_url=postgres_url, audit_log_name="x" * 256
+    )
+    assert isinstance(settings.anchor(), PgAnchor)
+    too_long = settings.model_copy(update={"namespace": "n" * 64, "audit_log_name": "é" * 256})
+    with pytest.raises(AuditLogError) as caught:
+        too_long.anchor()
+    assert caught.value.reason == "invalid_setting"
