@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Final
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,6 +16,9 @@ from store.errors import StoreError
 from store.postgres.audit_anchors import upgrade_audit_anchor_schema
 
 __all__ = ["AuditSettings"]
+
+_MAX_LOG_ID_BYTES: Final = 512
+"""Longest anchor row key (``audit_anchors.log_id`` checks the same)."""
 
 
 class AuditSettings(BaseSettings):
@@ -72,9 +76,10 @@ class AuditSettings(BaseSettings):
         if backend_of(self.database_url) == "postgresql":
             assert self.database_url is not None
             log_id = self.log_id
-            if len(log_id.encode()) > 512:
+            if len(log_id.encode()) > _MAX_LOG_ID_BYTES:
                 raise AuditLogError(
-                    f"the audit log name {log_id!r} is longer than 512 bytes: set a shorter "
+                    f"the audit log name {log_id!r} is longer than {_MAX_LOG_ID_BYTES} bytes: "
+                    "set a shorter "
                     "SEALFLOW_AUDIT_LOG_NAME",
                     reason="invalid_setting",
                 )
