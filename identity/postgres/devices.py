@@ -35,10 +35,11 @@ from identity.errors import (
 )
 from identity.hashing import new_token, token_hash
 from identity.postgres.tables import PgTables
+from store.postgres.locks import DEVICE_ISSUE_LOCK
 
 __all__ = ["PgDeviceCodes"]
 
-_ISSUE_LOCK: Final = 0x5EA1F10_0003
+_ISSUE_LOCK: Final = DEVICE_ISSUE_LOCK
 """The advisory lock issuing takes (counting and inserting must be one step everywhere)."""
 
 

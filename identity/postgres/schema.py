@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Final, LiteralString
 
+from store.postgres.locks import IDENTITY_SCHEMA_LOCK
 from store.postgres.migrations import Migrations
 
 __all__ = ["IDENTITY_SCHEMA"]
@@ -126,5 +127,7 @@ _V1: Final[tuple[LiteralString, ...]] = (
     "CREATE INDEX attempts_at ON identity.attempts (scope, at)",
 )
 
-IDENTITY_SCHEMA: Final = Migrations("identity", (_V1,), "sealflow_identity_schema", 0x5EA1F10_0002)
+IDENTITY_SCHEMA: Final = Migrations(
+    "identity", (_V1,), "sealflow_identity_schema", IDENTITY_SCHEMA_LOCK
+)
 """The identity's migrations (``sealflow db upgrade`` and every identity start apply them)."""

@@ -14,6 +14,7 @@ import psycopg
 
 from store.backends import Upgrade, backend_of
 from store.postgres.database import DEFAULT_CONNECT_TIMEOUT, unavailable
+from store.postgres.locks import AUDIT_SCHEMA_LOCK
 from store.postgres.migrations import Migrations, apply_migrations
 
 __all__ = ["AUDIT_ANCHOR_SCHEMA", "upgrade_audit_anchor_schema"]
@@ -47,7 +48,7 @@ _V1: Final[tuple[LiteralString, ...]] = (
 )
 
 AUDIT_ANCHOR_SCHEMA: Final = Migrations(
-    "audit anchor", (_V1,), "sealflow_audit_schema", 0x5EA1F10_0010
+    "audit anchor", (_V1,), "sealflow_audit_schema", AUDIT_SCHEMA_LOCK
 )
 
 

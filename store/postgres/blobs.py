@@ -11,12 +11,13 @@ from typing import Final
 
 from store.errors import BlobCorrupt, BlobNotFound, BlobTooLarge
 from store.postgres.database import Connection
+from store.postgres.locks import BLOB_LOCK_SPACE
 from store.timestamps import to_micros, utcnow
 
 __all__ = ["PART_BYTES", "delete_unused_blob", "insert_blob", "lock_blob", "read_blob"]
 
 PART_BYTES: Final = 1 << 20
-_BLOB_LOCK_SPACE: Final = 0x5EA1
+_BLOB_LOCK_SPACE: Final = BLOB_LOCK_SPACE
 """First key of the advisory locks that order a blob's insert against its deletion."""
 
 

@@ -12,13 +12,14 @@ from store.errors import DuplicateJob, InvalidTransition, JobNotFound
 from store.job_rows import JOB_COLUMNS, job_from_row, queued_job
 from store.postgres.blobs import delete_unused_blob, insert_blob, lock_blob, read_blob
 from store.postgres.database import Connection, PgDatabase
+from store.postgres.locks import JOB_CREATE_LOCK
 from store.records import Job, JobEvent, JobState, NewJob
 from store.timestamps import from_micros, to_micros, utcnow
 from store.transitions import ALLOWED_FROM, TERMINAL_STATES
 
 __all__ = ["PgJobs"]
 
-_CREATE_LOCK: Final = 0x5EA1F10_0002
+_CREATE_LOCK: Final = JOB_CREATE_LOCK
 """Advisory lock held while a job is created, so ``created_at`` is strictly increasing."""
 
 _SELECT_JOB: Final[LiteralString] = "SELECT " + JOB_COLUMNS + " FROM jobs "  # noqa: S608 (constant)

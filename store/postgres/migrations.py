@@ -16,6 +16,7 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 
 from store.errors import StoreUnavailable
+from store.postgres.locks import JOB_SCHEMA_LOCK
 
 __all__ = [
     "MIGRATIONS",
@@ -26,7 +27,7 @@ __all__ = [
     "schema_version",
 ]
 
-_LOCK_KEY: Final = 0x5EA1F10_0001
+_LOCK_KEY: Final = JOB_SCHEMA_LOCK
 """The advisory lock every migrating process takes (an arbitrary constant of this project)."""
 
 _V1: Final[tuple[LiteralString, ...]] = (
