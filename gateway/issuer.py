@@ -142,7 +142,7 @@ class IssuerKeys:
             if document.get("issuer") != self.issuer:
                 # OIDC Discovery §4.3: the document must name exactly the issuer we asked.
                 raise IssuerError("issuer_mismatch", "discovery document names another issuer")
-            self._jwks_uri = self._internal(_http_url(document.get("jwks_uri"), "jwks_uri"))
+            self._jwks_uri = self.internal(_http_url(document.get("jwks_uri"), "jwks_uri"))
         jwks = await self._get_json(self._jwks_uri, "JWKS")
         entries = jwks.get("keys")
         if not isinstance(entries, list) or len(entries) > MAX_KEYS:
@@ -160,9 +160,9 @@ class IssuerKeys:
         self.fetches += 1
         _log.info("issuer.keys_fetched", kids=[key.kid for key in keys])
 
-    def _internal(self, url: str) -> str:
-        """``url`` with the public issuer prefix replaced by the internal base; other URLs as
-        they are."""
+    def internal(self, url: str) -> str:
+        """``url`` with the public issuer prefix replaced by the internal base, for back-channel
+        calls (JWKS, token endpoint); other URLs as they are."""
         if url == self.issuer or url.startswith(self.issuer + "/"):
             return self.internal_url + url[len(self.issuer) :]
         return url

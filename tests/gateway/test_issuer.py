@@ -35,6 +35,7 @@ class Provider:
     jwks: dict[str, Any]
     issuer_override: str | None = None
     jwks_uri_override: str | None = None
+    discovery_extra: dict[str, str] = field(default_factory=dict)
     status: int = 200
     hang: asyncio.Event = field(default_factory=asyncio.Event)
     hanging: bool = False
@@ -56,6 +57,7 @@ async def provider(tmp_path: Path) -> AsyncIterator[Provider]:
             {
                 "issuer": state.issuer_override or state.url,
                 "jwks_uri": state.jwks_uri_override or f"{state.url}/jwks.json",
+                **state.discovery_extra,
             }
         )
 
@@ -323,3 +325,31 @@ def test_the_gateway_setting_defaults_to_the_public_issuer() -> None:
         IssuerKeys(internal.issuer_url, internal_url=internal.issuer_internal_url).internal_url
         == "http://identity:8081"
     )
+
+
+async def test_the_browser_client_uses_the_internal_url_for_back_channel_calls_only(
+    provider: Provider,
+) -> None:
+    """The sign-in pages' relying party reads discovery and redeems codes via the internal URL;
+    the endpoints a browser is sent to (authorize, end session) stay on the public issuer."""
+    from gateway.web.oidc import OidcClient
+    from gateway.web.settings import WebSettings
+
+    provider.issuer_override = PUBLIC_ISSUER
+    provider.discovery_extra = {
+        "authorization_endpoint": f"{PUBLIC_ISSUER}/authorize",
+        "token_endpoint": f"{PUBLIC_ISSUER}/token",
+        "revocation_endpoint": f"{PUBLIC_ISSUER}/revoke",
+        "end_session_endpoint": f"{PUBLIC_ISSUER}/end_session",
+    }
+    keys = IssuerKeys(PUBLIC_ISSUER, internal_url=provider.url, timeout=2.0)
+    client = OidcClient(PUBLIC_ISSUER, keys, WebSettings(url="http://localhost:8080"))
+    try:
+        found = await client.discovery()
+        assert found.authorization_endpoint == f"{PUBLIC_ISSUER}/authorize"
+        assert found.end_session_endpoint == f"{PUBLIC_ISSUER}/end_session"
+        assert found.token_endpoint == f"{provider.url}/token"
+        assert found.revocation_endpoint == f"{provider.url}/revoke"
+    finally:
+        await client.close()
+        await keys.close()
