@@ -24,7 +24,12 @@ COPY parser parser
 COPY audit audit
 COPY sealflow sealflow
 COPY --from=swagger-ui /swagger-ui /usr/local/share/sealflow/swagger-ui
-RUN pip install --no-cache-dir . && useradd --system --uid 10001 sealflow && mkdir -p /var/lib/sealflow && chown sealflow /var/lib/sealflow
+# The mount points exist owned by sealflow, so the named volumes Compose mounts there are too.
+RUN pip install --no-cache-dir . && useradd --system --uid 10001 sealflow \
+    && mkdir -p /var/lib/sealflow/keys /var/lib/sealflow/blobs /var/lib/sealflow-anchor \
+       /srv/keys/admin /srv/keys/identity /srv/keys/gateway /srv/keys/worker /srv/keys/parser \
+       /srv/keys/audit \
+    && chown -R sealflow /var/lib/sealflow /var/lib/sealflow-anchor /srv/keys
 USER sealflow
 ENV SEALFLOW_DATA_DIR=/var/lib/sealflow SEALFLOW_KEYS_DIR=/var/lib/sealflow/keys
 ENTRYPOINT ["sealflow"]

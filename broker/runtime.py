@@ -22,14 +22,13 @@ from typing import Any
 
 import structlog
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
-from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from broker.auditing import AuditSink, BrokerAuditSink
 from broker.connection import connect, open_channel
 from broker.consumer import Consumer, Handler
 from broker.control import ControlSubscriber
 from broker.envelope import Opener, Sealer
+from broker.health import serve_health
 from broker.logging import configure_logging
 from broker.policy import Policy
 from broker.publisher import Publisher
@@ -235,7 +234,13 @@ class ServiceRuntime:
     ) -> None:
         """Start, ``setup``, consume until SIGTERM/SIGINT (or ``stop``), then shut down cleanly."""
         stop = stop_on_signals(stop)
-        health = await _serve_health(self, health_port) if health_port else None
+        health = (
+            await serve_health(
+                self.service, self.settings.health_host, health_port, ready=lambda: self.ready
+            )
+            if health_port
+            else None
+        )
         try:
             await self.start()
             await setup(self)
@@ -310,32 +315,6 @@ def _stamp(path: Path) -> tuple[int, int, int] | None:
     except OSError:
         return None
     return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-
-async def _serve_health(runtime: ServiceRuntime, port: int) -> web.AppRunner:
-    async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "service": runtime.service})
-
-    async def readyz(_: web.Request) -> web.Response:
-        ready = runtime.ready
-        return web.json_response(
-            {"status": "ready" if ready else "not_ready", "service": runtime.service},
-            status=200 if ready else 503,
-        )
-
-    async def metrics(_: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-    app = web.Application()
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    _log.info("health.listening", port=port)
-    return runner
 
 
 def stop_on_signals(stop: asyncio.Event | None = None) -> asyncio.Event:

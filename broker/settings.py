@@ -21,6 +21,9 @@ class BrokerSettings(BaseSettings):
     keys_dir: Path = Path("./var/keys")
     database_url: str | None = Field(default=None, pattern=r"^(postgres(ql)?://.*)?$")
     """Unset: the embedded SQLite + files under ``data_dir``; ``postgresql://…``: PostgreSQL."""
+    health_host: str = Field(default="127.0.0.1", min_length=1, max_length=255)
+    """``SEALFLOW_HEALTH_HOST``: where every daemon's /healthz, /readyz and /metrics listen;
+    0.0.0.0 in containers, where the engine's healthcheck and scrapers reach it."""
     policy_file: Path | None = None
     prefetch: int = Field(default=16, ge=1, le=1000)
     max_attempts: int = Field(default=5, ge=1, le=100)

@@ -129,6 +129,7 @@ def create_app(
     app[HUB_KEY] = hub
     issuer = IssuerKeys(
         settings.issuer_url,
+        internal_url=settings.issuer_internal_url,
         timeout=settings.issuer_timeout,
         max_bytes=settings.issuer_max_bytes,
         cache_seconds=settings.jwks_cache_seconds,

@@ -5,6 +5,11 @@ keys access tokens are verified with. Both are fetched over HTTP with a time lim
 cap, cached for ``cache_seconds``, and refetched early when a token names an unknown ``kid`` —
 at most once per ``refetch_interval``, so a flood of made-up kids cannot make us hammer the
 issuer. The gateway never imports the identity provider: it only speaks HTTP to it.
+
+Where the gateway reaches the provider by another address than browsers do (a container
+network), ``internal_url`` is where both documents are fetched from; the discovery document
+must still name the public issuer, and a ``jwks_uri`` under the public issuer is fetched under
+``internal_url`` instead.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ class IssuerKeys:
         self,
         issuer: str,
         *,
+        internal_url: str | None = None,
         timeout: float = 5.0,
         max_bytes: int = 256 * 1024,
         cache_seconds: float = 300.0,
@@ -62,6 +68,8 @@ class IssuerKeys:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.issuer = issuer.rstrip("/")
+        self.internal_url = (internal_url or issuer).rstrip("/")
+        """Where discovery and the JWKS are fetched from (the issuer itself unless set)."""
         self.timeout = timeout
         self.max_bytes = max_bytes
         self.cache_seconds = cache_seconds
@@ -128,11 +136,13 @@ class IssuerKeys:
 
     async def _refresh(self) -> None:
         if self._jwks_uri is None:
-            document = await self._get_json(self.issuer + DISCOVERY_PATH, "discovery document")
+            document = await self._get_json(
+                self.internal_url + DISCOVERY_PATH, "discovery document"
+            )
             if document.get("issuer") != self.issuer:
                 # OIDC Discovery §4.3: the document must name exactly the issuer we asked.
                 raise IssuerError("issuer_mismatch", "discovery document names another issuer")
-            self._jwks_uri = _http_url(document.get("jwks_uri"), "jwks_uri")
+            self._jwks_uri = self.internal(_http_url(document.get("jwks_uri"), "jwks_uri"))
         jwks = await self._get_json(self._jwks_uri, "JWKS")
         entries = jwks.get("keys")
         if not isinstance(entries, list) or len(entries) > MAX_KEYS:
@@ -149,6 +159,13 @@ class IssuerKeys:
         self._fetched_at = self._clock()
         self.fetches += 1
         _log.info("issuer.keys_fetched", kids=[key.kid for key in keys])
+
+    def internal(self, url: str) -> str:
+        """``url`` with the public issuer prefix replaced by the internal base, for back-channel
+        calls (JWKS, token endpoint); other URLs as they are."""
+        if url == self.issuer or url.startswith(self.issuer + "/"):
+            return self.internal_url + url[len(self.issuer) :]
+        return url
 
     async def _get_json(self, url: str, what: str) -> dict[str, Any]:
         if self._session is None:

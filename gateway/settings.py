@@ -29,6 +29,9 @@ class GatewaySettings(BaseSettings):
         default=9105, ge=0, le=65535, validation_alias="SEALFLOW_GATEWAY_HEALTH_PORT"
     )
     issuer: str = "http://localhost:8081"
+    issuer_internal_url: str | None = Field(default=None, pattern=r"^https?://[^?#]+$")
+    """``SEALFLOW_ISSUER_INTERNAL_URL``: where the gateway fetches the issuer's discovery
+    document and JWKS (unset: ``SEALFLOW_ISSUER``); tokens' ``iss`` is still ``SEALFLOW_ISSUER``."""
     api_audience: str = "sealflow-gateway"
     data_dir: Path = Path("./var")
     keys_dir: Path = Path("./var/keys")

@@ -16,7 +16,6 @@ from typing import Final
 
 import structlog
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from broker import (
     AuditSink,
@@ -25,6 +24,7 @@ from broker import (
     ServiceRuntime,
     stop_on_signals,
 )
+from broker.health import serve_health
 from identity.app import create_app
 from identity.control import RevocationSink, RuntimeRevocationSink
 from identity.settings import IdentitySettings
@@ -89,7 +89,14 @@ class IdentityServer:
         await web.TCPSite(self._runner, host, port).start()
         _log.info("identity.listening", host=host, port=self.port, issuer=self.settings.issuer_url)
         if self.settings.identity_health_port:
-            self._health = await self._serve_health(self.settings.identity_health_port)
+            # Ready as soon as it serves: sign-ins do not depend on the broker.
+            self._health = await serve_health(
+                "identity",
+                self.broker_settings.health_host,
+                self.settings.identity_health_port,
+                ready=lambda: True,
+                details=lambda: {"broker": self.broker_connected.is_set()},
+            )
         if self.runtime is not None:
             self._connector = asyncio.create_task(self._connect(self.runtime), name="broker")
 
@@ -132,35 +139,6 @@ class IdentityServer:
             self.broker_connected.set()
             _log.info("identity.broker_connected")
             return
-
-    async def _serve_health(self, port: int) -> web.AppRunner:
-        async def healthz(_: web.Request) -> web.Response:
-            return web.json_response({"status": "ok", "service": "identity"})
-
-        async def readyz(_: web.Request) -> web.Response:
-            # Ready as soon as it serves: sign-ins do not depend on the broker.
-            return web.json_response(
-                {
-                    "status": "ready",
-                    "service": "identity",
-                    "broker": self.broker_connected.is_set(),
-                }
-            )
-
-        async def metrics(_: web.Request) -> web.Response:
-            return web.Response(
-                body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST}
-            )
-
-        app = web.Application()
-        app.router.add_get("/healthz", healthz)
-        app.router.add_get("/readyz", readyz)
-        app.router.add_get("/metrics", metrics)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        _log.info("health.listening", port=port)
-        return runner
 
 
 async def serve(

@@ -38,7 +38,8 @@ class IdentitySettings(BaseSettings):
     identity_port: int | None = Field(default=None, ge=0, le=65_535)
     """``SEALFLOW_IDENTITY_PORT``: the port to bind; default the issuer URL's port."""
     identity_health_port: int = Field(default=9104, ge=0, le=65_535)
-    """``SEALFLOW_IDENTITY_HEALTH_PORT``: /healthz, /readyz, /metrics on 127.0.0.1; 0 = off."""
+    """``SEALFLOW_IDENTITY_HEALTH_PORT``: /healthz, /readyz, /metrics on ``SEALFLOW_HEALTH_HOST``;
+    0 = off."""
 
     device_code_lifetime: int = Field(default=600, ge=60, le=1_800)
     device_poll_interval: int = Field(default=5, ge=1, le=60)

@@ -129,7 +129,11 @@ class OidcClient:
                 and time.monotonic() - self._fetched_at < _DISCOVERY_SECONDS
             ):
                 return self._discovery
-            status, document = await self._request("GET", self.issuer + DISCOVERY_PATH)
+            # Back-channel calls go to the internal URL (SEALFLOW_ISSUER_INTERNAL_URL); the
+            # endpoints the browser is sent to stay public.
+            status, document = await self._request(
+                "GET", self.keys.internal(self.issuer + DISCOVERY_PATH)
+            )
             if status != 200:
                 raise OidcError("issuer_unavailable", f"discovery answered HTTP {status}")
             if document.get("issuer") != self.issuer:
@@ -138,9 +142,11 @@ class OidcClient:
                 authorization_endpoint=str(
                     _url(document.get("authorization_endpoint"), "authorization_endpoint")
                 ),
-                token_endpoint=str(_url(document.get("token_endpoint"), "token_endpoint")),
-                revocation_endpoint=_url(
-                    document.get("revocation_endpoint"), "revocation_endpoint", required=False
+                token_endpoint=self.keys.internal(
+                    str(_url(document.get("token_endpoint"), "token_endpoint"))
+                ),
+                revocation_endpoint=self._internal_or_none(
+                    _url(document.get("revocation_endpoint"), "revocation_endpoint", required=False)
                 ),
                 end_session_endpoint=_url(
                     document.get("end_session_endpoint"), "end_session_endpoint", required=False
@@ -148,6 +154,9 @@ class OidcClient:
             )
             self._discovery, self._fetched_at = found, time.monotonic()
             return found
+
+    def _internal_or_none(self, url: str | None) -> str | None:
+        return None if url is None else self.keys.internal(url)
 
     async def authorization_url(self, login: PendingLogin) -> str:
         """Where to send the browser to sign in (``response_type=code``, PKCE S256)."""

@@ -35,6 +35,7 @@ class Provider:
     jwks: dict[str, Any]
     issuer_override: str | None = None
     jwks_uri_override: str | None = None
+    discovery_extra: dict[str, str] = field(default_factory=dict)
     status: int = 200
     hang: asyncio.Event = field(default_factory=asyncio.Event)
     hanging: bool = False
@@ -56,6 +57,7 @@ async def provider(tmp_path: Path) -> AsyncIterator[Provider]:
             {
                 "issuer": state.issuer_override or state.url,
                 "jwks_uri": state.jwks_uri_override or f"{state.url}/jwks.json",
+                **state.discovery_extra,
             }
         )
 
@@ -251,4 +253,103 @@ async def test_another_providers_freely_named_key_is_accepted(
         assert principal.subject == "carol"
         assert [key.kid for key in keys.current()] == ["kc-rsa-2026"]
     finally:
+        await keys.close()
+
+
+PUBLIC_ISSUER = "https://sso.example.test"
+"""A public issuer URL nothing here can reach: only the internal URL is ever fetched."""
+
+
+def _public_token(ring_dir: Path, issuer: str) -> str:
+    key = KeyRing.load(ring_dir, "identity").signing_key()
+    token, _ = TokenSigner(issuer, "api", access_lifetime=60).access_token(
+        key, subject="dave", client_id="c", scope=["jobs:read"], roles=["user"]
+    )
+    return token
+
+
+async def test_keys_are_fetched_from_the_internal_url_while_iss_is_the_public_issuer(
+    provider: Provider, tmp_path: Path
+) -> None:
+    """Discovery names the public issuer and a jwks_uri under it: both come from the internal
+    URL (the jwks_uri rewritten), and tokens are accepted with ``iss`` = the public issuer."""
+    provider.issuer_override = PUBLIC_ISSUER
+    provider.jwks_uri_override = f"{PUBLIC_ISSUER}/jwks.json"
+    keys = IssuerKeys(PUBLIC_ISSUER, internal_url=provider.url + "/", timeout=2.0)
+    try:
+        token = _public_token(tmp_path / "keys", PUBLIC_ISSUER)
+        principal = await Authenticator(keys, audience="api").authenticate(token)
+        assert principal.subject == "dave"
+        assert keys.fetches == 1
+    finally:
+        await keys.close()
+
+
+async def test_a_token_issued_under_the_internal_url_is_refused(
+    provider: Provider, tmp_path: Path
+) -> None:
+    """``iss`` is checked against the public issuer, never against the internal address."""
+    provider.issuer_override = PUBLIC_ISSUER
+    keys = IssuerKeys(PUBLIC_ISSUER, internal_url=provider.url, timeout=2.0)
+    try:
+        token = _public_token(tmp_path / "keys", provider.url)
+        with pytest.raises(Unauthorized):
+            await Authenticator(keys, audience="api").authenticate(token)
+    finally:
+        await keys.close()
+
+
+async def test_discovery_naming_the_internal_url_as_issuer_is_refused(provider: Provider) -> None:
+    """The internal URL only says where to fetch: the document must still name the public
+    issuer (OIDC Discovery §4.3)."""
+    keys = IssuerKeys(PUBLIC_ISSUER, internal_url=provider.url, timeout=2.0)
+    try:
+        with pytest.raises(IssuerError) as caught:
+            await keys.keys()
+        assert caught.value.reason == "issuer_mismatch"
+    finally:
+        await keys.close()
+
+
+def test_the_gateway_setting_defaults_to_the_public_issuer() -> None:
+    """``SEALFLOW_ISSUER_INTERNAL_URL`` unset: discovery is fetched from ``SEALFLOW_ISSUER``."""
+    from gateway.settings import GatewaySettings
+
+    settings = GatewaySettings(issuer=PUBLIC_ISSUER + "/")
+    assert (
+        IssuerKeys(settings.issuer_url, internal_url=settings.issuer_internal_url).internal_url
+        == PUBLIC_ISSUER
+    )
+    internal = GatewaySettings(issuer=PUBLIC_ISSUER, issuer_internal_url="http://identity:8081")
+    assert (
+        IssuerKeys(internal.issuer_url, internal_url=internal.issuer_internal_url).internal_url
+        == "http://identity:8081"
+    )
+
+
+async def test_the_browser_client_uses_the_internal_url_for_back_channel_calls_only(
+    provider: Provider,
+) -> None:
+    """The sign-in pages' relying party reads discovery and redeems codes via the internal URL;
+    the endpoints a browser is sent to (authorize, end session) stay on the public issuer."""
+    from gateway.web.oidc import OidcClient
+    from gateway.web.settings import WebSettings
+
+    provider.issuer_override = PUBLIC_ISSUER
+    provider.discovery_extra = {
+        "authorization_endpoint": f"{PUBLIC_ISSUER}/authorize",
+        "token_endpoint": f"{PUBLIC_ISSUER}/token",
+        "revocation_endpoint": f"{PUBLIC_ISSUER}/revoke",
+        "end_session_endpoint": f"{PUBLIC_ISSUER}/end_session",
+    }
+    keys = IssuerKeys(PUBLIC_ISSUER, internal_url=provider.url, timeout=2.0)
+    client = OidcClient(PUBLIC_ISSUER, keys, WebSettings(url="http://localhost:8080"))
+    try:
+        found = await client.discovery()
+        assert found.authorization_endpoint == f"{PUBLIC_ISSUER}/authorize"
+        assert found.end_session_endpoint == f"{PUBLIC_ISSUER}/end_session"
+        assert found.token_endpoint == f"{provider.url}/token"
+        assert found.revocation_endpoint == f"{provider.url}/revoke"
+    finally:
+        await client.close()
         await keys.close()

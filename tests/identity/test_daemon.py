@@ -117,6 +117,40 @@ async def test_sign_ins_work_while_the_broker_is_down(tmp_path: Path, keys_dir: 
     assert _publish_failures() - before == 2  # signin.failed, signin.succeeded: logged, counted
 
 
+async def test_health_is_ready_without_the_broker_on_the_configured_host(
+    tmp_path: Path, keys_dir: Path
+) -> None:
+    """The identity shares the one health listener: bound to ``SEALFLOW_HEALTH_HOST`` (here
+    127.0.0.2, so 127.0.0.1 is refused) and ready while the broker is down, saying so."""
+    dead = BrokerSettings(
+        amqp_url=f"amqp://guest:guest@127.0.0.1:{_free_port()}/",
+        data_dir=tmp_path / "data",
+        keys_dir=keys_dir,
+        connect_timeout=2,
+        health_host="127.0.0.2",
+    )
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.2", 0))
+        port = int(sock.getsockname()[1])
+    settings = _settings(tmp_path, keys_dir).model_copy(update={"identity_health_port": port})
+    server = IdentityServer(settings, dead)
+    try:
+        await server.start()
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.2:{port}/readyz") as response:
+                assert response.status == 200
+                assert await response.json() == {
+                    "status": "ready",
+                    "service": "identity",
+                    "broker": False,
+                }
+            with pytest.raises(aiohttp.ClientConnectorError):
+                async with session.get(f"http://127.0.0.1:{port}/healthz"):
+                    pass
+    finally:
+        await server.stop()
+
+
 @pytest.fixture
 def broker_settings(
     amqp_url: str, namespace: str, keys_dir: Path, tmp_path: Path, cleanup_namespace: None
