@@ -27,7 +27,7 @@ import structlog
 from keys import KeyMaterialError, VerificationKey
 from keys.keyset import parse_verification_jwk
 
-__all__ = ["IssuerError", "IssuerKeys"]
+__all__ = ["DISCOVERY_PATH", "IssuerError", "IssuerKeys"]
 
 _log = structlog.get_logger("sealflow.gateway.issuer")
 

@@ -22,7 +22,7 @@ import aiohttp
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gateway.issuer import IssuerError, IssuerKeys
+from gateway.issuer import DISCOVERY_PATH, IssuerError, IssuerKeys
 from gateway.web.sessions import PendingLogin, TokenSet
 from gateway.web.settings import WebSettings
 from keys import TokenError, verify_id_token
@@ -31,7 +31,6 @@ __all__ = ["Discovery", "OidcClient", "OidcError", "TokenResponse", "s256"]
 
 _log = structlog.get_logger("sealflow.gateway.web.oidc")
 
-DISCOVERY_PATH: Final = "/.well-known/openid-configuration"
 _DISCOVERY_SECONDS: Final = 300.0
 
 
