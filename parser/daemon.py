@@ -31,7 +31,7 @@ from schemas import (
     ParseFailed,
     ParseRequested,
 )
-from store import BlobStore, StoreError
+from store import BlobReader, StoreError, open_blob_reader
 
 __all__ = ["ParserHandlers", "ParserSettings", "serve"]
 
@@ -77,7 +77,7 @@ class ParserHandlers:
     def __init__(
         self,
         runtime: ServiceRuntime,
-        blobs: BlobStore,
+        blobs: BlobReader,
         parser: DocumentParser,
         settings: ParserSettings,
         slots: FairSlots | None = None,
@@ -103,8 +103,8 @@ class ParserHandlers:
             delivery.revalidate()
             started = time.perf_counter()
             try:
-                data = await asyncio.to_thread(
-                    self.blobs.read, request.blob_sha256, max_bytes=self.settings.max_input_bytes
+                data = await self.blobs.read_blob(
+                    request.blob_sha256, max_bytes=self.settings.max_input_bytes
                 )
                 document = await self.parser.parse(data, request.content_type, request.filename)
             except StoreError as error:
@@ -191,7 +191,7 @@ async def serve(
     # owner would hold every delivery and another owner's request would wait at the broker.
     settings = settings.model_copy(update={"prefetch": parser_settings.prefetch})
     runtime = ServiceRuntime("parser", settings)
-    blobs = BlobStore(settings.data_dir / "blobs")
+    blobs = await open_blob_reader(settings.database_url, settings.data_dir)
     parser = DocumentParser(
         parser_settings.limits(),
         processes=parser_settings.processes,
@@ -201,6 +201,8 @@ async def serve(
     async def setup(rt: ServiceRuntime) -> None:
         rt.consume("parser.requests", ParserHandlers(rt, blobs, parser, parser_settings).routes())
 
-    await runtime.run(
-        setup, health_port=parser_settings.health_port, stop=stop, cleanup=parser.aclose
-    )
+    async def cleanup() -> None:
+        await parser.aclose()
+        await blobs.close()
+
+    await runtime.run(setup, health_port=parser_settings.health_port, stop=stop, cleanup=cleanup)

@@ -8,7 +8,14 @@ replica. Used by the gateway, the worker and the parser. It never talks AMQP.
 
 from __future__ import annotations
 
-from store.backends import Upgrade, backend_of, open_store, upgrade_schema
+from store.backends import (
+    BlobReader,
+    Upgrade,
+    backend_of,
+    open_blob_reader,
+    open_store,
+    upgrade_schema,
+)
 from store.blobs import BlobStore
 from store.bounds import MAX_LIST_LIMIT, MAX_SEARCH_LIMIT
 from store.errors import (
@@ -45,6 +52,7 @@ __all__ = [
     "MAX_SEARCH_LIMIT",
     "BlobCorrupt",
     "BlobNotFound",
+    "BlobReader",
     "BlobStore",
     "BlobTooLarge",
     "DuplicateJob",
@@ -69,6 +77,7 @@ __all__ = [
     "StuckJob",
     "Upgrade",
     "backend_of",
+    "open_blob_reader",
     "open_store",
     "to_fts5_query",
     "upgrade_schema",

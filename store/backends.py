@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 from urllib.parse import urlsplit
 
 import psycopg
 import structlog
 
+from store.blobs import BlobStore
 from store.job_store import JobStore
 from store.postgres import PgJobStore
 from store.postgres.database import unavailable
@@ -25,7 +26,14 @@ from store.sqlite.database import DEFAULT_BUSY_TIMEOUT_MS, connect
 from store.sqlite.schema import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
 from store.sqlite.schema import prepare as prepare_sqlite
 
-__all__ = ["Upgrade", "backend_of", "open_store", "upgrade_schema"]
+__all__ = [
+    "BlobReader",
+    "Upgrade",
+    "backend_of",
+    "open_blob_reader",
+    "open_store",
+    "upgrade_schema",
+]
 
 _log = structlog.get_logger("sealflow.store")
 _POSTGRES_SCHEMES: Final = frozenset({"postgresql", "postgres"})
@@ -51,6 +59,25 @@ async def open_store(database_url: str | None, data_dir: Path) -> JobStore:
         store = await SqliteJobStore.open(Path(data_dir) / EMBEDDED_FILE)
     _log.info("store.opened", backend=store.backend)
     return store
+
+
+class BlobReader(Protocol):
+    """What a reader of uploaded documents needs: a blob by digest, re-checked, bounded."""
+
+    async def read_blob(self, sha256: str, *, max_bytes: int) -> bytes:
+        """The blob's bytes (``BlobNotFound``, ``BlobTooLarge``, ``BlobCorrupt``)."""
+
+    async def close(self) -> None:
+        """Release what the reader holds."""
+
+
+async def open_blob_reader(database_url: str | None, data_dir: Path) -> BlobReader:
+    """Where uploads are read from: PostgreSQL's blob rows when the URL names it, so a parser
+    on another host needs no shared disk; else the blob files under ``data_dir``."""
+    if backend_of(database_url) == "postgresql":
+        assert database_url is not None
+        return await PgJobStore.open(database_url)
+    return BlobStore(Path(data_dir) / "blobs")
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,6 +138,13 @@ class BlobStore:
             raise BlobCorrupt(f"blob {sha256} does not match its digest")
         return data
 
+    async def read_blob(self, sha256: str, *, max_bytes: int) -> bytes:
+        """:meth:`read` off the event loop: what a parser reads through (``BlobReader``)."""
+        return await asyncio.to_thread(self.read, sha256, max_bytes=max_bytes)
+
+    async def close(self) -> None:
+        """Nothing to release (files are opened per read); there for ``BlobReader``."""
+
     def delete(self, sha256: str) -> bool:
         """Remove the blob; True if it existed."""
         path = self.path_for(sha256)
