@@ -1,4 +1,5 @@
-"""Shared fixtures: a real RabbitMQ for integration tests, a namespace per test, fresh keys."""
+"""Shared fixtures: a real RabbitMQ for integration tests, a namespace per test, key rings made
+once per session and copied into each test, and cheap password hashing for the whole run."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from identity_testing import TEST_HASHER
+from keys_testing import ENVELOPE_ALGORITHMS, copy_rings, make_rings
 
 _LOCAL_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -89,17 +92,38 @@ def namespace() -> str:
     return f"test-{uuid.uuid4().hex[:12]}"
 
 
-@pytest.fixture
-def keys_dir(tmp_path: Path) -> Path:
-    """Key rings for every service plus the trust store, made in a temporary directory."""
-    from keys import KeyRing, write_trust_store
-    from schemas import SERVICES
+@pytest.fixture(scope="session")
+def rings_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Rings for every service (ES256) and trust.json, made once: copy it, never change it."""
+    return make_rings(tmp_path_factory.mktemp("rings") / "keys")
 
-    directory = tmp_path / "keys"
-    for service in SERVICES:
-        KeyRing.create(directory, service)
-    write_trust_store(directory)
-    return directory
+
+@pytest.fixture(scope="session")
+def envelope_rings_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The envelope tests' rings (parser RS256, identity EdDSA, the rest ES256), made once."""
+    return make_rings(tmp_path_factory.mktemp("envelope-rings") / "keys", ENVELOPE_ALGORITHMS)
+
+
+@pytest.fixture
+def keys_dir(rings_template: Path, tmp_path: Path) -> Path:
+    """This test's own key rings for every service plus the trust store (a copy of the template)."""
+    return copy_rings(rings_template, tmp_path / "keys")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    """Argon2id with the smallest parameters it allows, in this test process only.
+
+    Production keeps argon2-cffi's RFC 9106 profile (``identity.hashing``; pinned by
+    ``tests/identity/test_hashing.py``, which checks it in a fresh interpreter). Daemons the
+    tests start as subprocesses hash with the production parameters.
+    """
+    from identity import hashing
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(hashing, "_HASHER", TEST_HASHER)
+        patch.setattr(hashing, "_DUMMY_HASH", TEST_HASHER.hash("a dummy password"))
+        yield
 
 
 @pytest.fixture

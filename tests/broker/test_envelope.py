@@ -6,7 +6,6 @@ import base64
 import json
 import string
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -15,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jwt.algorithms import get_default_algorithms
-from sealflow_testing import NOW, Env, job_message, make_env
+from sealflow_testing import NOW, Env, job_message
 
 from broker import (
     ENVELOPE_HEADER,
@@ -27,11 +26,6 @@ from broker import (
     body_digest,
 )
 from schemas import JobSubmitted
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> Env:
-    return make_env(tmp_path)
 
 
 def _b64(data: bytes) -> str:

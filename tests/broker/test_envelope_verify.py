@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from sealflow_testing import NOW, Env, job_message, make_env
+from sealflow_testing import NOW, Env, job_message
 
 from broker import ENVELOPE_HEADER, EnvelopeError, Reason, RevocationList, Sealed, Sealer
 from keys import SigningKey
 from schemas import Revocation
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> Env:
-    return make_env(tmp_path)
 
 
 def _sealed(env: Env, sealer: Sealer | None = None) -> Sealed:

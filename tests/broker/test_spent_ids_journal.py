@@ -5,14 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sealflow_testing import NOW, Env, job_message, make_env
+from sealflow_testing import NOW, Env, job_message
 
 from broker import ENVELOPE_HEADER, EnvelopeError, Reason, SpentIds, SpentIdsJournal, SpentState
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> Env:
-    return make_env(tmp_path)
 
 
 def test_a_replay_after_a_restart_is_still_rejected(env: Env, tmp_path: Path) -> None:

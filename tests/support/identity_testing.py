@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
+from argon2 import PasswordHasher
 
 from broker import PublishFailed
 from identity import AUDIT_KEY, STORE_KEY, AnyIdentityStore, IdentitySettings
@@ -23,6 +24,9 @@ REDIRECT = "https://app.example/callback"
 WEB = "sealflow-web"
 CLI = "sealflow-cli"
 PASSWORDS = {"alice": "correct horse", "root": "admin password", "vic": "viewer password"}
+
+TEST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+"""Argon2id at the smallest cost argon2 allows (8 KiB, one pass): tests only, see conftest."""
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Helpers for envelope tests: key rings in a temporary directory, a sealer per service."""
+"""Helpers for envelope tests: a sealer and an opener per service over copied key rings."""
 
 from __future__ import annotations
 
@@ -57,18 +57,12 @@ class Env:
         return Opener(service, self.trust, clock=self.clock, **kwargs)  # type: ignore[arg-type]
 
 
-def make_env(tmp_path: Path) -> Env:
-    """Rings for every service (the parser's is RS256, the identity's EdDSA, the rest ES256)."""
-    keys_dir = tmp_path / "keys"
-    algs = {"parser": "RS256", "identity": "EdDSA"}
-    signing = {}
-    for service in SERVICES:
-        ring = KeyRing.create(keys_dir, service, algs.get(service, "ES256"))  # type: ignore[arg-type]
-        signing[service] = ring.signing_key()
+def make_env(keys_dir: Path) -> Env:
+    """Signing keys and trust from the rings in ``keys_dir`` (``keys_testing.make_rings``)."""
     return Env(
         keys_dir=keys_dir,
         clock=Clock(),
-        signing=signing,
+        signing={service: KeyRing.load(keys_dir, service).signing_key() for service in SERVICES},
         trust=StaticTrust(TrustStore.from_rings(keys_dir)),
     )
 
