@@ -17,6 +17,8 @@ import pytest
 from identity_testing import TEST_HASHER
 from keys_testing import ENVELOPE_ALGORITHMS, copy_rings, make_rings
 
+pytest_plugins = ["pipeline_fixtures"]
+
 _LOCAL_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from gateway_testing import Issuer
 from playwright.async_api import Browser, Page, async_playwright
-from web_testing import WebGateway, identity_server, web_gateway
+from web_testing import WebGateway, web_gateway
 
 from broker import BrokerSettings
 
@@ -54,36 +54,13 @@ def screenshots() -> Path:
 
 
 @pytest.fixture
-def broker_settings(
-    amqp_url: str, namespace: str, keys_dir: Path, tmp_path: Path
-) -> BrokerSettings:
-    data_dir = tmp_path / "data"
-    data_dir.mkdir(exist_ok=True)
-    return BrokerSettings(
-        amqp_url=amqp_url,
-        namespace=namespace,
-        data_dir=data_dir,
-        keys_dir=keys_dir,
-        retry_base_delay=0.05,
-        max_attempts=3,
-        shutdown_grace=10,
-    )
-
-
-@pytest.fixture
-async def web_issuer(keys_dir: Path, tmp_path: Path) -> AsyncIterator[Issuer]:
-    async with identity_server(keys_dir, tmp_path / "identity") as issuer:
-        yield issuer
-
-
-@pytest.fixture
 async def site(
-    web_issuer: Issuer,
+    issuer: Issuer,
     broker_settings: BrokerSettings,
     cleanup_namespace: None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[WebGateway]:
-    async with web_gateway(web_issuer, broker_settings, monkeypatch) as gateway:
+    async with web_gateway(issuer, broker_settings, monkeypatch) as gateway:
         yield gateway
 
 

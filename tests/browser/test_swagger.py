@@ -33,9 +33,9 @@ async def _call(page: Page, method: str, path: str) -> str:
 
 
 async def test_docs_authorize_with_a_bearer_token_and_call_the_api(
-    site: WebGateway, web_issuer: Issuer, page: Page, screenshots: Path
+    site: WebGateway, issuer: Issuer, page: Page, screenshots: Path
 ) -> None:
-    token = web_issuer.token("alice", "user")
+    token = issuer.token("alice", "user")
     await page.goto(f"{site.url}/docs")
     await page.wait_for_selector(".swagger-ui .info .title")
 

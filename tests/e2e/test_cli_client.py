@@ -1,6 +1,6 @@
 """The command line as a client of the real stack: identity, gateway, worker and parser.
 
-A user is added to the identity store; ``sealflow login`` runs the device flow through click
+The identity has its test users; ``sealflow login`` runs the device flow through click
 while the test, acting as the user's browser, approves the code on the identity's ``/device``
 form over HTTP. Then ``upload --wait`` reaches done, and ``jobs``, ``result``, ``token`` and
 ``logout`` work against the gateway, on a real RabbitMQ under the test's namespace.
@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -20,26 +19,22 @@ from pathlib import Path
 import aiohttp
 import pytest
 import structlog
-from aiohttp import web
 from click.testing import CliRunner, Result
-from sealflow_testing import queue_counts
+from gateway_testing import PASSWORD, identity_server
+from pipeline_testing import in_process_daemons, wait_consuming
 
 from broker import BrokerSettings, Topology, connect, open_channel
 from gateway.daemon import serve as serve_gateway
 from gateway.settings import GatewaySettings
-from identity import STORE_KEY, IdentitySettings
-from identity import create_app as create_identity_app
-from parser.daemon import ParserSettings
-from parser.daemon import serve as serve_parser
+from identity import STORE_KEY
 from sealflow.cli import cli
-from workers import WorkerSettings
-from workers import serve as serve_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(180)]
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "docs" / "sample.md"
-USER, PASSWORD = "alice", "correct horse battery staple"
+USER = "alice"
+"""One of the identity's test users (``gateway_testing.USERS``), signing in with ``PASSWORD``."""
 SCRIPT_ID, SCRIPT_SECRET = "nightly-import", "a-secret-made-for-this-test-only"
 
 
@@ -58,13 +53,6 @@ class Stack:
         )
 
 
-def _listening_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
 @pytest.fixture
 def server_logs_to_stderr() -> Iterator[None]:
     """The servers run in this process while CliRunner swaps sys.stdout for each command:
@@ -79,113 +67,72 @@ def server_logs_to_stderr() -> Iterator[None]:
 
 @pytest.fixture
 async def stack(
-    amqp_url: str,
-    namespace: str,
+    broker_settings: BrokerSettings,
     keys_dir: Path,
     tmp_path: Path,
     cleanup_namespace: None,
     monkeypatch: pytest.MonkeyPatch,
     server_logs_to_stderr: None,
 ) -> AsyncIterator[Stack]:
-    broker_settings = BrokerSettings(
-        amqp_url=amqp_url,
-        namespace=namespace,
-        data_dir=tmp_path / "data",
-        keys_dir=keys_dir,
-        retry_base_delay=0.05,
-        max_attempts=3,
-        shutdown_grace=10,
-    )
-    broker_settings.data_dir.mkdir(parents=True)
-
-    # The identity provider on a port known before its issuer URL is fixed.
-    sock = _listening_socket()
-    issuer = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    identity_app = create_identity_app(
-        IdentitySettings(
-            issuer=issuer,
-            data_dir=tmp_path / "identity",
+    """Identity (polled every second), gateway, worker, parser and audit in this process."""
+    async with identity_server(keys_dir, tmp_path / "identity", device_poll_interval=1) as idp:
+        await idp.app[STORE_KEY].add_client(
+            SCRIPT_ID, secret=SCRIPT_SECRET, grant_types=["client_credentials"], role="user"
+        )
+        stop, started = asyncio.Event(), asyncio.Event()
+        gateway_settings = GatewaySettings(
+            issuer=idp.url,
+            host="127.0.0.1",
+            port=0,
+            health_port=0,
+            data_dir=broker_settings.data_dir,
             keys_dir=keys_dir,
-            device_poll_interval=1,
+            sse_heartbeat_seconds=1.0,
+            sse_poll_seconds=1.0,
         )
-    )
-    identity_runner = web.AppRunner(identity_app, access_log=None)
-    await identity_runner.setup()
-    await web.SockSite(identity_runner, sock).start()
-    await identity_app[STORE_KEY].add_user(USER, PASSWORD, "user")
-    await identity_app[STORE_KEY].add_client(
-        SCRIPT_ID, secret=SCRIPT_SECRET, grant_types=["client_credentials"], role="user"
-    )
-
-    stop = asyncio.Event()
-    gateway_started = asyncio.Event()
-    gateway_settings = GatewaySettings(
-        issuer=issuer,
-        host="127.0.0.1",
-        port=0,
-        health_port=0,
-        data_dir=broker_settings.data_dir,
-        keys_dir=keys_dir,
-        sse_heartbeat_seconds=1.0,
-        sse_poll_seconds=1.0,
-    )
-    daemons = [
-        asyncio.create_task(
-            serve_gateway(gateway_settings, broker_settings, stop=stop, started=gateway_started)
-        ),
-        asyncio.create_task(
-            serve_parser(
-                broker_settings, ParserSettings(health_port=0, timeout_seconds=15), stop=stop
-            )
-        ),
-        asyncio.create_task(
-            serve_worker(broker_settings, WorkerSettings(health_port=0), stop=stop)
-        ),
-    ]
-    connection = await connect(amqp_url)
-    try:
-        channel = await open_channel(connection)
-        topology = Topology(namespace)
-        async with asyncio.timeout(60):
-            await gateway_started.wait()
-            for queue in ("worker.jobs", "parser.requests", "gateway.events"):
-                while True:
-                    try:
-                        if (await queue_counts(channel, topology.queue(queue)))[1] > 0:
-                            break
-                    except Exception:  # not declared yet: the daemon is still starting
-                        channel = await open_channel(connection)
-                    await asyncio.sleep(0.05)
-
-        config_dir = tmp_path / "home" / ".config" / "sealflow"
-        result = Stack(
-            issuer=issuer,
-            gateway_url=f"http://127.0.0.1:{gateway_settings.port}",
-            env={
-                "SEALFLOW_ISSUER": issuer,
-                "SEALFLOW_GATEWAY_URL": f"http://127.0.0.1:{gateway_settings.port}",
-                "SEALFLOW_CONFIG_DIR": str(config_dir),
-                "SEALFLOW_CLIENT_ID": None,
-                "SEALFLOW_CLIENT_SECRET": None,
-                "NO_COLOR": "1",
-                "COLUMNS": "200",
-            },
+        gateway = asyncio.create_task(
+            serve_gateway(gateway_settings, broker_settings, stop=stop, started=started)
         )
+        connection = await connect(broker_settings.amqp_url)
+        try:
+            ready = asyncio.ensure_future(started.wait())
+            async with asyncio.timeout(60):
+                await asyncio.wait({ready, gateway}, return_when=asyncio.FIRST_COMPLETED)
+            if not ready.done():
+                ready.cancel()
+                gateway.result()  # its exception
+                raise RuntimeError("the gateway stopped before it was listening")
+            channel = await open_channel(connection)
+            async with in_process_daemons(broker_settings, channel):
+                topology = Topology(broker_settings.namespace)
+                await wait_consuming(channel, topology, ["gateway.events"], [gateway])
+                gateway_url = f"http://127.0.0.1:{gateway_settings.port}"
+                config_dir = tmp_path / "home" / ".config" / "sealflow"
+                result = Stack(
+                    issuer=idp.url,
+                    gateway_url=gateway_url,
+                    env={
+                        "SEALFLOW_ISSUER": idp.url,
+                        "SEALFLOW_GATEWAY_URL": gateway_url,
+                        "SEALFLOW_CONFIG_DIR": str(config_dir),
+                        "SEALFLOW_CLIENT_ID": None,
+                        "SEALFLOW_CLIENT_SECRET": None,
+                        "NO_COLOR": "1",
+                        "COLUMNS": "200",
+                    },
+                )
 
-        def fake_browser(url: str, *args: object, **kwargs: object) -> bool:
-            result.opened.append(url)
-            return True
+                def fake_browser(url: str, *args: object, **kwargs: object) -> bool:
+                    result.opened.append(url)
+                    return True
 
-        monkeypatch.setattr("webbrowser.open", fake_browser)
-        yield result
-    finally:
-        stop.set()
-        outcomes = await asyncio.gather(*daemons, return_exceptions=True)
-        await connection.close()
-        await identity_runner.cleanup()
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
+                monkeypatch.setattr("webbrowser.open", fake_browser)
+                yield result
+        finally:
+            stop.set()
+            await asyncio.gather(gateway, return_exceptions=True)
+            await connection.close()
+        gateway.result()  # a gateway that failed fails the test
 
 
 async def _decide_in_browser(stack: Stack, url: str, action: str = "approve") -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import secrets
 from collections.abc import AsyncIterator
@@ -15,13 +14,11 @@ from typing import Any
 import aio_pika
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from sealflow_testing import queue_counts
+from documents_testing import DOCUMENTS
+from pipeline_testing import in_process_daemons
 from store_testing import BACKENDS, reset_postgres
-from store_testing import postgres_url as postgres_url  # the session fixture, registered here
 
-from audit import AuditLog, AuditSettings, iter_records, verify_log
-from audit.daemon import AuditDaemonSettings
-from audit.daemon import serve as serve_audit
+from audit import AuditLog, iter_records, verify_log
 from broker import (
     ENVELOPE_HEADER,
     REJECT_REASON_HEADER,
@@ -33,51 +30,10 @@ from broker import (
     open_channel,
 )
 from keys import KeyRing, SigningKey, TrustStore
-from parser.daemon import ParserSettings
-from parser.daemon import serve as serve_parser
 from schemas import JobSubmitted, ParseRequested
 from store import BlobStore, JobStore, NewJob, open_store
-from workers import WorkerSettings
-from workers import serve as serve_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(180)]
-
-
-def _pdf(text: str) -> bytes:
-    from pypdf import PdfWriter
-    from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
-
-    writer = PdfWriter()
-    page = writer.add_blank_page(width=300, height=200)
-    font = DictionaryObject(
-        {
-            NameObject("/Type"): NameObject("/Font"),
-            NameObject("/Subtype"): NameObject("/Type1"),
-            NameObject("/BaseFont"): NameObject("/Helvetica"),
-        }
-    )
-    page[NameObject("/Resources")] = DictionaryObject(
-        {NameObject("/Font"): DictionaryObject({NameObject("/F1"): writer._add_object(font)})}
-    )
-    stream = DecodedStreamObject()
-    stream.set_data(f"BT /F1 12 Tf 20 100 Td ({text}) Tj ET".encode())
-    page[NameObject("/Contents")] = writer._add_object(stream)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
-DOCUMENTS: dict[str, tuple[str, bytes]] = {
-    "notes.txt": ("text/plain", b"plain words about the harbour\n"),
-    "readme.md": ("text/markdown", b"# Title\n\nmarkdown words about lighthouses\n"),
-    "page.html": (
-        "text/html",
-        b"<html><head><title>T</title><script>evil()</script></head><body><p>html words about tides</p></body></html>",
-    ),
-    "data.json": ("application/json", b'{"topic": "json words about anchors", "n": 3}'),
-    "table.csv": ("text/csv", b"name,words\nrow,csv words about sails\n"),
-    "doc.pdf": ("application/pdf", _pdf("pdf words about compasses")),
-}
 
 
 @dataclass
@@ -162,72 +118,36 @@ class Pipeline:
 @pytest.fixture
 async def pipeline(
     request: pytest.FixtureRequest,
-    amqp_url: str,
-    namespace: str,
+    broker_settings: BrokerSettings,
     keys_dir: Path,
-    tmp_path: Path,
     cleanup_namespace: None,
 ) -> AsyncIterator[Pipeline]:
-    """The daemons on the embedded store, or on PostgreSQL when parametrized "postgresql"."""
-    database_url: str | None = None
+    """The three daemons in this process, on the embedded store or on PostgreSQL when
+    parametrized "postgresql", and a connection that publishes as the gateway."""
+    settings = broker_settings
     if getattr(request, "param", "sqlite") == "postgresql":
         database_url = request.getfixturevalue("postgres_url")
         reset_postgres(database_url)
-    settings = BrokerSettings(
-        database_url=database_url,
-        amqp_url=amqp_url,
-        namespace=namespace,
-        data_dir=tmp_path / "data",
-        keys_dir=keys_dir,
-        retry_base_delay=0.05,
-        max_attempts=3,
-        shutdown_grace=10,
-    )
-    settings.data_dir.mkdir(parents=True)
-    stop = asyncio.Event()
+        settings = settings.model_copy(update={"database_url": database_url})
     store = await open_store(settings.database_url, settings.data_dir)
-    daemons = [
-        asyncio.create_task(
-            serve_audit(
-                settings,
-                AuditDaemonSettings(health_port=0, api_port=0, batch_wait=0.001),
-                AuditSettings(data_dir=settings.data_dir, keys_dir=keys_dir, checkpoint_every=5),
-                stop=stop,
-            )
-        ),
-        asyncio.create_task(
-            serve_parser(settings, ParserSettings(health_port=0, timeout_seconds=15), stop=stop)
-        ),
-        asyncio.create_task(serve_worker(settings, WorkerSettings(health_port=0), stop=stop)),
-    ]
-    connection = await connect(amqp_url)
-    channel = await open_channel(connection)
-    topology = Topology(namespace)
-    await topology.declare(channel)
-    sealer = Sealer(KeyRing.load(keys_dir, "gateway").signing_key())
-    # Ready = every daemon consumes its queue (each subscribes to control before that).
-    async with asyncio.timeout(60):
-        for queue in ("worker.jobs", "parser.requests", "audit.events"):
-            while (await queue_counts(channel, topology.queue(queue)))[1] == 0:
-                await asyncio.sleep(0.05)
+    connection = await connect(settings.amqp_url)
     try:
-        yield Pipeline(
-            settings,
-            store,
-            BlobStore(settings.data_dir / "blobs"),
-            Publisher(channel, topology, sealer),
-            channel,
-            topology,
-            keys_dir,
-        )
+        channel = await open_channel(connection)
+        topology = Topology(settings.namespace)
+        sealer = Sealer(KeyRing.load(keys_dir, "gateway").signing_key())
+        async with in_process_daemons(settings, channel, checkpoint_every=5):
+            yield Pipeline(
+                settings,
+                store,
+                BlobStore(settings.data_dir / "blobs"),
+                Publisher(channel, topology, sealer),
+                channel,
+                topology,
+                keys_dir,
+            )
     finally:
-        stop.set()
-        results = await asyncio.gather(*daemons, return_exceptions=True)
         await connection.close()
         await store.close()
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
 
 
 @pytest.mark.parametrize("pipeline", BACKENDS, indirect=True)

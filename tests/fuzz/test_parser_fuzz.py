@@ -9,11 +9,11 @@ Default suite: ``DEFAULT_EXAMPLES`` inputs per format; ``-m slow``: ``SLOW_EXAMP
 
 from __future__ import annotations
 
-import io
 import json
 import os
 
 import pytest
+from documents_testing import text_pdf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -32,33 +32,8 @@ _SETTINGS = {
 }
 
 
-def _pdf(pages: list[str], *, compress: bool) -> bytes:
-    from pypdf import PdfWriter
-    from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
-
-    writer = PdfWriter()
-    for text in pages:
-        page = writer.add_blank_page(width=300, height=200)
-        font = DictionaryObject(
-            {
-                NameObject("/Type"): NameObject("/Font"),
-                NameObject("/Subtype"): NameObject("/Type1"),
-                NameObject("/BaseFont"): NameObject("/Helvetica"),
-            }
-        )
-        page[NameObject("/Resources")] = DictionaryObject(
-            {NameObject("/Font"): DictionaryObject({NameObject("/F1"): writer._add_object(font)})}
-        )
-        stream = DecodedStreamObject()
-        stream.set_data(f"BT /F1 12 Tf 20 100 Td ({text}) Tj ET".encode())
-        page[NameObject("/Contents")] = writer._add_object(stream)
-    if compress:
-        for page in writer.pages:
-            page.compress_content_streams()
-    writer.add_metadata({"/Title": "fuzz seed", "/Author": "sealflow"})
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
+_PDF_METADATA = {"/Title": "fuzz seed", "/Author": "sealflow"}
+"""The PDF seeds carry an Info dictionary, so mutations reach the metadata path too."""
 
 
 SEEDS: dict[str, tuple[str, list[bytes]]] = {
@@ -100,7 +75,10 @@ SEEDS: dict[str, tuple[str, list[bytes]]] = {
     ),
     "pdf": (
         "application/pdf",
-        [_pdf(["first page words"], compress=False), _pdf(["one", "two (x)"], compress=True)],
+        [
+            text_pdf("first page words", metadata=_PDF_METADATA),
+            text_pdf("one", "two (x)", compress=True, metadata=_PDF_METADATA),
+        ],
     ),
 }
 TYPES = sorted({ctype for ctype, _ in SEEDS.values()} | {"application/octet-stream"})

@@ -5,53 +5,16 @@ the audit log holds the trail, refusals included."""
 from __future__ import annotations
 
 import asyncio
-import io
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from documents_testing import DOCUMENTS
 from gateway_testing import Gateway, error_body, read_events
 
 from gateway import GatewaySettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(180)]
-
-
-def _pdf(text: str) -> bytes:
-    from pypdf import PdfWriter
-    from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
-
-    writer = PdfWriter()
-    page = writer.add_blank_page(width=300, height=200)
-    font = DictionaryObject(
-        {
-            NameObject("/Type"): NameObject("/Font"),
-            NameObject("/Subtype"): NameObject("/Type1"),
-            NameObject("/BaseFont"): NameObject("/Helvetica"),
-        }
-    )
-    page[NameObject("/Resources")] = DictionaryObject(
-        {NameObject("/Font"): DictionaryObject({NameObject("/F1"): writer._add_object(font)})}
-    )
-    stream = DecodedStreamObject()
-    stream.set_data(f"BT /F1 12 Tf 20 100 Td ({text}) Tj ET".encode())
-    page[NameObject("/Contents")] = writer._add_object(stream)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
-DOCUMENTS: dict[str, tuple[str, bytes]] = {
-    "notes.txt": ("text/plain", b"plain words about the harbour\n"),
-    "readme.md": ("text/markdown", b"# Title\n\nmarkdown words about lighthouses\n"),
-    "page.html": (
-        "text/html",
-        b"<html><head><script>evil()</script></head><body><p>html words about tides</p></body></html>",
-    ),
-    "data.json": ("application/json", b'{"topic": "json words about anchors", "n": 3}'),
-    "table.csv": ("text/csv", b"name,words\nrow,csv words about sails\n"),
-    "doc.pdf": ("application/pdf", _pdf("pdf words about compasses")),
-}
 
 
 @pytest.fixture

@@ -29,7 +29,6 @@ from identity import (
     PgIdentityStore,
     create_app,
 )
-from keys import KeyRing
 
 OpenIdentity = Callable[[], Awaitable[AnyIdentityStore]]
 
@@ -55,9 +54,8 @@ async def store(open_identity: OpenIdentity) -> AsyncIterator[AnyIdentityStore]:
 
 
 @pytest.fixture
-def identity_settings(tmp_path: Path) -> IdentitySettings:
-    keys_dir = tmp_path / "keys"
-    KeyRing.create(keys_dir, "identity")
+def identity_settings(keys_dir: Path, tmp_path: Path) -> IdentitySettings:
+    """The provider's settings over this test's copy of the key rings."""
     return IdentitySettings(data_dir=tmp_path / "data", keys_dir=keys_dir)
 
 

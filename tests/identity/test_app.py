@@ -10,7 +10,6 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -53,10 +52,9 @@ def new_pkce() -> Pkce:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> IdentitySettings:
-    keys_dir = tmp_path / "keys"
-    KeyRing.create(keys_dir, "identity")
-    return IdentitySettings(data_dir=tmp_path / "data", keys_dir=keys_dir)
+def settings(identity_settings: IdentitySettings) -> IdentitySettings:
+    """The provider's settings (``identity_settings`` of the conftest)."""
+    return identity_settings
 
 
 @pytest.fixture

@@ -151,18 +151,9 @@ async def test_health_is_ready_without_the_broker_on_the_configured_host(
         await server.stop()
 
 
-@pytest.fixture
-def broker_settings(
-    amqp_url: str, namespace: str, keys_dir: Path, tmp_path: Path, cleanup_namespace: None
-) -> BrokerSettings:
-    return BrokerSettings(
-        amqp_url=amqp_url, namespace=namespace, data_dir=tmp_path / "data", keys_dir=keys_dir
-    )
-
-
 @pytest.mark.integration
 async def test_audit_events_arrive_sealed_on_the_audit_queue(
-    tmp_path: Path, keys_dir: Path, broker_settings: BrokerSettings
+    tmp_path: Path, keys_dir: Path, broker_settings: BrokerSettings, cleanup_namespace: None
 ) -> None:
     server = IdentityServer(_settings(tmp_path, keys_dir), broker_settings)
     try:

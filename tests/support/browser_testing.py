@@ -7,8 +7,9 @@ import secrets
 import time
 from datetime import UTC, datetime
 
+from gateway_testing import PASSWORD
 from playwright.async_api import Page
-from web_testing import PASSWORD, WebGateway
+from web_testing import WebGateway
 
 from broker import REJECT_REASON_HEADER, Sealer
 from gateway import PUBLISHER_KEY, RUNTIME_KEY, STORE_KEY

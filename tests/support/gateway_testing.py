@@ -1,7 +1,7 @@
 """Gateway test helpers: the real identity provider as issuer, a gateway on a real broker, tokens.
 
-The issuer is the identity app itself, served on a localhost port: the gateway reads its
-discovery document and JWKS over HTTP exactly as it would any provider's. Tokens are signed
+The issuer is the identity app itself, served on a localhost port with the test users: the
+gateway reads its discovery document and JWKS over HTTP exactly as it would any provider's. Tokens are signed
 with the identity ring's active key by ``keys.TokenSigner`` (what the identity's /token does),
 so a test can ask for any subject, role or lifetime; ``issue_client_token`` takes one from
 the real /token endpoint instead.
@@ -9,28 +9,101 @@ the real /token endpoint instead.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiohttp import ClientResponse, FormData, web
 from aiohttp.test_utils import TestClient, TestServer
+from yarl import URL
 
+from broker import BrokerSettings
 from gateway import RUNTIME_KEY, STORE_KEY, GatewaySettings
 from identity import STORE_KEY as IDENTITY_STORE_KEY
-from identity import scopes_for_role
+from identity import IdentitySettings, scopes_for_role
+from identity import create_app as create_identity_app
 from keys import KeyRing, TokenSigner
 from store import BlobStore, Job, JobStore
 
 AUDIENCE = "sealflow-gateway"
+PASSWORD = "a password made for this test only"
+USERS = {"alice": "user", "bob": "user", "vera": "viewer", "root": "admin"}
+"""The identity's test users (each with ``PASSWORD``) and their roles."""
 
 
 def free_port() -> int:
+    """A port free now, for a setting a server binds later itself (a short race remains)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def listening_socket() -> socket.socket:
+    """A localhost socket bound to a fresh port and kept: its URL is known before the app is
+    made, and no other process can take the port in between (``serve_on`` serves on it)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    """``http://127.0.0.1:<port>`` of a bound socket."""
+    return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def serve_on(app: web.Application, sock: socket.socket) -> TestServer:
+    """A test server for ``app`` that will listen on ``sock`` (call ``start_server``)."""
+    return TestServer(
+        app, host="127.0.0.1", port=sock.getsockname()[1], socket_factory=lambda *_: sock
+    )
+
+
+@contextlib.asynccontextmanager
+async def identity_server(
+    keys_dir: Path, data_dir: Path, **overrides: Any
+) -> AsyncIterator[Issuer]:
+    """The real identity provider on a localhost port, with the test users (``USERS``);
+    ``overrides`` are further ``IdentitySettings`` fields."""
+    sock = listening_socket()
+    url = url_of(sock)
+    settings = IdentitySettings(
+        issuer=url, data_dir=data_dir, keys_dir=keys_dir, api_audience=AUDIENCE, **overrides
+    )
+    server = serve_on(create_identity_app(settings), sock)
+    await server.start_server()
+    try:
+        store = server.app[IDENTITY_STORE_KEY]
+        for name, role in USERS.items():
+            await store.add_user(name, PASSWORD, role)  # type: ignore[arg-type]
+        yield Issuer(url=url, keys_dir=keys_dir, server=server)
+    finally:
+        await server.close()
+
+
+def gateway_settings_for(issuer: Issuer, broker_settings: BrokerSettings) -> GatewaySettings:
+    """The gateway's test settings: small upload limits, no JWKS refetch pause, quick SSE, and
+    the audit query API on a port of its own (``audit_api_port``; nothing answers there unless
+    the test runs the audit daemon)."""
+    return GatewaySettings(
+        issuer=issuer.url,
+        api_audience=AUDIENCE,
+        data_dir=broker_settings.data_dir,
+        keys_dir=broker_settings.keys_dir,
+        database_url=broker_settings.database_url,
+        max_upload_bytes=64 * 1024,
+        max_request_bytes=256 * 1024,
+        max_files_per_upload=8,
+        jwks_refetch_interval=0.0,
+        sse_heartbeat_seconds=1.0,
+        sse_poll_seconds=1.0,
+        audit_url=f"http://127.0.0.1:{free_port()}",
+        audit_timeout=5.0,
+    )
 
 
 @dataclass
@@ -195,3 +268,8 @@ async def read_events(response: ClientResponse) -> list[tuple[str, dict[str, Any
     while (event := await next_event(response)) is not None:
         events.append(event)
     return events
+
+
+def audit_api_port(settings: GatewaySettings) -> int:
+    """The port where ``settings`` has the gateway read the audit log (the daemon serves it)."""
+    return URL(settings.audit_url).port or 0

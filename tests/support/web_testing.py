@@ -1,5 +1,5 @@
-"""Browser-side test helpers: the identity, a gateway serving pages on a known port, the
-pipeline daemons, and a cookie-keeping HTTP "browser" that signs in through the real forms.
+"""Browser-side test helpers: a gateway serving pages on a known port, and a cookie-keeping
+HTTP "browser" that signs in through the real forms (on the identity of ``gateway_testing``).
 
 The gateway's URL must be known before its app is made (it is the OAuth redirect URI), so
 the gateway listens on a port picked beforehand and ``SEALFLOW_GATEWAY_URL`` names it.
@@ -7,13 +7,11 @@ the gateway listens on a port picked beforehand and ``SEALFLOW_GATEWAY_URL`` nam
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from html import unescape
-from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
@@ -21,55 +19,21 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from gateway_testing import AUDIENCE, Issuer, free_port
-from sealflow_testing import queue_counts
-from yarl import URL
+from gateway_testing import (
+    PASSWORD,
+    Issuer,
+    audit_api_port,
+    gateway_settings_for,
+    listening_socket,
+    serve_on,
+    url_of,
+)
+from pipeline_testing import in_process_daemons
 
 from broker import BrokerSettings
-from gateway import RUNTIME_KEY, SETTINGS_KEY, GatewaySettings, create_app
+from gateway import RUNTIME_KEY, GatewaySettings, create_app
 from gateway.web import WEB_CLIENT_ID, WEB_GRANT_TYPES
 from identity import STORE_KEY as IDENTITY_STORE_KEY
-from identity import IdentitySettings
-from identity import create_app as create_identity_app
-
-PASSWORD = "a password made for this test only"
-USERS = {"alice": "user", "bob": "user", "vera": "viewer", "root": "admin"}
-
-
-@contextlib.asynccontextmanager
-async def identity_server(keys_dir: Path, data_dir: Path) -> AsyncIterator[Issuer]:
-    """The real identity provider on a localhost port, with the test users."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    settings = IdentitySettings(
-        issuer=url, data_dir=data_dir, keys_dir=keys_dir, api_audience=AUDIENCE
-    )
-    server = TestServer(create_identity_app(settings), host="127.0.0.1", port=port)
-    await server.start_server()
-    try:
-        store = server.app[IDENTITY_STORE_KEY]
-        for name, role in USERS.items():
-            await store.add_user(name, PASSWORD, role)  # type: ignore[arg-type]
-        yield Issuer(url=url, keys_dir=keys_dir, server=server)
-    finally:
-        await server.close()
-
-
-def gateway_settings_for(issuer: Issuer, broker_settings: BrokerSettings) -> GatewaySettings:
-    return GatewaySettings(
-        issuer=issuer.url,
-        api_audience=AUDIENCE,
-        data_dir=broker_settings.data_dir,
-        keys_dir=broker_settings.keys_dir,
-        max_upload_bytes=64 * 1024,
-        max_request_bytes=256 * 1024,
-        max_files_per_upload=8,
-        jwks_refetch_interval=0.0,
-        sse_heartbeat_seconds=1.0,
-        sse_poll_seconds=1.0,
-        audit_url=f"http://127.0.0.1:{free_port()}",
-        audit_timeout=5.0,
-    )
 
 
 @dataclass
@@ -96,8 +60,8 @@ async def web_gateway(
     env: dict[str, str] | None = None,
 ) -> AsyncIterator[WebGateway]:
     """The gateway on a known port, its browser client registered at the identity."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    sock = listening_socket()
+    url = url_of(sock)
     monkeypatch.setenv("SEALFLOW_GATEWAY_URL", url)
     monkeypatch.delenv("SEALFLOW_SESSION_SECRET", raising=False)
     monkeypatch.delenv("SEALFLOW_WEB_CLIENT_SECRET", raising=False)
@@ -108,7 +72,7 @@ async def web_gateway(
     )
     chosen = settings if settings is not None else gateway_settings_for(issuer, broker_settings)
     app = create_app(chosen, broker_settings=broker_settings)
-    server = TestServer(app, host="127.0.0.1", port=port)
+    server = serve_on(app, sock)
     await server.start_server()
     try:
         yield WebGateway(url=url, issuer=issuer, server=server, settings=chosen)
@@ -116,52 +80,16 @@ async def web_gateway(
         await server.close()
 
 
-@contextlib.asynccontextmanager
-async def pipeline(broker_settings: BrokerSettings, app: web.Application) -> AsyncIterator[None]:
-    """The audit, parser and worker daemons in-process, consuming before this yields."""
-    from audit import AuditSettings
-    from audit.daemon import AuditDaemonSettings
-    from audit.daemon import serve as serve_audit
-    from parser.daemon import ParserSettings
-    from parser.daemon import serve as serve_parser
-    from workers import WorkerSettings
-    from workers import serve as serve_worker
-
-    stop = asyncio.Event()
-    settings = broker_settings
-    api_port = URL(app[SETTINGS_KEY].audit_url).port or 0  # the gateway reads the log there
-    daemons = [
-        asyncio.create_task(
-            serve_audit(
-                settings,
-                AuditDaemonSettings(health_port=0, api_port=api_port, batch_wait=0.001),
-                AuditSettings(data_dir=settings.data_dir, keys_dir=settings.keys_dir),
-                stop=stop,
-            )
-        ),
-        asyncio.create_task(
-            serve_parser(settings, ParserSettings(health_port=0, timeout_seconds=15), stop=stop)
-        ),
-        asyncio.create_task(serve_worker(settings, WorkerSettings(health_port=0), stop=stop)),
-    ]
-    runtime = app[RUNTIME_KEY]
-    assert runtime.consume_channel is not None
-    async with asyncio.timeout(60):
-        for queue in ("worker.jobs", "parser.requests", "audit.events"):
-            name = runtime.topology.queue(queue)
-            while (await queue_counts(runtime.consume_channel, name))[1] == 0:
-                for task in daemons:
-                    if task.done():
-                        task.result()
-                await asyncio.sleep(0.05)
-    try:
-        yield
-    finally:
-        stop.set()
-        results = await asyncio.gather(*daemons, return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
+def daemons_for(
+    site: WebGateway, broker_settings: BrokerSettings
+) -> contextlib.AbstractAsyncContextManager[None]:
+    """The audit, parser and worker daemons in-process for ``site``; the audit daemon serves
+    its query API where the site reads the log."""
+    return in_process_daemons(
+        broker_settings,
+        site.app[RUNTIME_KEY].consume_channel,
+        audit_api_port=audit_api_port(site.settings),
+    )
 
 
 _CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]*)">')

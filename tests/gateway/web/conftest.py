@@ -4,29 +4,22 @@ known port (on a real broker), and cookie-keeping HTTP browsers signed in throug
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from gateway_testing import Issuer
-from web_testing import Browser, WebGateway, browser, identity_server, web_gateway
+from web_testing import Browser, WebGateway, browser, web_gateway
 
 from broker import BrokerSettings
 
 
 @pytest.fixture
-async def web_issuer(keys_dir: Path, tmp_path: Path) -> AsyncIterator[Issuer]:
-    async with identity_server(keys_dir, tmp_path / "identity") as issuer:
-        yield issuer
-
-
-@pytest.fixture
 async def site(
-    web_issuer: Issuer,
+    issuer: Issuer,
     broker_settings: BrokerSettings,
     cleanup_namespace: None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[WebGateway]:
-    async with web_gateway(web_issuer, broker_settings, monkeypatch) as gateway:
+    async with web_gateway(issuer, broker_settings, monkeypatch) as gateway:
         yield gateway
 
 
