@@ -25,13 +25,13 @@ import argparse
 import asyncio
 import collections
 import contextlib
-import io
 import json
 import logging
 import os
 import random
 import secrets
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -42,7 +42,6 @@ from typing import Any
 
 import structlog
 from aio_pika.exceptions import AMQPError
-from daemons import SERVICES, Daemons, daemon_env
 from forgeries import KINDS, QUEUES, Forger, Forgery
 from unsealed import UnsealedOpener, UnsealedSealer
 
@@ -66,6 +65,14 @@ from keys import KeyRing, TrustStore, TrustStoreFile, write_trust_store
 from schemas import SERVICES as ALL_SERVICES
 from schemas import JobSubmitted
 from store import BlobStore, JobStore, NewJob, SqliteJobStore
+
+_SUPPORT = str(Path(__file__).resolve().parents[1] / "tests" / "support")
+if _SUPPORT not in sys.path:
+    sys.path.append(_SUPPORT)  # the daemon harness, documents and queue counts of the tests
+from daemon_processes import PIPELINE_DAEMONS as SERVICES  # noqa: E402
+from daemon_processes import Daemons, daemon_env  # noqa: E402
+from documents_testing import text_pdf  # noqa: E402
+from sealflow_testing import queue_counts  # noqa: E402
 
 FINAL = ("job.completed", "job.failed")
 OWNER = "alice"
@@ -232,30 +239,6 @@ def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def _pdf(text: str) -> bytes:
-    from pypdf import PdfWriter
-    from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
-
-    writer = PdfWriter()
-    page = writer.add_blank_page(width=300, height=200)
-    font = DictionaryObject(
-        {
-            NameObject("/Type"): NameObject("/Font"),
-            NameObject("/Subtype"): NameObject("/Type1"),
-            NameObject("/BaseFont"): NameObject("/Helvetica"),
-        }
-    )
-    page[NameObject("/Resources")] = DictionaryObject(
-        {NameObject("/Font"): DictionaryObject({NameObject("/F1"): writer._add_object(font)})}
-    )
-    stream = DecodedStreamObject()
-    stream.set_data(f"BT /F1 12 Tf 20 100 Td ({text}) Tj ET".encode())
-    page[NameObject("/Contents")] = writer._add_object(stream)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
 def document(i: int, seed: int) -> tuple[str, str, bytes]:
     """Job ``i``'s document: a different one each time (the blob store dedups equal bytes)."""
     words = f"soak document {i} of seed {seed} about harbours and tides"
@@ -272,7 +255,7 @@ def document(i: int, seed: int) -> tuple[str, str, bytes]:
         case 4:
             return f"d{i}.csv", "text/csv", f"n,text\n{i},{words}\n".encode()
         case _:
-            return f"d{i}.pdf", "application/pdf", _pdf(words)
+            return f"d{i}.pdf", "application/pdf", text_pdf(words)
 
 
 @dataclass
@@ -295,13 +278,6 @@ class _Plan:
         for _ in range(config.broker_restarts):
             at[rng.randrange(lo, hi)].append(("broker", "restart"))
         return cls(dict(at))
-
-
-async def queue_counts(channel: Any, name: str) -> tuple[int, int]:
-    """(messages, consumers) of a queue, asked of the broker now (not the channel's cache)."""
-    underlay = await channel.get_underlay_channel()
-    result = await underlay.queue_declare(name, passive=True)
-    return int(result.message_count or 0), int(result.consumer_count or 0)
 
 
 async def _counts_or_none(channel: Any, names: list[str]) -> list[int] | None:
@@ -347,7 +323,6 @@ class Soak:
         self.final_at: dict[str, float] = {}
         self.submitted: dict[str, Sealed] = {}
         self.replayed: set[str] = set()
-        self.worker_kills: list[float] = []
         self.forgeries: list[Forgery] = []
         self.job_ids: list[str] = []
         self._slots = asyncio.Semaphore(config.in_flight)
@@ -364,19 +339,28 @@ class Soak:
             for service in ALL_SERVICES:
                 KeyRing.create(self.keys_dir, service)
             write_trust_store(self.keys_dir)
-        env = daemon_env(self.amqp_url, self.namespace, self.data_dir, self.keys_dir)
+        env = daemon_env(
+            self.amqp_url,
+            self.namespace,
+            self.data_dir,
+            self.keys_dir,
+            SEALFLOW_SHUTDOWN_GRACE="15",
+            SEALFLOW_RETRY_BASE_DELAY="0.1",
+        )
         connection = await connect(self.amqp_url, name="soak")
         try:
             channel = await open_channel(connection)
             listen_channel = await open_channel(connection, prefetch=256)
             await self.topology.declare(channel)
-            daemons = await asyncio.to_thread(Daemons.start_all, env, unsealed=self.config.unsealed)
+            daemons = Daemons(env, unsealed=self.config.unsealed, history=60)
             try:
+                await asyncio.to_thread(daemons.start, *SERVICES)
                 await self._run_with(daemons, channel, listen_channel)
             finally:
-                for task in self._restarts.values():
-                    task.cancel()
+                # A restart runs in a thread that cannot be cancelled: let it end, then stop all.
+                await asyncio.gather(*self._restarts.values(), return_exceptions=True)
                 self.report.exit_codes = await asyncio.to_thread(daemons.stop_all)
+                await asyncio.to_thread(daemons.kill_leftovers)
             await self._count_dead_letters(channel)
             await asyncio.to_thread(self._count_audit)
         finally:
@@ -417,7 +401,7 @@ class Soak:
                 await self._all_final.wait()
                 self.report.elapsed_s = time.monotonic() - started
                 await asyncio.gather(*self._restarts.values())
-                await self._wait_accounted(channel)
+                await self._wait_accounted(channel, daemons)
                 await self._wait_drained(channel)
             self._sample_rss(daemons, force=True)
         finally:
@@ -535,18 +519,15 @@ class Soak:
             # the audit record of a forgery (DESIGN-level gap reported in bench/README.md), so
             # every forgery so far is first fully accounted for.
             # Jobs keep flowing while it restarts.
-            await self._wait_accounted(channel)
+            await self._wait_accounted(channel, daemons)
             previous = self._restarts.get(arg)
             if previous is not None:
                 await previous
-            daemon = daemons[arg]
-            daemon.kill()
-            if arg == "worker":
-                self.worker_kills.append(time.monotonic())
+            await asyncio.to_thread(daemons.kill, arg)
             self.report.kills.append(f"{arg}@{len(self.job_ids)}")
-            self._restarts[arg] = asyncio.create_task(asyncio.to_thread(daemon.start))
+            self._restarts[arg] = asyncio.create_task(self._restart(daemons, arg))
         else:
-            await self._wait_accounted(channel)
+            await self._wait_accounted(channel, daemons)
             if self.broker_fault is not None:
                 self.report.broker_restarts.append(await self.broker_fault())
             else:
@@ -555,20 +536,27 @@ class Soak:
                 )
 
     def _replay(self, forger: Forger) -> Forgery | None:
-        """A copy of a ``job.submitted`` whose job finished ≥ 1 s ago, with no worker SIGKILL
-        within 1 s after (so its spent ``jti`` is in the worker's journal)."""
-        now = time.monotonic()
-        for job_id, at in self.final_at.items():
-            if job_id in self.replayed or now - at < 1.0:
-                continue
-            if any(at <= kill <= at + 1.0 for kill in self.worker_kills):
-                continue
+        """A copy of a finished job's ``job.submitted`` whose ``jti`` the worker's replay
+        journal already holds on disk, so the worker refuses it whichever incarnation runs.
+
+        The journal is flushed every 0.2 s, so a SIGKILL loses the last moments' ids: a job
+        the killed worker took just before it died finishes later, with its ``jti`` lost.
+        Choosing by the journal itself, not by how long ago a job finished, never picks one.
+        """
+        journaled = self._journaled("worker")
+        for job_id in self.final_at:
             sealed = self.submitted[job_id]
+            if job_id in self.replayed or sealed.jti not in journaled:
+                continue
             if sealed.exp - time.time() < 60:
                 continue
             self.replayed.add(job_id)
             return forger.replay_of(sealed)
         return None
+
+    async def _restart(self, daemons: Daemons, service: str) -> None:
+        """Start ``service`` again after a SIGKILL (jobs keep flowing meanwhile)."""
+        await asyncio.to_thread(daemons.start, service)
 
     async def _dead_letter_count(self, channel: Any) -> int | None:
         names = [self.topology.queue(f"{base}.dlq") for base in (*QUEUES, "gateway.events")]
@@ -585,8 +573,9 @@ class Soak:
                 ids.add(_message_id(record.event.detail))
         return ids
 
-    async def _wait_accounted(self, channel: Any, timeout: float = 120) -> None:
-        """Until every forgery so far is dead-lettered and audited (bounded)."""
+    async def _wait_accounted(self, channel: Any, daemons: Daemons, timeout: float = 120) -> None:
+        """Until every forgery so far is dead-lettered and audited; fails at once when a
+        daemon that should be rejecting them has ended or could not be restarted."""
         expected = len(self.forgeries)
         dead: int | None = None
         audited = 0
@@ -597,12 +586,25 @@ class Soak:
                     audited = len(await asyncio.to_thread(self._audit_rejections))
                     if dead is not None and dead >= expected and audited >= expected:
                         return
+                    self._check_daemons(daemons)
                     await asyncio.sleep(0.2)
         except TimeoutError as exc:
             kinds = [f"{f.kind}@{f.queue}" for f in self.forgeries]
             raise TimeoutError(
                 f"{expected} forgeries {kinds}: {dead} dead letters, {audited} audited"
             ) from exc
+
+    def _check_daemons(self, daemons: Daemons) -> None:
+        """Raise if a restart failed or a daemon that should run has ended."""
+        for service, restart in self._restarts.items():
+            if restart.done() and restart.exception() is not None:
+                raise RuntimeError(f"{service} could not be restarted") from restart.exception()
+        ended = daemons.ended()
+        if ended:
+            raise RuntimeError(
+                f"{', '.join(ended)} ended during the soak:\n"
+                + "".join(daemons[name].tail() for name in ended)
+            )
 
     async def _wait_drained(self, channel: Any, timeout: float = 120) -> None:
         """Until the daemons' queues and retry queues are empty (all work acknowledged)."""
@@ -627,28 +629,41 @@ class Soak:
             {
                 "finished": finished,
                 "daemons": {
-                    name: {"rss": d.rss(), "incarnation": d.incarnation}
-                    for name, d in daemons.members.items()
-                    if d.process is not None and d.process.poll() is None
+                    name: {"rss": rss, "incarnation": incarnation}
+                    for name, (rss, incarnation) in daemons.rss().items()
                 },
             }
         )
 
-    def _journal_sizes(self) -> dict[str, int]:
-        sizes: dict[str, int] = {}
+    def _journaled(self, service: str) -> dict[str, float]:
+        """The unexpired spent ``jti``s in ``service``'s journal on disk (settled or pending:
+        either way a copy that is not a redelivery is refused), with their expiry."""
+        path = self.data_dir / "replay" / f"{service}.jtis"
+        live: dict[str, float] = {}
+        if not path.exists():
+            return live
         now = time.time()
-        for service in SERVICES:
-            path = self.data_dir / "replay" / f"{service}.jtis"
-            if not path.exists():
-                continue
-            live = set()
-            with path.open(encoding="ascii", errors="replace") as handle:
-                for line in handle:
-                    parts = line.split()
-                    if len(parts) in (2, 3) and float(parts[1]) >= now:
-                        live.add(parts[0])
-            sizes[service] = len(live)
-        return sizes
+        with path.open(encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                parts = line.split()
+                if len(parts) not in (2, 3):
+                    continue  # a line still being written
+                try:
+                    expires_at = float(parts[1])
+                except ValueError:
+                    continue
+                if expires_at >= now:
+                    live[parts[0]] = expires_at
+        return live
+
+    def _journal_sizes(self) -> dict[str, int]:
+        """Live entries of each replay journal there is."""
+        journals = self.data_dir / "replay"
+        return {
+            service: len(self._journaled(service))
+            for service in SERVICES
+            if (journals / f"{service}.jtis").exists()
+        }
 
     async def _count_store(self, store: JobStore) -> None:
         report = self.report

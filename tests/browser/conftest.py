@@ -60,6 +60,7 @@ async def site(
     cleanup_namespace: None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[WebGateway]:
+    """The gateway serving pages on a known port, its browser client registered at ``issuer``."""
     async with web_gateway(issuer, broker_settings, monkeypatch) as gateway:
         yield gateway
 
@@ -77,7 +78,9 @@ async def chromium() -> AsyncIterator[Browser]:
 
 
 @pytest.fixture
-async def page(chromium: Browser) -> AsyncIterator[Page]:
+async def page(chromium: Browser, site: WebGateway) -> AsyncIterator[Page]:
+    """A fresh browser context on ``site``, closed before the site stops: a page left with an
+    open event stream would otherwise hold the gateway's shutdown for its whole timeout."""
     context = await chromium.new_context(
         viewport={"width": 1280, "height": 860}, reduced_motion="reduce"
     )

@@ -4,37 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from daemon_processes import REPO, Daemons, daemon_env
+from gateway_testing import free_port
 
 from store import SqliteJobStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(240)]
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def sealflow_env(
     amqp_url: str, namespace: str, tmp_path: Path, cleanup_namespace: None
 ) -> dict[str, str]:
-    env = dict(os.environ)
-    audit_port = _free_port()  # the audit query API, which the gateway reads the log through
-    env.update(
-        SEALFLOW_AMQP_URL=amqp_url,
-        SEALFLOW_NAMESPACE=namespace,
-        SEALFLOW_DATA_DIR=str(tmp_path / "var"),
-        SEALFLOW_KEYS_DIR=str(tmp_path / "var" / "keys"),
-        SEALFLOW_WORKER_HEALTH_PORT="0",
-        SEALFLOW_PARSER_HEALTH_PORT="0",
-        SEALFLOW_AUDIT_HEALTH_PORT="0",
+    """Every daemon's and command's environment: keys under the data dir, as `make up` has it."""
+    var = tmp_path / "var"
+    audit_port = free_port()  # the audit query API, which the gateway reads the log through
+    return daemon_env(
+        amqp_url,
+        namespace,
+        var,
+        var / "keys",
         SEALFLOW_AUDIT_API_PORT=str(audit_port),
         SEALFLOW_AUDIT_URL=f"http://127.0.0.1:{audit_port}",
         SEALFLOW_IDENTITY_PORT="0",
@@ -43,9 +39,7 @@ def sealflow_env(
         SEALFLOW_GATEWAY_HEALTH_PORT="0",
         SEALFLOW_CHECKPOINT_EVERY="3",
         SEALFLOW_SHUTDOWN_GRACE="20",
-        NO_COLOR="1",
     )
-    return env
 
 
 def sealflow(
@@ -62,59 +56,26 @@ def sealflow(
     )
 
 
-class Daemon:
-    """A daemon subprocess whose output is collected, with a wait for a given log line."""
-
-    def __init__(self, env: dict[str, str], *args: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "sealflow", *args],
-            env=env,
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._changed = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            with self._changed:
-                self.lines.append(line)
-                self._changed.notify_all()
-
-    def wait_for(self, text: str, count: int = 1, timeout: float = 60) -> None:
-        with self._changed:
-            ok = self._changed.wait_for(
-                lambda: sum(text in line for line in self.lines) >= count, timeout
-            )
-        assert ok, f"never saw {text!r} x{count}:\n" + "".join(self.lines[-40:])
-
-    def stop(self, signum: int = signal.SIGTERM, timeout: float = 60) -> int:
-        self.process.send_signal(signum)
-        code = self.process.wait(timeout)
-        self._reader.join(5)
-        return code
-
-
 @pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
-    yield started
-    for daemon in started:
-        if daemon.process.poll() is None:
-            daemon.process.kill()
-            daemon.process.wait(10)
+def daemons(sealflow_env: dict[str, str]) -> Iterator[Daemons]:
+    """The test's daemon processes; whatever still runs at the end is killed."""
+    started = Daemons(sealflow_env)
+    try:
+        yield started
+    finally:
+        started.kill_leftovers()
+
+
+def keys_init(env: dict[str, str]) -> None:
+    """``sealflow keys init``: every daemon looks for its key ring as it starts."""
+    result = sealflow(env, "keys", "init")
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_sealflow_up_runs_a_document_to_done_with_an_audit_trail(
-    sealflow_env: dict[str, str], daemons: list[Daemon]
+    sealflow_env: dict[str, str], daemons: Daemons
 ) -> None:
-    up = Daemon(sealflow_env, "up", "--no-start-broker")
-    daemons.append(up)
+    up = daemons.launch("up", "--no-start-broker")
     up.wait_for("daemon.ready", count=3)
 
     submitted = sealflow(
@@ -129,37 +90,21 @@ def test_sealflow_up_runs_a_document_to_done_with_an_audit_trail(
     types = [r["event"]["type"] for r in records]
     for expected in ("job.submitted", "job.started", "document.parsed", "job.completed"):
         assert expected in types, types
-    assert up.stop(signal.SIGINT) == 0
+    assert daemons.stop("up", signal.SIGINT) == 0
     verify = sealflow(sealflow_env, "audit", "verify")
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "intact" in verify.stdout
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_daemon_serves_health_readiness_and_metrics(
-    sealflow_env: dict[str, str], daemons: list[Daemon]
+    sealflow_env: dict[str, str], daemons: Daemons
 ) -> None:
     import urllib.request
 
-    port = _free_port()
-    env = {**sealflow_env, "SEALFLOW_PARSER_HEALTH_PORT": str(port)}
-    subprocess.run(
-        [sys.executable, "-m", "sealflow", "keys", "init"],
-        env=env,
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-    )
-    parser = Daemon(env, "parser")
-    daemons.append(parser)
-    parser.wait_for("daemon.ready")
+    port = free_port()
+    keys_init(sealflow_env)
+    daemons.env = {**sealflow_env, "SEALFLOW_PARSER_HEALTH_PORT": str(port)}  # a known port
+    daemons.start("parser")
 
     def get(path: str) -> tuple[int, str]:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
@@ -173,25 +118,14 @@ def test_daemon_serves_health_readiness_and_metrics(
     assert status == 200
     assert "sealflow_envelope_open_seconds" in metrics
     assert "sealflow_messages_rejected_total" in metrics
-    assert parser.stop(signal.SIGTERM) == 0
+    assert daemons.stop("parser") == 0
 
 
 def test_sigterm_during_work_loses_nothing(
-    sealflow_env: dict[str, str], daemons: list[Daemon], tmp_path: Path
+    sealflow_env: dict[str, str], daemons: Daemons, tmp_path: Path
 ) -> None:
-    daemons.append(Daemon(sealflow_env, "audit"))
-    daemons.append(Daemon(sealflow_env, "parser"))
-    subprocess.run(
-        [sys.executable, "-m", "sealflow", "keys", "init"],
-        env=sealflow_env,
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-    )
-    worker = Daemon(sealflow_env, "worker")
-    daemons.append(worker)
-    for daemon in daemons:
-        daemon.wait_for("daemon.ready")
+    keys_init(sealflow_env)  # before any daemon starts: each one loads its keys first
+    worker = daemons.start("audit", "parser", "worker")[-1]
 
     files = []
     for i in range(12):
@@ -201,18 +135,16 @@ def test_sigterm_during_work_loses_nothing(
     submitted = sealflow(sealflow_env, "submit", *files)
     assert submitted.returncode == 0, submitted.stderr
     worker.wait_for("message.handled")  # SIGTERM lands while the rest of the jobs are queued
-    assert worker.stop(signal.SIGTERM) == 0
-    assert any("daemon.stopping" in line for line in worker.lines)
-    handled = [json.loads(line) for line in worker.lines if '"message.handled"' in line]
+    assert daemons.stop("worker") == 0
+    assert worker.count("daemon.stopping") >= 1
+    handled = [line.fields for line in worker.events("message.handled")]
     assert handled, "the worker logged no handled message"
     for field in ("service", "job", "jti", "trace", "timestamp", "level"):
         assert handled[0].get(field), (field, handled[0])
     assert handled[0]["service"] == "worker"
 
-    restarted = Daemon(sealflow_env, "worker")
-    daemons.append(restarted)
-    restarted.wait_for("daemon.ready")
-    started = next(json.loads(line) for line in restarted.lines if '"runtime.started"' in line)
+    (restarted,) = daemons.start("worker")
+    started = restarted.wait_for("runtime.started").fields
     assert started["spent_ids_restored"] >= 1  # spent jtis survive the restart
 
     async def final_states() -> list[str]:

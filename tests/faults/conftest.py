@@ -9,11 +9,21 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from faults_testing import Daemons, JobLedger, daemon_env
+from daemon_processes import Daemons, daemon_env
+from faults_testing import JobLedger
 
 from broker import BrokerSettings, Publisher, Sealer, Topology, connect, open_channel
 from keys import KeyRing
 from store import SqliteJobStore
+
+QUICK = {
+    "SEALFLOW_AUDIT_BATCH_WAIT": "0.001",
+    "SEALFLOW_CHECKPOINT_EVERY": "5",
+    "SEALFLOW_RETRY_BASE_DELAY": "0.05",
+    "SEALFLOW_MAX_ATTEMPTS": "3",
+    "SEALFLOW_SHUTDOWN_GRACE": "10",
+}
+"""Settings that make a fault test quick: audits flushed and checkpointed often, fast retries."""
 
 ENVELOPE_LIFETIME = 5
 """The shortest lifetime ``BrokerSettings`` allows: backlogs go stale quickly."""
@@ -21,11 +31,13 @@ ENVELOPE_LIFETIME = 5
 
 @pytest.fixture
 def env(amqp_url: str, namespace: str, data_dir: Path, keys_dir: Path) -> dict[str, str]:
-    return daemon_env(amqp_url, namespace, data_dir, keys_dir)
+    """The daemons' environment: this test's namespace and dirs, quick retries and audits."""
+    return daemon_env(amqp_url, namespace, data_dir, keys_dir, **QUICK)
 
 
 @pytest.fixture
 def daemons(env: dict[str, str], cleanup_namespace: None) -> Iterator[Daemons]:
+    """The test's daemons; whatever still runs at the end is killed."""
     started = Daemons(env)
     try:
         yield started

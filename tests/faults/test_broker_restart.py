@@ -15,10 +15,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from daemon_processes import PIPELINE_DAEMONS, Daemons
 from faults_testing import (
-    DAEMONS,
     FINAL_STATES,
-    Daemons,
     JobLedger,
     audit_types_by_job,
     broker_outage,
@@ -53,7 +52,7 @@ async def test_jobs_survive_a_broker_restart_and_uploads_get_503_while_it_is_awa
     why_not = can_restart_broker(amqp_url)
     if why_not is not None:
         pytest.skip(f"stops and starts only a local RabbitMQ with rabbitmqctl: {why_not}")
-    daemons.start(*DAEMONS)
+    daemons.start(*PIPELINE_DAEMONS)
     runtime = gateway.app[RUNTIME_KEY]
     assert runtime.connection is not None
     gateway_back = asyncio.Event()
@@ -67,7 +66,7 @@ async def test_jobs_survive_a_broker_restart_and_uploads_get_503_while_it_is_awa
 
     before = [await _upload(gateway, i) for i in range(6)]
     await bus.wait_final(before)
-    marks = {name: daemons[name].mark() for name in DAEMONS}
+    marks = {name: daemons[name].mark() for name in PIPELINE_DAEMONS}
     during: list[str] = []
     refusals: list[float] = []
 
@@ -100,7 +99,7 @@ async def test_jobs_survive_a_broker_restart_and_uploads_get_503_while_it_is_awa
     # Everyone reconnects by themselves: nobody is restarted.
     reconnected = {
         name: daemons[name].wait_for("broker.reconnected", since=marks[name], timeout=90).at
-        for name in DAEMONS
+        for name in PIPELINE_DAEMONS
     }
     await asyncio.wait_for(gateway_back.wait(), 90)
     reconnected["gateway"] = gateway_back_at[0]
@@ -112,7 +111,7 @@ async def test_jobs_survive_a_broker_restart_and_uploads_get_503_while_it_is_awa
     print(f"uploads refused with 503 after {', '.join(f'{t:.2f}' for t in refusals)} s")
     print(f"{len(during)} uploads accepted while stopping, {len(unfinished)} unfinished at stop")
     assert len(refusals) >= 3
-    assert all(daemons[name].process.poll() is None for name in DAEMONS)
+    assert all(daemons[name].process.poll() is None for name in PIPELINE_DAEMONS)
 
     # The consumers are back on their queues, and new uploads flow.
     for queue in ("worker.jobs", "parser.requests", "audit.events", "gateway.events"):

@@ -18,10 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from daemon_processes import PIPELINE_DAEMONS, REPO, Daemons
 from faults_testing import (
-    DAEMONS,
-    REPO,
-    Daemons,
     JobLedger,
     drain,
     text_document,
@@ -85,7 +83,7 @@ async def test_rotating_gateway_and_worker_keys_under_load_refuses_nothing_valid
     keys_dir: Path,
     env: dict[str, str],
 ) -> None:
-    daemons.start(*DAEMONS)
+    daemons.start(*PIPELINE_DAEMONS)
     runtime = gateway.app[RUNTIME_KEY]
     old = {service: KeyRing.load(keys_dir, service).signing_key() for service in ROTATED}
     uploaded: list[str] = []
@@ -105,7 +103,7 @@ async def test_rotating_gateway_and_worker_keys_under_load_refuses_nothing_valid
     traffic = asyncio.create_task(load())
     try:
         # 1. Publish the next keys; wait until every receiver trusts them.
-        marks = {name: daemons[name].mark() for name in DAEMONS}
+        marks = {name: daemons[name].mark() for name in PIPELINE_DAEMONS}
         await asyncio.gather(
             *(asyncio.to_thread(_rotate, env, keys_dir, s, "--step", "next") for s in ROTATED)
         )
@@ -113,7 +111,7 @@ async def test_rotating_gateway_and_worker_keys_under_load_refuses_nothing_valid
             service: next(r for r in KeyRing.load(keys_dir, service).records if r.state == "next")
             for service in ROTATED
         }
-        for name in DAEMONS:
+        for name in PIPELINE_DAEMONS:
             await asyncio.to_thread(
                 daemons[name].wait_for, "trust_store_reloaded", since=marks[name], timeout=30
             )

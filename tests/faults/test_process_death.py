@@ -14,9 +14,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from daemon_processes import REPO, Daemons
 from faults_testing import (
-    REPO,
-    Daemons,
     JobLedger,
     audit_records,
     audit_types_by_job,

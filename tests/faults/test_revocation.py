@@ -18,9 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from daemon_processes import PIPELINE_DAEMONS, Daemons
 from faults_testing import (
-    DAEMONS,
-    Daemons,
     JobLedger,
     audit_records,
     text_document,
@@ -104,16 +103,16 @@ async def _rejected_as_revoked(bus: JobLedger, queue: str, count: int) -> list[s
 async def test_kid_jti_and_sub_revocations_are_enforced_everywhere_within_a_second(
     daemons: Daemons, gateway: Gateway, bus: JobLedger, data_dir: Path, keys_dir: Path
 ) -> None:
-    everyone = (*DAEMONS, "gateway")
-    daemons.start(*DAEMONS)
+    everyone = (*PIPELINE_DAEMONS, "gateway")
+    daemons.start(*PIPELINE_DAEMONS)
     runtime = gateway.app[RUNTIME_KEY]
 
     # A trusted key of the worker's that signs nothing yet: published, then revoked.
     ring = KeyRing.load(keys_dir, "worker")
     spare = ring.add_next()
-    marks = {name: daemons[name].mark() for name in DAEMONS}
+    marks = {name: daemons[name].mark() for name in PIPELINE_DAEMONS}
     write_trust_store(keys_dir)
-    for name in DAEMONS:
+    for name in PIPELINE_DAEMONS:
         daemons[name].wait_for("trust_store_reloaded", since=marks[name], timeout=30)
     assert runtime.trust.refresh(force=True) or runtime.trust.lookup(spare.kid) is not None
 

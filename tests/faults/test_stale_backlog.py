@@ -7,8 +7,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from daemon_processes import Daemons
 from faults_testing import (
-    Daemons,
     JobLedger,
     audit_types_by_job,
     text_document,

@@ -7,7 +7,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from faults_testing import Daemons, JobLedger, text_document, wait_audit, wait_queue_depth
+from daemon_processes import Daemons
+from faults_testing import (
+    JobLedger,
+    text_document,
+    wait_audit,
+    wait_queue_depth,
+)
 
 from broker import REJECT_REASON_HEADER
 from schemas import JobSubmitted

@@ -1,8 +1,7 @@
-"""Fault-injection helpers: daemons as real processes, a short broker outage, and counters.
+"""Fault-injection helpers: a short broker outage, and counters of what the pipeline did.
 
-A :class:`DaemonProcess` is one ``sealflow <daemon>`` subprocess whose JSON log lines are
-collected with the time they arrived, so a test can wait on a log event (never on a clock),
-SIGKILL it, or read when it reconnected. :func:`broker_outage` stops the local RabbitMQ
+The daemons run as real processes through ``daemon_processes`` (shared with the bench).
+:func:`broker_outage` stops the local RabbitMQ
 application and always starts it again. :class:`JobLedger` submits jobs the way the gateway
 does (blob, record, sealed ``job.submitted``, audit) and counts what the pipeline did with
 them in the shared store, the audit log and the queues.
@@ -12,15 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
 import secrets
 import shutil
-import signal
 import sqlite3
 import subprocess
-import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -35,184 +29,7 @@ from broker import BrokerAuditSink, Publisher, Sealed, make_audit_event
 from schemas import JobSubmitted
 from store import BlobStore, JobStore, NewJob
 
-REPO = Path(__file__).resolve().parents[2]
 FINAL_STATES = frozenset({"done", "failed"})
-DAEMONS = ("audit", "parser", "worker")
-
-
-def daemon_env(
-    amqp_url: str, namespace: str, data_dir: Path, keys_dir: Path, **extra: str
-) -> dict[str, str]:
-    """The environment of every daemon of one test: its namespace, dirs and quick retries."""
-    env = dict(os.environ)
-    env.update(
-        SEALFLOW_AMQP_URL=amqp_url,
-        SEALFLOW_NAMESPACE=namespace,
-        SEALFLOW_DATA_DIR=str(data_dir),
-        SEALFLOW_KEYS_DIR=str(keys_dir),
-        SEALFLOW_WORKER_HEALTH_PORT="0",
-        SEALFLOW_PARSER_HEALTH_PORT="0",
-        SEALFLOW_AUDIT_HEALTH_PORT="0",
-        SEALFLOW_AUDIT_API_PORT="0",
-        SEALFLOW_AUDIT_BATCH_WAIT="0.001",
-        SEALFLOW_CHECKPOINT_EVERY="5",
-        SEALFLOW_RETRY_BASE_DELAY="0.05",
-        SEALFLOW_MAX_ATTEMPTS="3",
-        SEALFLOW_SHUTDOWN_GRACE="10",
-        SEALFLOW_PARSER_TIMEOUT_SECONDS="15",
-        NO_COLOR="1",
-    )
-    env.update(extra)
-    return env
-
-
-@dataclass(frozen=True, slots=True)
-class LogLine:
-    """One line a daemon wrote, the wall-clock time it arrived, and its JSON if it was JSON."""
-
-    at: float
-    text: str
-    fields: dict[str, Any]
-
-    @property
-    def event(self) -> str | None:
-        value = self.fields.get("event")
-        return value if isinstance(value, str) else None
-
-
-class DaemonProcess:
-    """``python -m sealflow <name>`` with its output collected line by line."""
-
-    def __init__(self, name: str, env: dict[str, str]) -> None:
-        self.name = name
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "sealflow", name],
-            env=env,
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[LogLine] = []
-        self._changed = threading.Condition()
-        self._reader = threading.Thread(target=self._read, name=f"log-{name}", daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for text in self.process.stdout:
-            try:
-                parsed = json.loads(text)
-            except ValueError:
-                parsed = None
-            line = LogLine(time.time(), text, parsed if isinstance(parsed, dict) else {})
-            with self._changed:
-                self.lines.append(line)
-                self._changed.notify_all()
-        with self._changed:
-            self._changed.notify_all()
-
-    def count(self, event: str, since: int = 0) -> int:
-        """How many ``event`` log lines arrived at or after index ``since``."""
-        with self._changed:
-            return sum(line.event == event for line in self.lines[since:])
-
-    def mark(self) -> int:
-        """An index into the log: wait for what comes after it."""
-        with self._changed:
-            return len(self.lines)
-
-    def wait_for(
-        self, event: str, *, count: int = 1, since: int = 0, timeout: float = 60
-    ) -> LogLine:
-        """The ``count``-th ``event`` line after ``since``; fails with the log tail if none comes."""
-        deadline = time.monotonic() + timeout
-
-        def found() -> list[LogLine]:
-            return [line for line in self.lines[since:] if line.event == event]
-
-        with self._changed:
-            while len(found()) < count:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self.process.poll() is not None:
-                    break
-                self._changed.wait(min(remaining, 0.5))
-            matches = found()
-        if len(matches) < count:
-            raise AssertionError(
-                f"{self.name} never logged {event!r} x{count} (exit {self.process.poll()}):\n"
-                + self.tail()
-            )
-        return matches[count - 1]
-
-    def wait_ready(self, timeout: float = 90) -> None:
-        """Connected, topology declared, consuming."""
-        self.wait_for("daemon.ready", timeout=timeout)
-
-    def tail(self, lines: int = 30) -> str:
-        with self._changed:
-            return "".join(line.text for line in self.lines[-lines:])
-
-    def kill(self) -> None:
-        """SIGKILL: no clean-up, no flush, no acks."""
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(30)
-        self._reader.join(5)
-
-    def stop(self, timeout: float = 60) -> int:
-        """SIGTERM and the exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout)
-        self._reader.join(5)
-        return code
-
-
-@dataclass
-class Daemons:
-    """The worker, parser and audit processes of one test, started and stopped by name."""
-
-    env: dict[str, str]
-    running: dict[str, DaemonProcess] = field(default_factory=dict)
-    exited: list[DaemonProcess] = field(default_factory=list)
-
-    def start(self, *names: str, wait: bool = True) -> list[DaemonProcess]:
-        started = [self._spawn(name) for name in names]
-        if wait:
-            for daemon in started:
-                daemon.wait_ready()
-        return started
-
-    def _spawn(self, name: str) -> DaemonProcess:
-        if name in self.running:
-            raise RuntimeError(f"{name} is already running")
-        daemon = DaemonProcess(name, self.env)
-        self.running[name] = daemon
-        return daemon
-
-    def __getitem__(self, name: str) -> DaemonProcess:
-        return self.running[name]
-
-    def kill(self, name: str) -> DaemonProcess:
-        daemon = self.running.pop(name)
-        daemon.kill()
-        self.exited.append(daemon)
-        return daemon
-
-    def stop(self, name: str) -> int:
-        daemon = self.running.pop(name)
-        self.exited.append(daemon)
-        return daemon.stop()
-
-    def stop_all(self) -> dict[str, int]:
-        return {name: self.stop(name) for name in list(self.running)}
-
-    def kill_leftovers(self) -> None:
-        for daemon in [*self.running.values(), *self.exited]:
-            if daemon.process.poll() is None:
-                daemon.process.kill()
-                daemon.process.wait(10)
-        self.running.clear()
 
 
 # -- the broker -----------------------------------------------------------------------------

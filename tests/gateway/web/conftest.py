@@ -19,6 +19,7 @@ async def site(
     cleanup_namespace: None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[WebGateway]:
+    """The gateway serving pages on a known port, its browser client registered at ``issuer``."""
     async with web_gateway(issuer, broker_settings, monkeypatch) as gateway:
         yield gateway
 
