@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -387,7 +388,7 @@ class Soak:
         events = await listen_channel.declare_queue(
             self.topology.queue("gateway.events"), passive=True
         )
-        tag = await events.consume(lambda m: self._on_event(opener, m))
+        tag = await events.consume(functools.partial(self._on_event, opener))
         plan = _Plan.draw(self.config)
         started = time.monotonic()
         try:

@@ -14,11 +14,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from gateway_testing import Issuer
 from playwright.async_api import Browser, Page, async_playwright
-from web_testing import WebGateway, web_gateway
-
-from broker import BrokerSettings
+from web_testing import WebGateway
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = [
@@ -51,18 +48,6 @@ def screenshots() -> Path:
     directory = base / "screenshots"
     directory.mkdir(parents=True, exist_ok=True)
     return directory
-
-
-@pytest.fixture
-async def site(
-    issuer: Issuer,
-    broker_settings: BrokerSettings,
-    cleanup_namespace: None,
-    monkeypatch: pytest.MonkeyPatch,
-) -> AsyncIterator[WebGateway]:
-    """The gateway serving pages on a known port, its browser client registered at ``issuer``."""
-    async with web_gateway(issuer, broker_settings, monkeypatch) as gateway:
-        yield gateway
 
 
 @pytest.fixture

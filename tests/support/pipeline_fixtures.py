@@ -1,6 +1,7 @@
 """Fixtures shared by the test folders (a pytest plugin, loaded by ``tests/conftest.py``):
 a data directory, broker settings on the test's namespace, the identity provider as issuer,
-a gateway in this process, and the consuming daemons in this process."""
+a gateway in this process (an API client's, or a browser's on a known port), and the
+consuming daemons in this process."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from gateway_testing import (
 from pipeline_testing import in_process_daemons
 from store_testing import postgres_url as postgres_url  # the session fixture, registered here
 from store_testing import reset_postgres
+from web_testing import WebGateway, web_gateway
 
 from broker import BrokerSettings
 from gateway import RUNTIME_KEY, GatewaySettings, create_app
@@ -109,3 +111,15 @@ async def pipeline(
         broker_settings, gateway.app[RUNTIME_KEY].consume_channel, services=("parser", "worker")
     ):
         yield
+
+
+@pytest.fixture
+async def site(
+    issuer: Issuer,
+    broker_settings: BrokerSettings,
+    cleanup_namespace: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[WebGateway]:
+    """The gateway serving pages on a known port, its browser client registered at ``issuer``."""
+    async with web_gateway(issuer, broker_settings, monkeypatch) as gateway:
+        yield gateway

@@ -1,27 +1,12 @@
-"""Fixtures of the browser side: the identity with test users, a gateway serving pages on a
-known port (on a real broker), and cookie-keeping HTTP browsers signed in through the forms."""
+"""Fixtures of the browser side: cookie-keeping HTTP browsers signed in through the forms on
+the shared ``site`` (a gateway serving pages, ``tests/support/pipeline_fixtures.py``)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
 import pytest
-from gateway_testing import Issuer
-from web_testing import Browser, WebGateway, browser, web_gateway
-
-from broker import BrokerSettings
-
-
-@pytest.fixture
-async def site(
-    issuer: Issuer,
-    broker_settings: BrokerSettings,
-    cleanup_namespace: None,
-    monkeypatch: pytest.MonkeyPatch,
-) -> AsyncIterator[WebGateway]:
-    """The gateway serving pages on a known port, its browser client registered at ``issuer``."""
-    async with web_gateway(issuer, broker_settings, monkeypatch) as gateway:
-        yield gateway
+from web_testing import Browser, WebGateway, browser
 
 
 @pytest.fixture
