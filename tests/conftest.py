@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 from identity_testing import TEST_HASHER
 from keys_testing import ENVELOPE_ALGORITHMS, copy_rings, make_rings
+from sealflow_testing import EnvelopeKeys
 
 pytest_plugins = ["pipeline_fixtures"]
 
@@ -104,6 +105,12 @@ def rings_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def envelope_rings_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The envelope tests' rings (parser RS256, identity EdDSA, the rest ES256), made once."""
     return make_rings(tmp_path_factory.mktemp("envelope-rings") / "keys", ENVELOPE_ALGORITHMS)
+
+
+@pytest.fixture(scope="session")
+def envelope_keys(envelope_rings_template: Path) -> EnvelopeKeys:
+    """The envelope rings' signing keys and trust store, loaded once; tests only read them."""
+    return EnvelopeKeys.load(envelope_rings_template)
 
 
 @pytest.fixture

@@ -1,16 +1,13 @@
-"""Fixtures of the broker tests: every service's signing key and the trust store over a copy
-of the session's envelope rings (parser RS256, identity EdDSA, the rest ES256)."""
+"""Fixtures of the broker tests: every service's signing key and the trust store, from the
+session's envelope rings (parser RS256, identity EdDSA, the rest ES256)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from keys_testing import copy_rings
-from sealflow_testing import Env, make_env
+from sealflow_testing import Env, EnvelopeKeys
 
 
 @pytest.fixture
-def env(envelope_rings_template: Path, tmp_path: Path) -> Env:
+def env(envelope_keys: EnvelopeKeys) -> Env:
     """Sealers and openers for every service, with a clock the test sets."""
-    return make_env(copy_rings(envelope_rings_template, tmp_path / "keys"))
+    return envelope_keys.env()

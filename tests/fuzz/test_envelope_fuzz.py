@@ -12,14 +12,12 @@ import json
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from keys_testing import copy_rings
-from sealflow_testing import Env, job_message, make_env
+from sealflow_testing import Env, EnvelopeKeys, job_message
 
 from broker import (
     ENVELOPE_HEADER,
@@ -45,9 +43,9 @@ def _b64(data: bytes) -> str:
 
 
 @pytest.fixture(scope="module")
-def env(envelope_rings_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Env:
-    """One copy of the envelope rings for the whole module (the properties only read them)."""
-    return make_env(copy_rings(envelope_rings_template, tmp_path_factory.mktemp("fuzz") / "keys"))
+def env(envelope_keys: EnvelopeKeys) -> Env:
+    """One ``Env`` for the whole module (the properties never move its clock)."""
+    return envelope_keys.env()
 
 
 def _sealed_samples(env: Env) -> list[tuple[str, Sealed]]:

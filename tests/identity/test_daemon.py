@@ -17,6 +17,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from control_testing import control_receiver
+from gateway_testing import free_port
 from identity_testing import PASSWORDS, REDIRECT, WEB, new_pkce
 from prometheus_client import REGISTRY
 from sealflow_testing import queue_counts
@@ -28,12 +29,6 @@ from keys import KeyRing, TrustStoreFile
 from schemas import AuditEvent
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_it_binds_to_the_issuer_host_and_port_unless_overridden() -> None:
@@ -99,7 +94,7 @@ def _publish_failures() -> float:
 
 async def test_sign_ins_work_while_the_broker_is_down(tmp_path: Path, keys_dir: Path) -> None:
     dead = BrokerSettings(
-        amqp_url=f"amqp://guest:guest@127.0.0.1:{_free_port()}/",
+        amqp_url=f"amqp://guest:guest@127.0.0.1:{free_port()}/",
         data_dir=tmp_path / "data",
         keys_dir=keys_dir,
         connect_timeout=2,
@@ -203,7 +198,7 @@ async def test_audit_events_arrive_sealed_on_the_audit_queue(
 def test_sealflow_identity_serves_and_stops_cleanly_on_sigterm(
     tmp_path: Path, keys_dir: Path, amqp_url: str, namespace: str, cleanup_namespace: None
 ) -> None:
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ)
     env.update(
         SEALFLOW_AMQP_URL=amqp_url,
@@ -248,7 +243,7 @@ def test_sealflow_identity_serves_and_stops_cleanly_on_sigterm(
 
 @pytest.mark.integration
 async def test_a_token_revoked_at_the_daemon_is_revoked_at_the_receivers(
-    tmp_path: Path, keys_dir: Path, broker_settings: BrokerSettings
+    tmp_path: Path, keys_dir: Path, broker_settings: BrokerSettings, cleanup_namespace: None
 ) -> None:
     """/revoke is broadcast on sealflow.control, signed by the identity, and a receiver's
     revocation list applies it (issue 11.6)."""

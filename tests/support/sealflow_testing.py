@@ -1,8 +1,9 @@
-"""Helpers for envelope tests: a sealer and an opener per service over copied key rings."""
+"""Helpers for envelope tests: a sealer and an opener per service over the session's key rings."""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,14 +58,32 @@ class Env:
         return Opener(service, self.trust, clock=self.clock, **kwargs)  # type: ignore[arg-type]
 
 
-def make_env(keys_dir: Path) -> Env:
-    """Signing keys and trust from the rings in ``keys_dir`` (``keys_testing.make_rings``)."""
-    return Env(
-        keys_dir=keys_dir,
-        clock=Clock(),
-        signing={service: KeyRing.load(keys_dir, service).signing_key() for service in SERVICES},
-        trust=StaticTrust(TrustStore.from_rings(keys_dir)),
-    )
+@dataclass(frozen=True)
+class EnvelopeKeys:
+    """Every service's signing key and the trust store over them, loaded once and only read
+    (loading an RSA key validates it, which costs more than copying the files)."""
+
+    keys_dir: Path
+    signing: Mapping[str, SigningKey]
+    trust: TrustStore
+
+    @classmethod
+    def load(cls, keys_dir: Path) -> EnvelopeKeys:
+        """The keys of the rings in ``keys_dir`` (``keys_testing.make_rings``)."""
+        return cls(
+            keys_dir=keys_dir,
+            signing={s: KeyRing.load(keys_dir, s).signing_key() for s in SERVICES},
+            trust=TrustStore.from_rings(keys_dir),
+        )
+
+    def env(self) -> Env:
+        """A test's own ``Env`` over these keys: a fresh clock and trust-source wrapper."""
+        return Env(
+            keys_dir=self.keys_dir,
+            clock=Clock(),
+            signing=dict(self.signing),
+            trust=StaticTrust(self.trust),
+        )
 
 
 def job_message(owner: str = "alice") -> JobSubmitted:
