@@ -128,6 +128,7 @@ class DaemonProcess:
         self._reader.start()
 
     def _read(self) -> None:
+        """The reader thread: every line, parsed, kept (within ``history``), waiters woken."""
         assert self.process.stdout is not None
         for text in self.process.stdout:
             fields = _fields(text)
@@ -156,6 +157,7 @@ class DaemonProcess:
             return self._received
 
     def _found(self, event: str, since: int) -> list[LogLine]:
+        """The kept ``event`` lines at or after ``since`` (the caller holds the lock)."""
         return [line for line in self._matches.get(event, ()) if line.index >= since]
 
     def count(self, event: str, since: int = 0) -> int:
@@ -235,6 +237,7 @@ class DaemonProcess:
 
 
 def _rss(pid: int) -> int:
+    """VmRSS of ``pid`` in bytes (0 once it is gone)."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -245,6 +248,7 @@ def _rss(pid: int) -> int:
 
 
 def _children(pid: int) -> list[int]:
+    """The direct children of ``pid``, from /proc."""
     found: list[int] = []
     try:
         tasks = list(Path(f"/proc/{pid}/task").iterdir())
@@ -289,10 +293,12 @@ class Daemons:
         return started
 
     def __getitem__(self, name: str) -> DaemonProcess:
+        """The running daemon ``name``."""
         with self._lock:
             return self.running[name]
 
     def _retire(self, name: str) -> DaemonProcess:
+        """Move ``name`` from the running daemons to the exited ones."""
         with self._lock:
             daemon = self.running.pop(name)
             self.exited.append(daemon)
