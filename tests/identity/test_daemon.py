@@ -4,19 +4,15 @@ audit events reach ``audit.events`` sealed for ``audit``, and that SIGTERM stops
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import re
-import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import aiohttp
 import pytest
 from control_testing import control_receiver
+from daemon_processes import DaemonProcess, daemon_env
 from gateway_testing import free_port
 from identity_testing import PASSWORDS, REDIRECT, WEB, new_pkce
 from prometheus_client import REGISTRY
@@ -199,46 +195,31 @@ def test_sealflow_identity_serves_and_stops_cleanly_on_sigterm(
     tmp_path: Path, keys_dir: Path, amqp_url: str, namespace: str, cleanup_namespace: None
 ) -> None:
     port = free_port()
-    env = dict(os.environ)
-    env.update(
-        SEALFLOW_AMQP_URL=amqp_url,
-        SEALFLOW_NAMESPACE=namespace,
-        SEALFLOW_DATA_DIR=str(tmp_path / "data"),
-        SEALFLOW_KEYS_DIR=str(keys_dir),
+    env = daemon_env(
+        amqp_url,
+        namespace,
+        tmp_path / "data",
+        keys_dir,
         SEALFLOW_ISSUER=f"http://127.0.0.1:{port}",
         SEALFLOW_IDENTITY_HEALTH_PORT="0",
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sealflow", "identity"],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    identity = DaemonProcess(["identity"], env)
     try:
-        assert process.stdout is not None
-        lines: list[dict[str, object]] = []
-        for raw in process.stdout:
-            line = json.loads(raw)
-            lines.append(line)
-            if line.get("event") == "identity.broker_connected":
-                break
-        assert any(line.get("event") == "identity.listening" for line in lines)
+        identity.wait_for("identity.broker_connected")
+        assert identity.count("identity.listening") == 1
         with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
             sock.sendall(b"GET /.well-known/openid-configuration HTTP/1.0\r\n\r\n")
             answer = sock.recv(65536)
         assert answer.startswith(b"HTTP/1.0 200") or answer.startswith(b"HTTP/1.1 200")
         assert f"http://127.0.0.1:{port}/token".encode() in answer
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(30) == 0
-        rest = [json.loads(raw) for raw in process.stdout]
-        assert any(line.get("event") == "identity.stopped" for line in rest)
-        assert all(line.get("service") == "identity" for line in lines + rest)
+        assert identity.stop() == 0
+        assert identity.count("identity.stopped") == 1
+        lines = list(identity.lines)
+        assert all(line.text.startswith("{") for line in lines), identity.tail()
+        assert all(line.fields.get("service") == "identity" for line in lines)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
+        if identity.process.poll() is None:
+            identity.kill()
 
 
 @pytest.mark.integration
