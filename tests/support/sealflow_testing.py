@@ -76,10 +76,11 @@ class EnvelopeKeys:
             trust=TrustStore.from_rings(keys_dir),
         )
 
-    def env(self) -> Env:
-        """A test's own ``Env`` over these keys: a fresh clock and trust-source wrapper."""
+    def env(self, keys_dir: Path | None = None) -> Env:
+        """A test's own ``Env`` over these keys: a fresh clock and trust-source wrapper.
+        ``keys_dir``: a copy of the rings (``keys_testing.copy_rings``) for one that writes."""
         return Env(
-            keys_dir=self.keys_dir,
+            keys_dir=keys_dir if keys_dir is not None else self.keys_dir,
             clock=Clock(),
             signing=dict(self.signing),
             trust=StaticTrust(self.trust),

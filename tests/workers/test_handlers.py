@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 from handler_testing import HandlerRig, handler_rig
-from sealflow_testing import Env, job_message, make_env
+from keys_testing import copy_rings
+from sealflow_testing import Env, EnvelopeKeys, job_message
 
 from broker import PermanentFailure, PublishFailed
 from schemas import JobSubmitted, ParseCompleted, ParseFailed, ParseRequested
@@ -17,9 +18,15 @@ from workers import WorkerHandlers
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
-    """Key rings made once for the module (the parser's RSA ring is slow to make)."""
-    return make_env(tmp_path_factory.mktemp("keys"))
+def env(
+    envelope_keys: EnvelopeKeys,
+    envelope_rings_template: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Env:
+    """The session's envelope keys, over the module's own copy of the rings (a recording
+    runtime writes trust.json there)."""
+    keys_dir = copy_rings(envelope_rings_template, tmp_path_factory.mktemp("keys") / "keys")
+    return envelope_keys.env(keys_dir)
 
 
 @pytest.fixture
