@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 from identity_testing import TEST_HASHER
 from keys_testing import ENVELOPE_ALGORITHMS, copy_rings, make_rings
-from sealflow_testing import EnvelopeKeys
+from sealflow_testing import Env, EnvelopeKeys
 
 pytest_plugins = ["pipeline_fixtures"]
 
@@ -111,6 +111,18 @@ def envelope_rings_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def envelope_keys(envelope_rings_template: Path) -> EnvelopeKeys:
     """The envelope rings' signing keys and trust store, loaded once; tests only read them."""
     return EnvelopeKeys.load(envelope_rings_template)
+
+
+@pytest.fixture(scope="module")
+def handler_env(
+    envelope_keys: EnvelopeKeys,
+    envelope_rings_template: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Env:
+    """The envelope keys for one module, over its own copy of the rings (a handler test's
+    recording runtime writes trust.json there)."""
+    keys_dir = copy_rings(envelope_rings_template, tmp_path_factory.mktemp("keys") / "keys")
+    return envelope_keys.env(keys_dir)
 
 
 @pytest.fixture

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 from handler_testing import HandlerRig, handler_rig
-from keys_testing import copy_rings
-from sealflow_testing import Env, EnvelopeKeys, job_message
+from sealflow_testing import Env, job_message
 
 from broker import PermanentFailure, PublishFailed
 from schemas import JobSubmitted, ParseCompleted, ParseFailed, ParseRequested
@@ -18,15 +17,9 @@ from workers import WorkerHandlers
 
 
 @pytest.fixture(scope="module")
-def env(
-    envelope_keys: EnvelopeKeys,
-    envelope_rings_template: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Env:
-    """The session's envelope keys, over the module's own copy of the rings (a recording
-    runtime writes trust.json there)."""
-    keys_dir = copy_rings(envelope_rings_template, tmp_path_factory.mktemp("keys") / "keys")
-    return envelope_keys.env(keys_dir)
+def env(handler_env: Env) -> Env:
+    """The module's envelope keys (``handler_env`` of ``tests/conftest.py``)."""
+    return handler_env
 
 
 @pytest.fixture
