@@ -8,8 +8,9 @@ from urllib.parse import urlsplit
 
 import pytest
 from browser_testing import dead_letters, sign_in
+from pipeline_testing import daemons_for
 from playwright.async_api import Browser, Page, expect
-from web_testing import WebGateway, daemons_for
+from web_testing import WebGateway
 
 from broker import BrokerSettings
 
@@ -52,7 +53,7 @@ async def test_sign_in_upload_two_watch_them_finish_read_search_sign_out(
     await expect(page.locator("#upload-form")).to_be_visible()
     await expect(page.locator("#live-status")).to_contain_text("Live")
 
-    async with daemons_for(site, broker_settings):
+    async with daemons_for(site.app, broker_settings):
         await page.evaluate("window.__sealflowNoReload = true")
         await page.set_input_files(
             "#file-input",
@@ -182,7 +183,7 @@ async def test_an_admin_tails_the_audit_log_and_replays_a_dead_letter(
     page: Page, site: WebGateway, broker_settings: BrokerSettings, screenshots: Path
 ) -> None:
     job_id = await dead_letters(site)
-    async with daemons_for(site, broker_settings):
+    async with daemons_for(site.app, broker_settings):
         await _signed_in(page, site, "root")
         async with page.expect_navigation():
             await page.click("nav >> text=Dead letters")

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from pathlib import Path
 
 import pytest
 from aiohttp import FormData
 from aiohttp.test_utils import TestClient, TestServer
+from gateway_testing import Issuer, gateway_settings_for
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, format_span_id, format_trace_id
-from web_testing import gateway_settings_for, identity_server, pipeline
+from pipeline_testing import daemons_for
 
 from audit import iter_records
 from broker import BrokerSettings
@@ -43,18 +43,13 @@ def spans() -> Iterator[InMemorySpanExporter]:
 
 @pytest.fixture
 async def api(
-    amqp_url: str, namespace: str, keys_dir: Path, tmp_path: Path, cleanup_namespace: None
+    broker_settings: BrokerSettings, issuer: Issuer, cleanup_namespace: None
 ) -> AsyncIterator[tuple[TestClient, str, BrokerSettings]]:
     """The identity provider, the gateway (a client of its API) and the pipeline daemons."""
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    settings = BrokerSettings(
-        amqp_url=amqp_url, namespace=namespace, data_dir=data_dir, keys_dir=keys_dir
-    )
-    async with identity_server(keys_dir, tmp_path / "identity") as issuer:
-        app = create_app(gateway_settings_for(issuer, settings), broker_settings=settings)
-        async with TestClient(TestServer(app)) as client, pipeline(settings, app):
-            yield client, issuer.token("alice"), settings
+    settings = gateway_settings_for(issuer, broker_settings)
+    app = create_app(settings, broker_settings=broker_settings)
+    async with TestClient(TestServer(app)) as client, daemons_for(app, broker_settings):
+        yield client, issuer.token("alice"), broker_settings
 
 
 def _one(spans: Sequence[ReadableSpan], test: Callable[[ReadableSpan], bool]) -> ReadableSpan:

@@ -11,11 +11,13 @@ import contextlib
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import Any
 
+from aiohttp import web
 from sealflow_testing import queue_counts
+from yarl import URL
 
 from broker import BrokerSettings, Topology
 
-__all__ = ["QUEUE_OF", "in_process_daemons", "wait_consuming"]
+__all__ = ["QUEUE_OF", "daemons_for", "in_process_daemons", "wait_consuming"]
 
 QUEUE_OF = {"audit": "audit.events", "parser": "parser.requests", "worker": "worker.jobs"}
 """The queue each consuming daemon reads."""
@@ -94,3 +96,17 @@ async def in_process_daemons(
         for result in results:
             if isinstance(result, BaseException):
                 raise result
+
+
+def daemons_for(
+    app: web.Application, settings: BrokerSettings
+) -> contextlib.AbstractAsyncContextManager[None]:
+    """The three daemons in-process for the gateway ``app``, on its broker connection; the
+    audit daemon serves its query API where the gateway reads the log."""
+    from gateway import RUNTIME_KEY, SETTINGS_KEY
+
+    return in_process_daemons(
+        settings,
+        app[RUNTIME_KEY].consume_channel,
+        audit_api_port=URL(app[SETTINGS_KEY].audit_url).port or 0,
+    )

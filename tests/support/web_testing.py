@@ -22,16 +22,14 @@ from aiohttp.test_utils import TestServer
 from gateway_testing import (
     PASSWORD,
     Issuer,
-    audit_api_port,
     gateway_settings_for,
     listening_socket,
     serve_on,
     url_of,
 )
-from pipeline_testing import in_process_daemons
 
 from broker import BrokerSettings
-from gateway import RUNTIME_KEY, GatewaySettings, create_app
+from gateway import GatewaySettings, create_app
 from gateway.web import WEB_CLIENT_ID, WEB_GRANT_TYPES
 from identity import STORE_KEY as IDENTITY_STORE_KEY
 
@@ -78,18 +76,6 @@ async def web_gateway(
         yield WebGateway(url=url, issuer=issuer, server=server, settings=chosen)
     finally:
         await server.close()
-
-
-def daemons_for(
-    site: WebGateway, broker_settings: BrokerSettings
-) -> contextlib.AbstractAsyncContextManager[None]:
-    """The audit, parser and worker daemons in-process for ``site``; the audit daemon serves
-    its query API where the site reads the log."""
-    return in_process_daemons(
-        broker_settings,
-        site.app[RUNTIME_KEY].consume_channel,
-        audit_api_port=audit_api_port(site.settings),
-    )
 
 
 _CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]*)">')

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from handler_testing import HandlerRig, handler_rig
-from sealflow_testing import Env, job_message, make_env
+from sealflow_testing import Env, job_message
 
 from broker import BrokerSettings, EnvelopeError, PermanentFailure
 from schemas import JobFailed, JobSubmitted, ParseCompleted, ParseRequested
@@ -22,9 +22,9 @@ _EAGER = WorkerSettings(stuck_after=1e-6, max_rerequests=2)
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
-    """Key rings made once for the module (the parser's RSA ring is slow to make)."""
-    return make_env(tmp_path_factory.mktemp("keys"))
+def env(handler_env: Env) -> Env:
+    """The module's envelope keys (``handler_env`` of ``tests/conftest.py``)."""
+    return handler_env
 
 
 @pytest.fixture

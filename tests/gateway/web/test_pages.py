@@ -9,7 +9,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from web_testing import Browser, WebGateway, csrf_of, daemons_for
+from pipeline_testing import daemons_for
+from web_testing import Browser, WebGateway, csrf_of
 
 from broker import BrokerSettings
 from gateway.web.render import filesize
@@ -194,7 +195,7 @@ async def _events_until_done(client: Browser, count: int) -> dict[str, dict[str,
 async def test_upload_watch_result_search_on_the_pipeline(
     alice: Browser, site: WebGateway, broker_settings: BrokerSettings
 ) -> None:
-    async with daemons_for(site, broker_settings):
+    async with daemons_for(site.app, broker_settings):
         csrf = await alice.csrf()
         ids = []
         for name in ("first.md", "second.md"):
