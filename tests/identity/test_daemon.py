@@ -114,7 +114,7 @@ async def test_health_is_ready_without_the_broker_on_the_configured_host(
     """The identity shares the one health listener: bound to ``SEALFLOW_HEALTH_HOST`` (here
     127.0.0.2, so 127.0.0.1 is refused) and ready while the broker is down, saying so."""
     dead = BrokerSettings(
-        amqp_url=f"amqp://guest:guest@127.0.0.1:{_free_port()}/",
+        amqp_url=f"amqp://guest:guest@127.0.0.1:{free_port()}/",
         data_dir=tmp_path / "data",
         keys_dir=keys_dir,
         connect_timeout=2,
