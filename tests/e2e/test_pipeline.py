@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import secrets
 from collections.abc import AsyncIterator
@@ -31,7 +32,7 @@ from broker import (
 )
 from keys import KeyRing, SigningKey, TrustStore
 from schemas import JobSubmitted, ParseRequested
-from store import BlobStore, JobStore, NewJob, open_store
+from store import JobStore, NewJob, open_store
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -40,7 +41,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(180)
 class Pipeline:
     settings: BrokerSettings
     store: JobStore
-    blobs: BlobStore
     publisher: Publisher
     channel: Any
     topology: Topology
@@ -49,9 +49,10 @@ class Pipeline:
     async def submit(
         self, filename: str, content_type: str, data: bytes, owner: str = "alice"
     ) -> str:
-        sha = self.blobs.put(data)
+        sha = hashlib.sha256(data).hexdigest()
         job_id, trace = secrets.token_hex(16), secrets.token_hex(16)
-        await self.store.create(
+        # With the blob, as the gateway stores it: rows in PostgreSQL, files when embedded.
+        await self.store.create_with_blob(
             NewJob(
                 job_id=job_id,
                 owner=owner,
@@ -60,7 +61,8 @@ class Pipeline:
                 size=len(data),
                 blob_sha256=sha,
                 trace=trace,
-            )
+            ),
+            data,
         )
         message = JobSubmitted(
             job_id=job_id,
@@ -139,7 +141,6 @@ async def pipeline(
             yield Pipeline(
                 settings,
                 store,
-                BlobStore(settings.data_dir / "blobs"),
                 Publisher(channel, topology, sealer),
                 channel,
                 topology,
