@@ -46,7 +46,10 @@ class AuditDaemonSettings(BaseSettings):
 
     health_port: int = Field(default=9103, ge=0, le=65535)
     batch_max: int = Field(default=256, ge=1)
-    batch_wait: float = Field(default=0.005, ge=0)
+    """Most events one append (one fsync) takes."""
+    batch_wait: float = Field(default=0.0, ge=0)
+    """Seconds a batch waits for more events after taking those already queued. 0 (default):
+    none; the events that arrive during one fsync form the next batch (group commit)."""
     api_host: str = "127.0.0.1"
     """``SEALFLOW_AUDIT_API_HOST``: where the query API listens."""
     api_port: int = Field(default=8082, ge=0, le=65535)
@@ -61,6 +64,9 @@ class AuditDaemonSettings(BaseSettings):
 
 class AuditWriter:
     """Batches events from concurrent handlers into one append + fsync, off the event loop.
+
+    A batch is every event queued when the previous fsync ended (up to ``batch_max``), plus
+    those arriving within ``batch_wait``; each handler acks only after its batch's fsync.
 
     If the disk refuses a write the log refuses every later append; the writer then sets
     ``failed`` so the daemon stops (unacknowledged events go back to the queue) and a restart
@@ -107,6 +113,9 @@ class AuditWriter:
                 await asyncio.to_thread(self.log.checkpoint_if_due)
                 continue
             batch = [first]
+            # Group commit: every event that arrived during the last fsync joins this one.
+            while len(batch) < self.batch_max and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
             deadline = time.monotonic() + self.batch_wait
             while len(batch) < self.batch_max:
                 remaining = deadline - time.monotonic()
