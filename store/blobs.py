@@ -22,10 +22,12 @@ from keys.filemodes import PRIVATE_DIR_MODE, open_private, private_dir
 from store.digests import check_sha256
 from store.errors import BlobCorrupt, BlobNotFound, BlobTooLarge
 
-__all__ = ["BlobStore"]
+__all__ = ["SPOOL_BYTES", "BlobStore"]
 
 _READ_BLOCK = 1 << 20
 _TEMP_PREFIX = ".tmp-"
+SPOOL_BYTES = 1 << 18
+"""Bytes of a streamed upload held in memory before they are written (bounded per upload)."""
 
 
 def _fsync_dir(path: Path) -> None:
@@ -38,6 +40,15 @@ def _fsync_dir(path: Path) -> None:
 
 def _temp_name(directory: Path) -> Path:
     return directory / f"{_TEMP_PREFIX}{secrets.token_hex(8)}"
+
+
+def _open_temp(temp: Path) -> BinaryIO:
+    return os.fdopen(open_private(temp, os.O_WRONLY | os.O_EXCL), "wb")
+
+
+def _write_chunks(handle: BinaryIO, chunks: list[bytes]) -> None:
+    for chunk in chunks:
+        handle.write(chunk)
 
 
 def _unlink_quietly(path: Path) -> None:
@@ -86,15 +97,20 @@ class BlobStore:
         """Store a streamed upload, hashing as it is written; returns ``(sha256, size)``.
 
         Raises ``BlobTooLarge`` as soon as more than ``max_bytes`` arrive; the partial
-        temporary file is removed then, and on any other error or cancellation.
+        temporary file is removed then, and on any other error or cancellation. Up to
+        ``SPOOL_BYTES`` are held in memory before the first write, so a small upload costs
+        one trip to a worker thread (open, write, fsync, rename, directory fsync), and the
+        event loop never waits on the disk.
         """
         if max_bytes < 0:
             raise ValueError("max_bytes must not be negative")
         digest = hashlib.sha256()
         size = 0
         temp = _temp_name(self.root)
+        pending: list[bytes] = []
+        pending_size = 0
+        handle: BinaryIO | None = None
         try:
-            handle = os.fdopen(open_private(temp, os.O_WRONLY | os.O_EXCL), "wb")
             try:
                 async for chunk in chunks:
                     if not isinstance(chunk, bytes | bytearray | memoryview):
@@ -103,15 +119,34 @@ class BlobStore:
                     if size > max_bytes:
                         raise BlobTooLarge(f"upload is larger than {max_bytes} bytes")
                     digest.update(chunk)
-                    await asyncio.to_thread(handle.write, chunk)
-                await asyncio.to_thread(self._sync, handle)
+                    pending.append(bytes(chunk))
+                    pending_size += len(chunk)
+                    if pending_size >= SPOOL_BYTES:
+                        if handle is None:
+                            handle = await asyncio.to_thread(_open_temp, temp)
+                        await asyncio.to_thread(_write_chunks, handle, pending)
+                        pending, pending_size = [], 0
+                sha256 = digest.hexdigest()
+                await asyncio.to_thread(self._finish, handle, temp, pending, sha256)
             finally:
-                handle.close()
-            sha256 = digest.hexdigest()
-            await asyncio.to_thread(self._install, temp, sha256)
+                if handle is not None:
+                    handle.close()
         finally:
             _unlink_quietly(temp)
         return sha256, size
+
+    def _finish(
+        self, handle: BinaryIO | None, temp: Path, pending: list[bytes], sha256: str
+    ) -> None:
+        """Write what is still held, fsync the temporary file and install it under its name."""
+        if handle is None:
+            with _open_temp(temp) as own:
+                _write_chunks(own, pending)
+                self._sync(own)
+        else:
+            _write_chunks(handle, pending)
+            self._sync(handle)
+        self._install(temp, sha256)
 
     def read(self, sha256: str, *, max_bytes: int) -> bytes:
         """The blob's bytes after re-checking their digest.

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import store.blobs as blobs_module
 from store import BlobCorrupt, BlobNotFound, BlobStore, BlobTooLarge
+from store.blobs import SPOOL_BYTES
 
 
 def _files_under(root: Path) -> list[Path]:
@@ -151,3 +154,30 @@ async def test_put_stream_failing_source_leaves_no_file(blobs: BlobStore) -> Non
     with pytest.raises(ConnectionResetError):
         await blobs.put_stream(broken(), max_bytes=1000)
     assert _files_under(blobs.root) == []
+
+
+async def test_put_stream_of_a_small_upload_takes_one_thread_trip(
+    blobs: BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small upload is opened, written, fsynced and installed in one worker-thread call."""
+    trips: list[str] = []
+    to_thread = blobs_module.asyncio.to_thread
+
+    async def counting(func: Callable[..., Any], /, *args: Any) -> Any:
+        trips.append(getattr(func, "__name__", repr(func)))
+        return await to_thread(func, *args)
+
+    monkeypatch.setattr(blobs_module.asyncio, "to_thread", counting)
+    sha, size = await blobs.put_stream(_stream(b"a" * 4096, b"b" * 4096), max_bytes=1 << 20)
+    assert trips == ["_finish"]
+    assert blobs.read(sha, max_bytes=size) == b"a" * 4096 + b"b" * 4096
+
+
+async def test_put_stream_larger_than_the_spool_is_written_as_it_comes(blobs: BlobStore) -> None:
+    """An upload over SPOOL_BYTES is spilled to its file in parts and stored intact."""
+    parts = [bytes([n]) * (SPOOL_BYTES // 3) for n in range(7)]
+    sha, size = await blobs.put_stream(_stream(*parts), max_bytes=1 << 24)
+    data = b"".join(parts)
+    assert (sha, size) == (hashlib.sha256(data).hexdigest(), len(data))
+    assert blobs.read(sha, max_bytes=size) == data
+    assert not [p for p in blobs.root.iterdir() if p.name.startswith(".tmp-")]
