@@ -126,8 +126,8 @@ class AuditWriter:
                 except TimeoutError:
                     break
             try:
+                # One thread trip: append also writes a checkpoint when one is due.
                 await asyncio.to_thread(self.log.append, [event for event, _ in batch])
-                await asyncio.to_thread(self.log.checkpoint_if_due)
             except (AuditLogError, OSError) as exc:
                 _log.error("audit.write_failed", error=str(exc))
                 self.error = exc
