@@ -139,11 +139,10 @@ class SqliteDatabase:
     async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
         """One write in the current group-commit batch, durable when the block's caller resumes.
 
-        The block runs in a savepoint of the shared transaction (the batch's first write, alone
-        in it, needs none): if it raises, only its own statements are rolled back. On leaving,
-        the batch is committed when no other write waits (or it is full); otherwise the next
-        write carries it on. Either way this write waits for that commit, and raises its error
-        (or the commit's) only then.
+        The block runs in a savepoint of the shared transaction: if it raises, only its own
+        statements are rolled back. On leaving, the batch is committed when no other write
+        waits (or it is full); otherwise the next write carries it on. Either way this write
+        waits for that commit, and raises its error (or the commit's) only then.
         """
         self._writers += 1
         batch: _Batch | None = None
@@ -187,7 +186,6 @@ class SqliteDatabase:
         if self._batch is None:
             await db.execute("BEGIN IMMEDIATE")
             self._batch = _Batch()
-            return self._batch  # the first write needs no savepoint: it can roll back it all
         batch = self._batch
         try:
             await db.execute("SAVEPOINT write")
@@ -199,19 +197,10 @@ class SqliteDatabase:
     async def _leave_batch(self, batch: _Batch, *, failed: bool) -> None:
         """Release (or roll back) this write's savepoint; commit if it is the last one waiting."""
         db = self._writer
-        if batch.size == 0 and failed:
-            # The first write of the batch failed: nothing else is in it, so end it.
-            self._batch = None
-            try:
-                await db.execute("ROLLBACK")
-            finally:
-                batch.done.set_result(None)
-            return
         try:
-            if batch.size > 0:
-                if failed:
-                    await db.execute("ROLLBACK TO write")
-                await db.execute("RELEASE write")
+            if failed:
+                await db.execute("ROLLBACK TO write")
+            await db.execute("RELEASE write")
         except BaseException as exc:
             await self._abort(batch, exc)
             raise
