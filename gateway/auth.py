@@ -125,11 +125,11 @@ class Authenticator:
             claims = self._check(token, keys, now)
         except TokenError as error:
             if error.reason != "unknown_kid" or not await self.keys.refresh_for_unknown_kid(keys):
-                raise Unauthorized(error.detail) from error
+                raise _refused(error) from error
             try:
                 claims = self._check(token, self.keys.current(), now)
             except TokenError as retry_error:
-                raise Unauthorized(retry_error.detail) from retry_error
+                raise _refused(retry_error) from retry_error
         return Principal.from_claims(claims)
 
     def _check(
@@ -152,6 +152,12 @@ class Authenticator:
             while len(cache) >= self.max_entries:
                 del cache[next(iter(cache))]  # the oldest entry
         cache[token] = principal
+
+
+def _refused(error: TokenError) -> Unauthorized:
+    """The 401 for a refused token, logged as one line naming the reason (never the token)."""
+    _log.info("auth.token_refused", reason=error.reason)
+    return Unauthorized(error.detail)
 
 
 def bearer_token(request: web.Request) -> str | None:

@@ -36,7 +36,14 @@ ALLOWED_ALGORITHMS: Final = frozenset({"ES256", "EdDSA", "RS256"})
 MAX_TOKEN_CHARS: Final = 8192
 _REQUIRED: Final = ["iss", "aud", "sub", "iat", "exp"]
 _FORBIDDEN_HEADER_PARAMS: Final = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
+_B64URL_ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _B64URL: Final = re.compile(r"[A-Za-z0-9_-]*")
+# The last character of a segment whose length is 2 or 3 mod 4 carries unused low bits; a
+# canonical encoding leaves them zero, so each byte string has exactly one spelling.
+_CANONICAL_LAST: Final = {
+    2: frozenset(c for i, c in enumerate(_B64URL_ALPHABET) if i & 0b1111 == 0),
+    3: frozenset(c for i, c in enumerate(_B64URL_ALPHABET) if i & 0b11 == 0),
+}
 
 JWS_ALGORITHMS: Final[Mapping[str, JWSAlgorithm]] = {
     name: algorithm
@@ -52,10 +59,17 @@ def encode_token(key: SigningKey, claims: Mapping[str, Any], typ: str) -> str:
     )
 
 
-def _segment(data: str) -> bytes:
-    """Strict base64url (no padding, alphabet only) of one compact-serialisation segment."""
-    if len(data) % 4 == 1 or not _B64URL.fullmatch(data):
+def _check_segment(data: str) -> None:
+    """Strict canonical base64url: alphabet only, no padding, no stray trailing bits."""
+    remainder = len(data) % 4
+    if remainder == 1 or not _B64URL.fullmatch(data):
         raise TokenError("malformed", "malformed token")
+    if remainder and data[-1] not in _CANONICAL_LAST[remainder]:
+        raise TokenError("malformed", "token is not canonical base64url")
+
+
+def _segment(data: str) -> bytes:
+    """The bytes of one segment that :func:`_check_segment` has passed."""
     return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
 
 
@@ -93,10 +107,13 @@ def _verified_payload(
     if not isinstance(token, str) or not token or len(token) > max_chars:
         raise TokenError("malformed", "malformed token")
     parts = token.split(".")
-    # Every segment is base64url before anything is decoded: a non-ASCII payload would
-    # otherwise escape as UnicodeEncodeError when the signing input is built.
-    if len(parts) != 3 or not all(_B64URL.fullmatch(part) for part in parts):
+    if len(parts) != 3:
         raise TokenError("malformed", "malformed token")
+    # Every segment is canonical base64url before anything is decoded: a non-ASCII payload
+    # would otherwise escape as UnicodeEncodeError when the signing input is built, and a
+    # token would have several spellings (each cached and verified on its own).
+    for part in parts:
+        _check_segment(part)
     header_part, payload_part, signature_part = parts
     header = _json_object(header_part)
     if header.get("typ") != typ:
