@@ -41,7 +41,7 @@ from gateway.errors import (
 )
 from gateway.events import EVENTS_QUEUE, JobEventRelay
 from gateway.filenames import safe_filename
-from gateway.hub import EventHub, JobNotice, Subscription
+from gateway.hub import EventHub, JobNotice, Stream
 from gateway.issuer import IssuerError, IssuerKeys
 from gateway.operations import Auth, Operation, Parameter
 from gateway.settings import DEFAULT_CONTENT_TYPES, GatewaySettings
@@ -85,7 +85,7 @@ __all__ = [
     "Parameter",
     "Principal",
     "RequestTimeout",
-    "Subscription",
+    "Stream",
     "TooLarge",
     "TooManyRequests",
     "Unauthorized",

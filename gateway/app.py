@@ -125,8 +125,12 @@ def create_app(
     app[RUNTIME_KEY] = (
         runtime if runtime is not None else ServiceRuntime("gateway", broker_settings)
     )
-    hub = EventHub(max_subscribers=settings.sse_max_subscribers, queue_size=settings.sse_queue_size)
+    hub = EventHub(
+        max_streams=settings.sse_max_streams,
+        max_streams_per_owner=settings.sse_max_streams_per_user,
+    )
     app[HUB_KEY] = hub
+    app[RUNTIME_KEY].revocations.on_revoked(hub.revoke)
     issuer = IssuerKeys(
         settings.issuer_url,
         internal_url=settings.issuer_internal_url,

@@ -3,8 +3,8 @@
 A token is verified once (one signature check via ``keys.verify_access_token``: ``typ``
 ``at+jwt``, ``iss``, ``aud``, ``exp``, ``nbf``, algorithm bound to the key) and its principal
 is then cached by the token string until the token's ``exp``, so a repeated token costs a dict
-lookup. Revocations broadcast on ``sealflow.control`` (a ``sub`` or ``jti``) are checked on
-every request, cached or not.
+lookup. Revocations broadcast on ``sealflow.control`` (the ``sub``, the token's ``jti`` or the
+issuer's signing ``kid``) are checked on every request, cached or not.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ class Principal:
     roles: tuple[str, ...]
     token_jti: str
     expires_at: int
+    kid: str = ""
+    """The issuer's key that signed the token."""
 
     @property
     def is_admin(self) -> bool:
@@ -65,6 +67,7 @@ class Principal:
             roles=claims.roles,
             token_jti=claims.jti,
             expires_at=claims.expires_at,
+            kid=claims.kid,
         )
 
 
@@ -109,7 +112,7 @@ class Authenticator:
             self._remember(token, principal, moment)
         if self.revocations is not None:
             kind = self.revocations.revoked(
-                kid="", jti=principal.token_jti, sub=principal.subject, now=moment
+                kid=principal.kid, jti=principal.token_jti, sub=principal.subject, now=moment
             )
             if kind is not None:
                 raise Unauthorized(f"token revoked ({kind})")

@@ -51,6 +51,10 @@ async def serve(
             access_log=None,
             shutdown_timeout=settings.shutdown_timeout,
             handler_cancellation=True,
+            # aiohttp arms this timer when a connection opens and again after each answer, and
+            # closes the connection if no whole request head has arrived when it fires: the
+            # header read timeout (partial headers do not re-arm it).
+            keepalive_timeout=settings.header_timeout,
         )
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port)

@@ -372,16 +372,18 @@ async def job_events(request: web.Request) -> web.StreamResponse:
     """``text/event-stream`` of ``state`` events (JobView JSON) until a final state.
 
     The current state is sent at once, then every change. Bounded: it closes after a final
-    state, after ``sse_max_seconds``, or when this watcher falls behind; comments every
-    ``sse_heartbeat_seconds`` keep proxies from timing it out.
+    state, after ``sse_max_seconds``, or when the caller is revoked; comments every
+    ``sse_heartbeat_seconds`` keep proxies from timing it out. Each open stream counts against
+    the hub's caps (in all and per user).
     """
     job = await _visible_job(request)
     app = request.app
     settings, store = app[SETTINGS_KEY], app[STORE_KEY]
     loop = asyncio.get_running_loop()
     deadline = loop.time() + settings.sse_max_seconds
-    # Subscribe before the first read, so a change between the two is not missed.
-    with app[HUB_KEY].subscription(job.job_id) as subscription:
+    # Follow the job before the first read, so a change between the two is not missed.
+    with app[HUB_KEY].stream(_principal(request)) as live:
+        app[HUB_KEY].follow(live, job.job_id)
         async with sse_response(request, ping_interval=settings.sse_heartbeat_seconds) as stream:
             sent: tuple[str, datetime] | None = None
             current: Job | None = job
@@ -391,9 +393,11 @@ async def job_events(request: web.Request) -> web.StreamResponse:
                     await stream.send(job_view(current).model_dump_json(), event="state")
                     sent = seen
                 remaining = deadline - loop.time()
-                if current.state in _FINAL or subscription.dropped or remaining <= 0:
+                if current.state in _FINAL or remaining <= 0:
                     break
-                await subscription.next(min(settings.sse_poll_seconds, remaining))
+                await live.wait(min(settings.sse_poll_seconds, remaining))
+                if live.closed_because is not None:
+                    break
                 current = await store.get(job.job_id)
             if current is None:
                 await stream.send(json.dumps({"job_id": job.job_id}), event="deleted")

@@ -64,8 +64,10 @@ class GatewaySettings(BaseSettings):
     sse_poll_seconds: float = Field(default=5.0, gt=0)
     """A live stream re-reads the store this often even without an event (events may be missed
     when several gateways share ``gateway.events``)."""
-    sse_max_subscribers: int = Field(default=1_000, ge=1)
-    sse_queue_size: int = Field(default=16, ge=1)
+    sse_max_streams: int = Field(default=1_000, ge=1)
+    """Most live event streams open at once, every user together (``429`` beyond)."""
+    sse_max_streams_per_user: int = Field(default=10, ge=1)
+    """Most live event streams one subject may hold open (``429`` beyond)."""
 
     audit_url: str = Field(default="http://127.0.0.1:8082", pattern=r"^https?://[^/?#]+/?$")
     """``SEALFLOW_AUDIT_URL``: the audit daemon's query API (scheme, host and port), the only
@@ -73,6 +75,10 @@ class GatewaySettings(BaseSettings):
     audit_timeout: float = Field(default=10.0, gt=0, le=120)
     """Longest one audit query may take, connecting included."""
 
+    header_timeout: float = Field(default=10.0, gt=0, le=300)
+    """A connection must send a whole request head within this many seconds of opening (or of
+    its previous answer) or it is closed: slow-header clients cannot hold sockets open. An idle
+    keep-alive connection is closed after it too."""
     request_timeout: float = Field(default=60.0, gt=0)
     """Longest a non-streaming request may take."""
     upload_timeout: float = Field(default=300.0, gt=0)

@@ -13,7 +13,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import jwt
 from jwt.algorithms import Algorithm as JWSAlgorithm
@@ -27,9 +27,11 @@ __all__ = [
     "JWS_ALGORITHMS",
     "MAX_TOKEN_CHARS",
     "JWSAlgorithm",
+    "VerifiedToken",
     "decode_signed",
     "decode_token",
     "encode_token",
+    "verify_token",
 ]
 
 ALLOWED_ALGORITHMS: Final = frozenset({"ES256", "EdDSA", "RS256"})
@@ -92,14 +94,22 @@ def _int_claim(payload: Mapping[str, Any], name: str) -> int | None:
     return value
 
 
+class VerifiedToken(NamedTuple):
+    """A token whose header and signature held: the ``kid`` that signed it, and its claims."""
+
+    kid: str
+    claims: dict[str, Any]
+
+
 def _verified_payload(
     token: str,
     *,
     typ: str,
     max_chars: int,
     pick: Callable[[object], VerificationKey | None],
-) -> dict[str, Any]:
-    """The payload of compact JWS ``token`` once its header and signature have held.
+) -> VerifiedToken:
+    """The signing key's id and the payload of compact JWS ``token`` once its header and
+    signature have held.
 
     Nothing of the header but ``typ``, ``alg`` and ``kid`` is looked at before the signature
     has held; ``pick`` chooses the one key the header's ``kid`` names (or None).
@@ -132,7 +142,7 @@ def _verified_payload(
     signing_input = f"{header_part}.{payload_part}".encode("ascii")
     if not JWS_ALGORITHMS[alg].verify(signing_input, key.key, signature):
         raise TokenError("bad_signature", "token signature does not verify")
-    return _json_object(payload_part)
+    return VerifiedToken(key.kid, _json_object(payload_part))
 
 
 def decode_signed(token: str, key: VerificationKey, *, typ: str, max_chars: int) -> dict[str, Any]:
@@ -143,7 +153,7 @@ def decode_signed(token: str, key: VerificationKey, *, typ: str, max_chars: int)
     """
     return _verified_payload(
         token, typ=typ, max_chars=max_chars, pick=lambda kid: key if kid == key.kid else None
-    )
+    ).claims
 
 
 def decode_token(
@@ -156,7 +166,23 @@ def decode_token(
     leeway: float,
     now: float | None = None,
 ) -> dict[str, Any]:
-    """The verified claims of ``token``; ``TokenError`` for any failed check.
+    """The verified claims of ``token``; ``TokenError`` for any failed check."""
+    return verify_token(
+        token, keys, typ=typ, issuer=issuer, audience=audience, leeway=leeway, now=now
+    ).claims
+
+
+def verify_token(
+    token: str,
+    keys: Iterable[VerificationKey],
+    *,
+    typ: str,
+    issuer: str,
+    audience: str,
+    leeway: float,
+    now: float | None = None,
+) -> VerifiedToken:
+    """The signing ``kid`` and verified claims of ``token``; ``TokenError`` for any failed check.
 
     Verification uses PyJWT's algorithm objects directly, as the envelope does: each segment
     is parsed once, and nothing of the header but ``typ``, ``alg`` and ``kid`` is looked at
@@ -175,7 +201,7 @@ def decode_token(
             None,
         )
 
-    payload = _verified_payload(token, typ=typ, max_chars=MAX_TOKEN_CHARS, pick=pick)
+    kid, payload = _verified_payload(token, typ=typ, max_chars=MAX_TOKEN_CHARS, pick=pick)
     missing = [name for name in _REQUIRED if name not in payload]
     if missing:
         raise TokenError("invalid", f"token lacks required claim(s) {', '.join(missing)}")
@@ -198,4 +224,4 @@ def decode_token(
         raise TokenError("not_yet_valid", "token is not valid yet")
     if not isinstance(payload["sub"], str):
         raise TokenError("invalid", "sub must be a string")
-    return payload
+    return VerifiedToken(kid, payload)

@@ -102,3 +102,37 @@ async def test_sealflow_gateway_as_a_process_stops_cleanly_on_sigterm(
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_sockets_that_never_finish_their_request_head_are_closed(
+    gateway_settings: GatewaySettings,
+    broker_settings: BrokerSettings,
+    cleanup_namespace: None,
+) -> None:
+    """The review held twelve sockets open with unfinished request headers for over 10 s."""
+    settings = gateway_settings.model_copy(
+        update={"port": 0, "health_port": free_port(), "header_timeout": 0.5}
+    )
+    stop, started = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(serve(settings, broker_settings, stop=stop, started=started))
+    try:
+        async with asyncio.timeout(30):
+            await started.wait()
+        sockets = [await asyncio.open_connection("127.0.0.1", settings.port) for _ in range(12)]
+        for _, writer in sockets:
+            writer.write(b"GET /api/health HTTP/1.1\r\nHost: gateway\r\nX-Slow: ")
+            await writer.drain()
+        for _, writer in sockets:
+            writer.write(b"a")  # trickling bytes does not buy time
+            await writer.drain()
+        async with asyncio.timeout(5):
+            for reader, writer in sockets:
+                assert await reader.read() == b""  # closed by the server, nothing answered
+                writer.close()
+        url = f"http://127.0.0.1:{settings.port}/api/health"
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            assert response.status == 200  # a prompt client is served as before
+    finally:
+        stop.set()
+        async with asyncio.timeout(30):
+            await task

@@ -221,3 +221,23 @@ async def test_a_search_query_is_escaped(alice: Browser) -> None:
     html = await (await alice.get("/search?q=%3Cscript%3Ealert(1)%3C/script%3E")).text()
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;" in html
+
+
+async def test_the_pages_live_stream_counts_against_the_users_share(
+    alice: Browser, site: WebGateway
+) -> None:
+    """``/web/api/events`` of a user with no unfinished job followed nothing and so was never
+    counted: one user could open them without bound."""
+    from gateway import HUB_KEY
+
+    hub = site.app[HUB_KEY]
+    hub.max_streams_per_owner = 2
+    url = site.url + "/web/api/events"
+    held = [await alice.session.get(url) for _ in range(2)]
+    assert [stream.status for stream in held] == [200, 200]
+    assert hub.streams_of("alice") == 2
+    refused = await alice.session.get(url)
+    assert refused.status == 429
+    assert (await refused.json())["error"] == "too_many_requests"
+    for stream in held:
+        stream.close()
