@@ -30,8 +30,8 @@ from gateway.appkeys import (
     SETTINGS_KEY,
     STORE_KEY,
 )
-from gateway.auditing import audit
-from gateway.auth import Authenticator, Handler, Principal, require
+from gateway.auditing import audit_denied
+from gateway.auth import Authenticator, Handler, require
 from gateway.blobkeeper import BlobKeeper
 from gateway.errors import Unavailable, add_security_headers, error_middleware
 from gateway.events import EVENTS_QUEUE, JobEventRelay
@@ -58,18 +58,6 @@ def all_operations() -> list[Operation]:
     return [*JOB_OPERATIONS, *ADMIN_OPERATIONS]
 
 
-async def _audit_denied(request: web.Request, principal: Principal, why: str) -> None:
-    await audit(
-        request.app,
-        type="access.denied",
-        action=f"{request.method} {request.path}"[:200],
-        outcome="failure",
-        actor=principal.subject,
-        reason="forbidden",
-        detail=why,
-    )
-
-
 def _authenticator(request: web.Request) -> Authenticator:
     return request.app[AUTH_KEY]
 
@@ -94,7 +82,7 @@ def _register(app: web.Application, operations: Iterable[Operation]) -> None:
             auth=op.auth,
             scopes=op.scopes,
             roles=op.roles,
-            on_denied=_audit_denied,
+            on_denied=audit_denied,
         )
         if op.operation_id not in _OWN_TIMEOUT:
             handler = _with_timeout(handler, settings.request_timeout)

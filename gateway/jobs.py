@@ -30,7 +30,7 @@ from gateway.appkeys import (
     SETTINGS_KEY,
     STORE_KEY,
 )
-from gateway.auditing import audit
+from gateway.auditing import audit, audit_denied
 from gateway.auth import PRINCIPAL_KEY, Principal
 from gateway.errors import (
     BadRequest,
@@ -295,7 +295,9 @@ async def list_jobs(request: web.Request) -> web.Response:
     wanted_owner = query.get("owner")
     if everyone in {"true", "1"} or (wanted_owner is not None and wanted_owner != owner):
         if not principal.is_admin:
-            raise Forbidden("only an admin may list other users' jobs")
+            why = "only an admin may list other users' jobs"
+            await audit_denied(request, principal, why)
+            raise Forbidden(why)
         owner = wanted_owner if wanted_owner is not None else None
     if owner is not None and not 0 < len(owner) <= 255:
         raise BadRequest("owner must be 1 to 255 characters")

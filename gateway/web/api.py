@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp_sse import sse_response
 
 from gateway.appkeys import HUB_KEY, SETTINGS_KEY, STORE_KEY
-from gateway.auditing import audit
+from gateway.auditing import audit_denied
 from gateway.auth import PRINCIPAL_KEY, Handler
 from gateway.errors import Forbidden, GatewayError, InsufficientScope, Unavailable
 from gateway.operations import Operation
@@ -56,18 +56,6 @@ class SessionExpired(GatewayError):
     reason = "session_expired"
 
 
-async def _denied(request: web.Request, who: SignedIn, why: str) -> None:
-    await audit(
-        request.app,
-        type="access.denied",
-        action=f"{request.method} {request.path}"[:200],
-        outcome="failure",
-        actor=who.principal.subject,
-        reason="forbidden",
-        detail=f"{why} (browser session)",
-    )
-
-
 async def require_session(
     request: web.Request, *, scopes: Iterable[str] = (), roles: Iterable[str] = ()
 ) -> SignedIn:
@@ -80,11 +68,13 @@ async def require_session(
         check_csrf(request, who.session.csrf, request.headers.get(CSRF_HEADER), ctx.settings.url)
     missing = [scope for scope in scopes if not who.principal.has_scope(scope)]
     if missing:
-        await _denied(request, who, f"missing scope {' '.join(missing)}")
+        why = f"missing scope {' '.join(missing)}"
+        await audit_denied(request, who.principal, f"{why} (browser session)")
         raise InsufficientScope(f"this needs the scope {' '.join(missing)}", scopes=tuple(missing))
     wanted = tuple(roles)
     if wanted and not any(role in who.principal.roles for role in wanted):
-        await _denied(request, who, f"needs role {' or '.join(wanted)}")
+        why = f"needs role {' or '.join(wanted)}"
+        await audit_denied(request, who.principal, f"{why} (browser session)")
         raise Forbidden(f"this needs the role {' or '.join(wanted)}")
     request[PRINCIPAL_KEY] = who.principal
     return who

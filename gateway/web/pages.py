@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from gateway.admin import list_audit, list_dead_letters, replay_dead_letter
 from gateway.appkeys import SETTINGS_KEY, STORE_KEY
 from gateway.audit_reader import audit_reader
+from gateway.auditing import audit_denied
 from gateway.auth import PRINCIPAL_KEY, Handler
 from gateway.content_types import PDF, upload_limit
 from gateway.errors import Conflict, GatewayError, NotFound
@@ -51,17 +52,34 @@ class SignInNeeded(Exception):
         self.return_to = return_to
 
 
-async def _page_user(request: web.Request, *, scope: str = "jobs:read") -> SignedIn:
-    who = await signed_in(request)
-    if who is None:
-        raise SignInNeeded(request.path_qs)
+async def _denied(request: web.Request, who: SignedIn, why: str) -> web.HTTPForbidden:
+    """The 403 page's exception, audited as ``access.denied`` like the API's refusals."""
+    await audit_denied(request, who.principal, f"{why} (page)")
+    return web.HTTPForbidden(reason=why)
+
+
+async def _allowed(
+    request: web.Request, who: SignedIn, *, scope: str, admin: bool = False
+) -> SignedIn:
+    """``who`` once it holds ``scope`` (and the admin role when ``admin``); an audited 403."""
+    if admin and not who.principal.is_admin:
+        raise await _denied(request, who, "admins only")
     if not who.principal.has_scope(scope):
-        raise web.HTTPForbidden(reason="missing scope")
+        raise await _denied(request, who, f"missing scope {scope}")
     request[PRINCIPAL_KEY] = who.principal
     return who
 
 
-async def _form_user(request: web.Request, *, scope: str) -> SignedIn:
+async def _page_user(
+    request: web.Request, *, scope: str = "jobs:read", admin: bool = False
+) -> SignedIn:
+    who = await signed_in(request)
+    if who is None:
+        raise SignInNeeded(request.path_qs)
+    return await _allowed(request, who, scope=scope, admin=admin)
+
+
+async def _form_user(request: web.Request, *, scope: str, admin: bool = False) -> SignedIn:
     """The signed-in user of a posted form, CSRF-checked; an expired session is a 401 page."""
     who = await signed_in(request)
     if who is None:
@@ -74,10 +92,7 @@ async def _form_user(request: web.Request, *, scope: str) -> SignedIn:
         sent if isinstance(sent, str) else None,
         web_context(request).settings.url,
     )
-    if not who.principal.has_scope(scope):
-        raise web.HTTPForbidden(reason="missing scope")
-    request[PRINCIPAL_KEY] = who.principal
-    return who
+    return await _allowed(request, who, scope=scope, admin=admin)
 
 
 async def _api_json(handler: Handler, request: web.Request, model: type[BaseModel]) -> Any:
@@ -98,9 +113,7 @@ async def index(request: web.Request) -> web.StreamResponse:
     who = await signed_in(request)
     if who is None:
         return render(request, "landing.html", {"title": "Sealflow"}, who=None)
-    request[PRINCIPAL_KEY] = who.principal
-    if not who.principal.has_scope("jobs:read"):
-        raise web.HTTPForbidden(reason="missing scope")
+    await _allowed(request, who, scope="jobs:read")
     settings = request.app[SETTINGS_KEY]
     allowed = settings.allowed_content_types
     jobs = await request.app[STORE_KEY].list(
@@ -237,16 +250,9 @@ async def search_page(request: web.Request) -> web.StreamResponse:
 # -- admin ----------------------------------------------------------------------------------
 
 
-async def _admin_user(request: web.Request, scope: str) -> SignedIn:
-    who = await _page_user(request, scope="jobs:read")
-    if not who.principal.is_admin or not who.principal.has_scope(scope):
-        raise web.HTTPForbidden(reason="admins only")
-    return who
-
-
 async def audit_page(request: web.Request) -> web.StreamResponse:
     """The audit log with filters; the page's script tails it live."""
-    who = await _admin_user(request, "audit:read")
+    who = await _page_user(request, scope="audit:read", admin=True)
     problem = None
     records: list[Any] = []
     try:
@@ -277,7 +283,7 @@ async def audit_page(request: web.Request) -> web.StreamResponse:
 
 async def dlq_page(request: web.Request) -> web.StreamResponse:
     """Dead letters with their reasons and a Replay button for the replayable ones."""
-    who = await _admin_user(request, "jobs:admin")
+    who = await _page_user(request, scope="jobs:admin", admin=True)
     problem = None
     letters: list[Any] = []
     truncated = False
@@ -296,9 +302,7 @@ async def dlq_page(request: web.Request) -> web.StreamResponse:
 
 async def replay(request: web.Request) -> web.StreamResponse:
     """The Replay button: re-check, re-seal and republish one dead letter."""
-    who = await _form_user(request, scope="jobs:admin")
-    if not who.principal.is_admin:
-        raise web.HTTPForbidden(reason="admins only")
+    who = await _form_user(request, scope="jobs:admin", admin=True)
     letter_id = request.match_info["letter_id"]
     try:
         await replay_dead_letter(request)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -136,3 +137,60 @@ async def test_sockets_that_never_finish_their_request_head_are_closed(
         stop.set()
         async with asyncio.timeout(30):
             await task
+
+
+async def test_a_request_header_over_the_limit_is_logged_as_one_json_line(
+    amqp_url: str,
+    namespace: str,
+    keys_dir: Path,
+    tmp_path: Path,
+    issuer: Issuer,
+    cleanup_namespace: None,
+) -> None:
+    """A header over 8,190 bytes made aiohttp log a plain-text multi-line traceback."""
+    port = free_port()
+    env = dict(os.environ)
+    env.update(
+        SEALFLOW_AMQP_URL=amqp_url,
+        SEALFLOW_NAMESPACE=namespace,
+        SEALFLOW_DATA_DIR=str(tmp_path / "var"),
+        SEALFLOW_KEYS_DIR=str(keys_dir),
+        SEALFLOW_ISSUER=issuer.url,
+        SEALFLOW_GATEWAY_PORT=str(port),
+        SEALFLOW_GATEWAY_HEALTH_PORT="0",
+        NO_COLOR="1",
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "sealflow",
+        "gateway",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    try:
+        async with asyncio.timeout(45):
+            while b'"gateway.listening"' not in await process.stderr.readline():
+                assert process.returncode is None
+        async with aiohttp.ClientSession() as session:
+            huge = {"X-Padding": "a" * 9000}
+            async with session.get(f"http://127.0.0.1:{port}/api/health", headers=huge) as r:
+                assert r.status == 400
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(30):
+            rest = await process.stderr.read()
+            assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    lines = [line for line in rest.decode().splitlines() if line.strip()]
+    for line in lines:
+        assert isinstance(json.loads(line), dict), line  # every line is one JSON object
+    refused = [json.loads(line) for line in lines if "bad_request" in line]
+    assert len(refused) == 1, lines
+    assert refused[0]["level"] == "info"
+    assert "exception" not in refused[0]
+    assert len(lines[0]) < 1000

@@ -15,13 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import ClientResponse, FormData, web
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway import RUNTIME_KEY, STORE_KEY, GatewaySettings
+from gateway import AUDIT_KEY, RUNTIME_KEY, STORE_KEY, GatewaySettings
 from identity import STORE_KEY as IDENTITY_STORE_KEY
 from identity import scopes_for_role
 from keys import KeyRing, TokenSigner
+from schemas import AuditEvent
 from store import BlobStore, Job, JobStore
 
 AUDIENCE = "sealflow-gateway"
@@ -194,4 +196,18 @@ async def read_events(response: ClientResponse) -> list[tuple[str, dict[str, Any
     events: list[tuple[str, dict[str, Any]]] = []
     while (event := await next_event(response)) is not None:
         events.append(event)
+    return events
+
+
+def record_audit(app: web.Application, monkeypatch: pytest.MonkeyPatch) -> list[AuditEvent]:
+    """Every audit event the gateway emits from now on, in order (still published as well)."""
+    sink = app[AUDIT_KEY]
+    emit = sink.emit
+    events: list[AuditEvent] = []
+
+    async def recording(event: AuditEvent) -> None:
+        events.append(event)
+        await emit(event)
+
+    monkeypatch.setattr(sink, "emit", recording)
     return events

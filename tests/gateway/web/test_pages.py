@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from gateway_testing import record_audit
 from web_testing import Browser, WebGateway, csrf_of, pipeline
 
 from broker import BrokerSettings
@@ -97,6 +98,28 @@ async def test_a_non_admin_is_refused_the_admin_pages(alice: Browser, path: str)
     assert "You may not see this" in await response.text()
     api = await alice.get("/web/api" + path.replace("/admin", "").replace("/audit", "/audit"))
     assert api.status in {403, 404}
+
+
+async def test_a_non_admin_refused_an_admin_page_or_form_is_audited(
+    alice: Browser, site: WebGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """These page 403s left no ``access.denied`` record, though the API's refusals do."""
+    from gateway.web import CSRF_FIELD
+
+    audited = record_audit(site.app, monkeypatch)
+    for path in ("/admin/audit", "/admin/dlq"):
+        assert (await alice.get(path)).status == 403
+    replay = "/admin/dlq/" + "a" * 32 + "/replay"
+    posted = await alice.post(replay, data={CSRF_FIELD: await alice.csrf()})
+    assert posted.status == 403
+    denied = [event for event in audited if event.type == "access.denied"]
+    assert [event.action for event in denied] == [
+        "GET /admin/audit",
+        "GET /admin/dlq",
+        f"POST {replay}",
+    ]
+    assert {event.actor for event in denied} == {"alice"}
+    assert {event.outcome for event in denied} == {"failure"}
 
 
 async def test_a_non_admin_is_refused_the_admin_session_api(alice: Browser) -> None:
