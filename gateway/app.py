@@ -26,6 +26,7 @@ from gateway.appkeys import (
     HUB_KEY,
     ISSUER_KEY,
     PUBLISHER_KEY,
+    QUOTA_KEY,
     RUNTIME_KEY,
     SETTINGS_KEY,
     STORE_KEY,
@@ -33,13 +34,14 @@ from gateway.appkeys import (
 from gateway.auditing import audit_denied
 from gateway.auth import Authenticator, Handler, require
 from gateway.blobkeeper import BlobKeeper
+from gateway.catalogue import OPERATIONS as JOB_OPERATIONS
 from gateway.errors import Unavailable, add_security_headers, error_middleware
 from gateway.events import EVENTS_QUEUE, JobEventRelay
 from gateway.hub import EventHub
 from gateway.issuer import IssuerKeys
-from gateway.jobs import OPERATIONS as JOB_OPERATIONS
 from gateway.openapi import add_docs_routes
 from gateway.operations import Operation
+from gateway.quota import JobQuota
 from gateway.settings import GatewaySettings
 from gateway.tracing import trace_middleware
 from gateway.web import setup_web
@@ -118,6 +120,9 @@ def create_app(
         max_streams_per_owner=settings.sse_max_streams_per_user,
     )
     app[HUB_KEY] = hub
+    app[QUOTA_KEY] = JobQuota(
+        settings.max_jobs_in_flight_per_user, retry_after=settings.quota_retry_after
+    )
     app[RUNTIME_KEY].revocations.on_revoked(hub.revoke)
     issuer = IssuerKeys(
         settings.issuer_url,

@@ -44,6 +44,10 @@ class GatewaySettings(BaseSettings):
     max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
     """Largest accepted multipart body, all files together."""
     max_files_per_upload: int = Field(default=16, ge=1, le=1000)
+    max_jobs_in_flight_per_user: int = Field(default=100, ge=1, le=500)
+    """Most jobs one user may have queued or processing; an upload past it is ``429``."""
+    quota_retry_after: int = Field(default=30, ge=1, le=3600)
+    """The ``Retry-After`` (seconds) of an upload refused for the quota."""
     allowed_content_types: tuple[str, ...] = DEFAULT_CONTENT_TYPES
     client_max_size: int = Field(default=64 * 1024, ge=1024)
     """Largest non-streamed request body (JSON, forms); uploads stream past it."""
