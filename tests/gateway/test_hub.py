@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway import EventHub, JobNotice, Principal, TooManyRequests
+from gateway import Principal
+from gateway.errors import TooManyRequests
+from gateway.hub import EventHub, JobNotice
 from schemas import Revocation
 
 

@@ -12,7 +12,8 @@ from gateway_testing import Gateway, error_body, next_event, read_events, record
 from store_testing import BACKENDS
 
 from broker import BrokerSettings
-from gateway import GatewaySettings, Operation, create_app
+from gateway import GatewaySettings, create_app
+from gateway.operations import Operation
 from store import NewResult, ResultChunk
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
