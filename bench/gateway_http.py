@@ -18,7 +18,7 @@ alternating between the two gateways. Then token validation alone: µs per
 ``Authenticator.authenticate`` for never-seen tokens (one signature check each) and for a
 cached one, and the bare ``keys.verify_access_token``.
 
-    .venv/bin/python bench/gateway.py [--requests 1500] [--rounds 2] [--max-seconds 60]
+    .venv/bin/python bench/gateway_http.py [--requests 1500] [--rounds 2] [--max-seconds 60]
     SEALFLOW_TEST_AMQP_URL=amqp://… to use another broker (default: the local one)
 """
 
@@ -33,7 +33,6 @@ import os
 import secrets
 import statistics
 import string
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -392,8 +391,4 @@ def _parse() -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    # Run as a script, this file's folder leads sys.path and ``import gateway`` would find
-    # this file instead of the package.
-    _here = Path(__file__).resolve().parent
-    sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _here]
     asyncio.run(main(_parse()))
