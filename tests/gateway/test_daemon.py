@@ -22,38 +22,47 @@ from gateway.daemon import serve
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 
+@contextlib.asynccontextmanager
+async def _serving(
+    settings: GatewaySettings, broker_settings: BrokerSettings
+) -> AsyncIterator[int]:
+    """``gateway.daemon.serve`` in this process on a free port, until the block ends."""
+    settings = settings.model_copy(update={"port": 0, "health_port": free_port()})
+    stop, started = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(serve(settings, broker_settings, stop=stop, started=started))
+    try:
+        async with asyncio.timeout(30):
+            await started.wait()
+        yield settings
+    finally:
+        stop.set()
+        async with asyncio.timeout(30):
+            await task
+    assert task.exception() is None
+
+
 async def test_the_daemon_serves_the_api_reports_ready_and_stops(
     gateway_settings: GatewaySettings,
     broker_settings: BrokerSettings,
     issuer: Issuer,
     cleanup_namespace: None,
 ) -> None:
-    settings = gateway_settings.model_copy(update={"port": 0, "health_port": free_port()})
-    stop, started = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(serve(settings, broker_settings, stop=stop, started=started))
-    try:
-        async with asyncio.timeout(30):
-            await started.wait()
+    serving = _serving(gateway_settings, broker_settings)
+    async with serving as settings, aiohttp.ClientSession() as session:
         base = f"http://127.0.0.1:{settings.port}"
-        async with aiohttp.ClientSession() as session:
-            async with session.get(f"{base}/api/health") as response:
-                assert response.status == 200
-                assert await response.json() == {"status": "ok"}
-            headers = {"Authorization": f"Bearer {issuer.token('alice', 'user')}"}
-            async with session.get(f"{base}/api/jobs", headers=headers) as response:
-                assert response.status == 200
-            ready = f"http://127.0.0.1:{settings.health_port}/readyz"
-            async with asyncio.timeout(30):
-                while True:
-                    async with session.get(ready) as response:
-                        if response.status == 200:
-                            break
-                    await asyncio.sleep(0.05)
-    finally:
-        stop.set()
+        async with session.get(f"{base}/api/health") as response:
+            assert response.status == 200
+            assert await response.json() == {"status": "ok"}
+        headers = {"Authorization": f"Bearer {issuer.token('alice', 'user')}"}
+        async with session.get(f"{base}/api/jobs", headers=headers) as response:
+            assert response.status == 200
+        ready = f"http://127.0.0.1:{settings.health_port}/readyz"
         async with asyncio.timeout(30):
-            await task
-    assert task.exception() is None
+            while True:
+                async with session.get(ready) as response:
+                    if response.status == 200:
+                        break
+                await asyncio.sleep(0.05)
 
 
 @contextlib.asynccontextmanager
@@ -127,15 +136,10 @@ async def test_sockets_that_never_finish_their_request_head_are_closed(
     cleanup_namespace: None,
 ) -> None:
     """The review held twelve sockets open with unfinished request headers for over 10 s."""
-    settings = gateway_settings.model_copy(
-        update={"port": 0, "health_port": free_port(), "header_timeout": 0.5}
-    )
-    stop, started = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(serve(settings, broker_settings, stop=stop, started=started))
-    try:
-        async with asyncio.timeout(30):
-            await started.wait()
-        sockets = [await asyncio.open_connection("127.0.0.1", settings.port) for _ in range(12)]
+    slow_headers = gateway_settings.model_copy(update={"header_timeout": 0.5})
+    async with _serving(slow_headers, broker_settings) as settings:
+        port = settings.port
+        sockets = [await asyncio.open_connection("127.0.0.1", port) for _ in range(12)]
         for _, writer in sockets:
             writer.write(b"GET /api/health HTTP/1.1\r\nHost: gateway\r\nX-Slow: ")
             await writer.drain()
@@ -146,13 +150,9 @@ async def test_sockets_that_never_finish_their_request_head_are_closed(
             for reader, writer in sockets:
                 assert await reader.read() == b""  # closed by the server, nothing answered
                 writer.close()
-        url = f"http://127.0.0.1:{settings.port}/api/health"
+        url = f"http://127.0.0.1:{port}/api/health"
         async with aiohttp.ClientSession() as session, session.get(url) as response:
             assert response.status == 200  # a prompt client is served as before
-    finally:
-        stop.set()
-        async with asyncio.timeout(30):
-            await task
 
 
 async def test_a_request_header_over_the_limit_is_logged_as_one_json_line(
