@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable
-from typing import Final
 
 import structlog
 from aiohttp import web
@@ -51,8 +50,6 @@ __all__ = ["all_operations", "create_app"]
 
 _log = structlog.get_logger("sealflow.gateway")
 
-# Routes that bound their own time (an upload has ``upload_timeout``, a stream its max life).
-_OWN_TIMEOUT: Final = frozenset({"uploadJobs", "streamJobEvents"})
 
 
 def all_operations() -> list[Operation]:
@@ -86,7 +83,7 @@ def _register(app: web.Application, operations: Iterable[Operation]) -> None:
             roles=op.roles,
             on_denied=audit_denied,
         )
-        if op.operation_id not in _OWN_TIMEOUT:
+        if not op.own_timeout:
             handler = _with_timeout(handler, settings.request_timeout)
         app.router.add_route(op.method, op.path, handler, name=op.operation_id)
 

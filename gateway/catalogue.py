@@ -80,6 +80,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "jobs",
         scopes=("jobs:write",),
         request="multipart",
+        own_timeout=True,
         responses={
             202: UploadAccepted,
             400: ErrorBody,
@@ -155,6 +156,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         parameters=(_JOB_ID_PARAM,),
         responses={200: JobView, **_ERRORS, 404: ErrorBody, 429: ErrorBody},
         content_type="text/event-stream",
+        own_timeout=True,
         description="Each `state` event carries a JobView; the stream ends after done or failed.",
     ),
     Operation(

@@ -16,6 +16,7 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Final
 
 import structlog
 
@@ -26,6 +27,9 @@ from schemas import Revocation
 __all__ = ["EventHub", "JobNotice", "Stream"]
 
 _log = structlog.get_logger("sealflow.gateway.hub")
+
+RETRY_AFTER: Final = {"Retry-After": "30"}
+"""When a refused stream may try again (an ``EventSource`` waits its own retry time anyway)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,13 +93,13 @@ class EventHub:
         owner = principal.subject
         if len(self._streams) >= self.max_streams:
             raise TooManyRequests(
-                "too many live event streams; try again later", headers={"Retry-After": "30"}
+                "too many live event streams; try again later", headers=RETRY_AFTER
             )
         if self._by_owner.get(owner, 0) >= self.max_streams_per_owner:
             raise TooManyRequests(
                 f"at most {self.max_streams_per_owner} live event streams per user; "
                 "close one first",
-                headers={"Retry-After": "30"},
+                headers=RETRY_AFTER,
             )
         stream = Stream(principal)
         self._streams.add(stream)

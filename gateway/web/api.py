@@ -22,6 +22,7 @@ from gateway.auditing import audit_denied
 from gateway.auth import PRINCIPAL_KEY, Handler
 from gateway.errors import Forbidden, GatewayError, InsufficientScope, Unavailable
 from gateway.operations import Operation
+from gateway.queries import FINAL_STATES
 from gateway.views import job_view
 from gateway.web.browser import SignedIn, signed_in
 from gateway.web.context import web_context
@@ -45,8 +46,6 @@ BRIDGED_OPERATIONS: Final = frozenset(
         "replayDeadLetter",
     }
 )
-_OWN_TIMEOUT: Final = frozenset({"uploadJobs", "streamJobEvents"})
-_FINAL: Final = frozenset({"done", "failed"})
 
 
 class SessionExpired(GatewayError):
@@ -83,7 +82,7 @@ async def require_session(
 def _session_handler(op: Operation, timeout: float) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         await require_session(request, scopes=op.scopes, roles=op.roles)
-        if op.operation_id in _OWN_TIMEOUT:
+        if op.own_timeout:
             return await op.handler(request)
         try:
             async with asyncio.timeout(timeout):
@@ -119,7 +118,7 @@ async def job_stream(request: web.Request) -> web.StreamResponse:
                     if sent.get(job.job_id) != seen:
                         await stream.send(job_view(job).model_dump_json(), event="job")
                         sent[job.job_id] = seen
-                    if job.state not in _FINAL and len(live.jobs) < limit:
+                    if job.state not in FINAL_STATES and len(live.jobs) < limit:
                         hub.follow(live, job.job_id)
                 remaining = deadline - loop.time()
                 if remaining <= 0:
