@@ -1,6 +1,6 @@
 """The pages: jobs (``/``), one job (``/jobs/{id}``), search, and the admin's audit log and
-dead letters. Each is rendered on the server from the same store and handlers as the API;
-scripts only add live updates and uploads on top.
+dead letters. Each is rendered on the server from the same query functions as the API
+(``gateway.queries``, ``gateway.admin``); scripts only add live updates and uploads on top.
 """
 
 from __future__ import annotations
