@@ -148,16 +148,10 @@ def _no_auth_operations() -> list[Any]:
 
 
 def _bare_upload_app(amqp_url: str, data_dir: Path) -> web.Application:
-    """``bench/bare.py``'s handler, loaded by path: this script takes bench/ off sys.path."""
-    import importlib.util
+    """``bench/bare.py``'s handler (a sibling module: this script runs from bench/)."""
+    from bare import bare_upload_app
 
-    spec = importlib.util.spec_from_file_location("bench_bare", Path(__file__).with_name("bare.py"))
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module.bare_upload_app(amqp_url, data_dir)
+    return bare_upload_app(amqp_url, data_dir)
 
 
 async def _site(app: web.Application, port: int) -> web.AppRunner:

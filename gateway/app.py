@@ -51,7 +51,6 @@ __all__ = ["all_operations", "create_app"]
 _log = structlog.get_logger("sealflow.gateway")
 
 
-
 def all_operations() -> list[Operation]:
     """Every route the gateway serves: the jobs API and the admin API."""
     return [*JOB_OPERATIONS, *ADMIN_OPERATIONS]
