@@ -11,7 +11,7 @@ from sealflow_testing import queue_counts
 
 from broker import Topology, connect
 from sealflow.cli import cli
-from store import JobStore
+from store import SqliteJobStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -32,7 +32,7 @@ async def _submit(env: dict[str, str], *args: str) -> Result:
 
 
 async def _jobs(env: dict[str, str]) -> list[tuple[str, str, str]]:
-    store = await JobStore.open(Path(env["SEALFLOW_DATA_DIR"]) / "jobs.db")
+    store = await SqliteJobStore.open(Path(env["SEALFLOW_DATA_DIR"]) / "jobs.db")
     try:
         jobs = await store.list(owner=None, limit=50)
     finally:
