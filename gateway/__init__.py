@@ -16,6 +16,7 @@ from gateway.appkeys import (
     ISSUER_KEY,
     PUBLISHER_KEY,
     RUNTIME_KEY,
+    SETTINGS_KEY,
     STORE_KEY,
 )
 from gateway.auth import PRINCIPAL_KEY, Authenticator, Principal
@@ -30,6 +31,7 @@ __all__ = [
     "PRINCIPAL_KEY",
     "PUBLISHER_KEY",
     "RUNTIME_KEY",
+    "SETTINGS_KEY",
     "STORE_KEY",
     "Authenticator",
     "GatewaySettings",
