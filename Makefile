@@ -84,5 +84,5 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/envelope.py
 	$(BIN)/python bench/pipeline.py
-	$(BIN)/python bench/gateway.py
+	$(BIN)/python bench/gateway_http.py
 	$(BIN)/python bench/e2e.py

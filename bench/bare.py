@@ -7,7 +7,7 @@
 - ``bare_upload_app``: an aiohttp handler that takes a multipart file, writes it, fsyncs the
   file and its directory, and makes one confirmed publish to a quorum queue.
 
-``bench/e2e.py`` and ``bench/gateway.py`` run these in the same invocation as the Sealflow
+``bench/e2e.py`` and ``bench/gateway_http.py`` run these in the same invocation as the Sealflow
 figure they compare with, and print both and the ratio.
 """
 

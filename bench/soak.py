@@ -1,6 +1,6 @@
 """Soak: N jobs through the real worker, parser and audit processes, with faults at random moments.
 
-Jobs go in by the publish path of ``sealflow submit`` (blob stored, job recorded,
+Jobs go in by the gateway's upload path, ``gateway.submission`` (blob stored, job recorded,
 ``job.submitted`` sealed with the gateway's key and confirmed, ``job.submitted`` audited),
 at most ``--in-flight`` at a time, in six formats. This process plays the gateway's part on
 ``gateway.events``: it opens every event with the gateway's ``Opener``. At moments drawn from
@@ -37,7 +37,6 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,19 +52,17 @@ from broker import (
     EnvelopeError,
     Opener,
     Publisher,
-    PublishFailed,
     Sealed,
     Sealer,
     SpentIds,
     Topology,
     connect,
-    make_audit_event,
     open_channel,
 )
+from gateway.submission import Document, submit_document
 from keys import KeyRing, TrustStore, TrustStoreFile, write_trust_store
 from schemas import SERVICES as ALL_SERVICES
-from schemas import JobSubmitted
-from store import BlobStore, JobStore, NewJob, SqliteJobStore
+from store import BlobStore, JobStore, SqliteJobStore
 
 _SUPPORT = str(Path(__file__).resolve().parents[1] / "tests" / "support")
 if _SUPPORT not in sys.path:
@@ -412,63 +409,24 @@ class Soak:
         self.report.replay_journal_entries = self._journal_sizes()
 
     async def _submit(self, i: int, blobs: BlobStore, publisher: Publisher, audit: Any) -> None:
+        """One document through the gateway's upload path (``gateway.submission``)."""
         filename, content_type, data = document(i, self.config.seed)
         sha = await asyncio.to_thread(blobs.put, data)
-        job_id, trace = secrets.token_hex(16), secrets.token_hex(16)
         assert self.store is not None
-        await self.store.create(
-            NewJob(
-                job_id=job_id,
-                owner=OWNER,
-                filename=filename,
-                content_type=content_type,
-                size=len(data),
-                blob_sha256=sha,
-                trace=trace,
-            )
-        )
-        self.job_ids.append(job_id)
-        message = JobSubmitted(
-            job_id=job_id,
-            owner=OWNER,
-            filename=filename,
-            content_type=content_type,
-            size=len(data),
-            blob_sha256=sha,
-            submitted_at=datetime.now(UTC),
-        )
-        # A broker restart makes a publish fail; the job is recorded, so publish it again (a
+        # A broker restart makes a publish fail: it is tried again with a fresh envelope (a
         # second copy that did reach the broker is absorbed by the worker's idempotence).
-        for attempt in range(120):
-            try:
-                sealed = await publisher.send(
-                    message,
-                    typ="job.submitted",
-                    aud="worker",
-                    sub=OWNER,
-                    job=job_id,
-                    act={"sub": "gateway"},
-                    trace=trace,
-                )
-                await audit.emit(
-                    make_audit_event(
-                        source="gateway",
-                        type="job.submitted",
-                        action="submit",
-                        outcome="success",
-                        actor=OWNER,
-                        subject=OWNER,
-                        job=job_id,
-                        trace=trace,
-                        jti=sealed.jti,
-                    )
-                )
-                break
-            except PublishFailed:
-                if attempt == 119:
-                    raise
-                await asyncio.sleep(0.5)
-        self.submitted[job_id] = sealed
+        submitted = await submit_document(
+            self.store,
+            publisher,
+            audit,
+            owner=OWNER,
+            document=Document(filename, content_type, len(data), sha),
+            via="the soak bench",
+            attempts=120,
+            retry_delay=0.5,
+        )
+        self.job_ids.append(submitted.job_id)
+        self.submitted[submitted.job_id] = submitted.sealed
 
     async def _on_event(self, opener: Opener, message: Any) -> None:
         try:

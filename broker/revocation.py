@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -63,6 +64,7 @@ class RevocationList:
         self._until: dict[str, dict[str, float]] = {"kid": {}, "jti": {}, "sub": {}}
         self._seen: set[str] = set()
         self._unshared: dict[str, Revocation] = {}
+        self._listeners: list[Callable[[Revocation], object]] = []
 
     def __len__(self) -> int:
         return sum(len(entries) for entries in self._until.values())
@@ -82,6 +84,13 @@ class RevocationList:
             else:
                 _log.error("revocation.not_shared", revocation_id=revocation.revocation_id)
         self._apply(revocation)
+        for listener in self._listeners:
+            listener(revocation)
+
+    def on_revoked(self, listener: Callable[[Revocation], object]) -> None:
+        """Call ``listener`` with each revocation :meth:`add` applies from now on (the gateway
+        closes the revoked subject's open event streams with it)."""
+        self._listeners.append(listener)
 
     @property
     def unshared(self) -> int:

@@ -1,5 +1,10 @@
 """The HTTP gateway: the REST API under ``/api`` (bearer tokens from the identity provider),
-uploads that become sealed jobs, job status, live events, results and search (DESIGN §1, §2)."""
+uploads that become sealed jobs, job status, live events, results and search (DESIGN §1, §2).
+
+The package exports what other packages and tests use: the application and its settings, the
+keys under which a running application keeps its parts, and the verified caller. Everything
+else is imported from its module (``gateway.errors``, ``gateway.hub``, ``gateway.submission``…).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,6 @@ from gateway.app import all_operations, create_app
 from gateway.appkeys import (
     AUDIT_KEY,
     AUTH_KEY,
-    BLOB_KEEPER_KEY,
-    BLOBS_KEY,
-    BROKER_SETTINGS_KEY,
     HUB_KEY,
     ISSUER_KEY,
     PUBLISHER_KEY,
@@ -17,43 +19,13 @@ from gateway.appkeys import (
     SETTINGS_KEY,
     STORE_KEY,
 )
-from gateway.auth import PRINCIPAL_KEY, Authenticator, Principal, bearer_token, require
-from gateway.blobkeeper import BlobKeeper
-from gateway.errors import (
-    BadRequest,
-    Conflict,
-    Forbidden,
-    GatewayError,
-    InsufficientScope,
-    Internal,
-    Invalid,
-    InvalidUpload,
-    MethodNotAllowed,
-    NotFound,
-    NotReady,
-    RequestTimeout,
-    TooLarge,
-    TooManyRequests,
-    Unauthorized,
-    Unavailable,
-    UnsupportedType,
-    error_response,
-)
-from gateway.events import EVENTS_QUEUE, JobEventRelay
-from gateway.filenames import safe_filename
-from gateway.hub import EventHub, JobNotice, Subscription
+from gateway.auth import PRINCIPAL_KEY, Authenticator, Principal
 from gateway.issuer import IssuerError, IssuerKeys
-from gateway.operations import Auth, Operation, Parameter
-from gateway.settings import DEFAULT_CONTENT_TYPES, GatewaySettings
+from gateway.settings import GatewaySettings
 
 __all__ = [
     "AUDIT_KEY",
     "AUTH_KEY",
-    "BLOBS_KEY",
-    "BLOB_KEEPER_KEY",
-    "BROKER_SETTINGS_KEY",
-    "DEFAULT_CONTENT_TYPES",
-    "EVENTS_QUEUE",
     "HUB_KEY",
     "ISSUER_KEY",
     "PRINCIPAL_KEY",
@@ -61,40 +33,11 @@ __all__ = [
     "RUNTIME_KEY",
     "SETTINGS_KEY",
     "STORE_KEY",
-    "Auth",
     "Authenticator",
-    "BadRequest",
-    "BlobKeeper",
-    "Conflict",
-    "EventHub",
-    "Forbidden",
-    "GatewayError",
     "GatewaySettings",
-    "InsufficientScope",
-    "Internal",
-    "Invalid",
-    "InvalidUpload",
     "IssuerError",
     "IssuerKeys",
-    "JobEventRelay",
-    "JobNotice",
-    "MethodNotAllowed",
-    "NotFound",
-    "NotReady",
-    "Operation",
-    "Parameter",
     "Principal",
-    "RequestTimeout",
-    "Subscription",
-    "TooLarge",
-    "TooManyRequests",
-    "Unauthorized",
-    "Unavailable",
-    "UnsupportedType",
     "all_operations",
-    "bearer_token",
     "create_app",
-    "error_response",
-    "require",
-    "safe_filename",
 ]

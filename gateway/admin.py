@@ -41,7 +41,7 @@ from broker.deadletters import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
 from gateway.appkeys import PUBLISHER_KEY, RUNTIME_KEY, STORE_KEY
 from gateway.audit_reader import audit_reader
 from gateway.auditing import audit
-from gateway.auth import PRINCIPAL_KEY
+from gateway.auth import PRINCIPAL_KEY, Principal
 from gateway.errors import BadRequest, Conflict, NotFound, Unavailable
 from gateway.operations import Operation, Parameter
 from schemas import EnvelopeClaims, ErrorBody, JobSubmitted, SchemaError, model_for
@@ -63,7 +63,13 @@ from schemas.audit_query import (
 )
 from store.transitions import TERMINAL_STATES
 
-__all__ = ["OPERATIONS", "audit_query", "dead_letter_queues"]
+__all__ = [
+    "OPERATIONS",
+    "audit_query",
+    "dead_letter_listing",
+    "dead_letter_queues",
+    "replay_letter",
+]
 
 _log = structlog.get_logger("sealflow.gateway.admin")
 
@@ -216,20 +222,28 @@ def _queue_param(request: web.Request) -> str | None:
     return queue
 
 
+async def dead_letter_listing(
+    app: web.Application, *, limit: int = DEFAULT_LIST_LIMIT, queue: str | None = None
+) -> DeadLetterList:
+    """Dead letters across the namespace's DLQs (or one queue's), without consuming them;
+    what the API answers and the admin page shows."""
+    try:
+        page = await dead_letter_queues(app).browse(limit=limit, queue=queue)
+    except BrokerError as error:
+        raise Unavailable(f"the dead-letter queues cannot be read: {error.detail}") from error
+    views = [_letter_view(letter, await _check(app, letter)) for letter in page.letters]
+    return DeadLetterList(messages=views, truncated=page.more)
+
+
 async def list_dead_letters(request: web.Request) -> web.Response:
     """Dead letters across the namespace's DLQs, without consuming them."""
     limit = _limit(request, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)
     queue = _queue_param(request)
-    try:
-        page = await dead_letter_queues(request.app).browse(limit=limit, queue=queue)
-    except BrokerError as error:
-        raise Unavailable(f"the dead-letter queues cannot be read: {error.detail}") from error
-    views = [_letter_view(letter, await _check(request, letter)) for letter in page.letters]
-    return _json(DeadLetterList(messages=views, truncated=page.more))
+    return _json(await dead_letter_listing(request.app, limit=limit, queue=queue))
 
 
 async def _refusal_for_job(
-    request: web.Request, letter: DeadLetter, claims: EnvelopeClaims
+    app: web.Application, letter: DeadLetter, claims: EnvelopeClaims
 ) -> str | None:
     """Why the body may not be replayed: invalid, or its job is gone or already finished."""
     try:
@@ -243,7 +257,7 @@ async def _refusal_for_job(
         check_body_binding(claims, job_id=job_id, owner=getattr(message, "owner", None))
     except PermanentFailure as mismatch:
         return f"its body does not agree with its envelope: {mismatch.detail}"
-    job = await request.app[STORE_KEY].get(job_id)
+    job = await app[STORE_KEY].get(job_id)
     if job is None:
         return f"job {job_id} no longer exists"
     if job.state in TERMINAL_STATES:
@@ -253,12 +267,12 @@ async def _refusal_for_job(
     return None
 
 
-async def _check(request: web.Request, letter: DeadLetter) -> _Checked:
+async def _check(app: web.Application, letter: DeadLetter) -> _Checked:
     """Every check a replay makes before it re-seals: the listing shows the same answer."""
-    checked = _check_envelope(request.app[RUNTIME_KEY], letter)
+    checked = _check_envelope(app[RUNTIME_KEY], letter)
     if checked.claims is None or checked.refusal is not None:
         return checked
-    return _Checked(checked.claims, await _refusal_for_job(request, letter, checked.claims))
+    return _Checked(checked.claims, await _refusal_for_job(app, letter, checked.claims))
 
 
 @dataclass(slots=True)
@@ -272,16 +286,16 @@ class _Replay:
     removed: bool = False
 
 
-async def _replay(request: web.Request, taken: TakenDeadLetter) -> _Replay:
+async def _replay(app: web.Application, admin: Principal, taken: TakenDeadLetter) -> _Replay:
     """Re-check a held dead letter; if it passes, re-seal, publish (confirmed), then ack it."""
     letter = taken.letter
-    checked = await _check(request, letter)
+    checked = await _check(app, letter)
     outcome = _Replay(letter, checked.claims, checked.refusal)
     claims = checked.claims
     if claims is None or outcome.refusal is not None:
         return outcome
-    publisher = request.app[PUBLISHER_KEY]
-    act = extend_actor({"sub": request[PRINCIPAL_KEY].subject}, SERVICE)
+    publisher = app[PUBLISHER_KEY]
+    act = extend_actor({"sub": admin.subject}, SERVICE)
     if claims.iss == SERVICE:
         sealed = publisher.sealer.seal_body(
             letter.body,
@@ -293,7 +307,7 @@ async def _replay(request: web.Request, taken: TakenDeadLetter) -> _Replay:
             trace=claims.trace,
         )
     else:
-        asked = await _ask_again(request, claims)
+        asked = await _ask_again(app, claims)
         if asked is None:
             outcome.refusal = "its job is gone or finished"
             return outcome
@@ -319,9 +333,9 @@ async def _replay(request: web.Request, taken: TakenDeadLetter) -> _Replay:
     return outcome
 
 
-async def _ask_again(request: web.Request, claims: EnvelopeClaims) -> JobSubmitted | None:
+async def _ask_again(app: web.Application, claims: EnvelopeClaims) -> JobSubmitted | None:
     """The ``job.submitted`` that asks the worker to re-seal its parse request for a job."""
-    job = await request.app[STORE_KEY].get(claims.job) if claims.job else None
+    job = await app[STORE_KEY].get(claims.job) if claims.job else None
     if job is None or job.state in TERMINAL_STATES:
         return None
     return JobSubmitted(
@@ -335,28 +349,37 @@ async def _ask_again(request: web.Request, claims: EnvelopeClaims) -> JobSubmitt
     )
 
 
-async def replay_dead_letter(request: web.Request) -> web.Response:
-    """Re-check a dead letter, re-seal it for its receiver, publish it, then remove it."""
-    letter_id = request.match_info["letter_id"]
+async def replay_letter(app: web.Application, admin: Principal, letter_id: str) -> ReplayAccepted:
+    """Re-check a dead letter, re-seal it for its receiver, publish it, then remove it; audited
+    with ``admin`` as actor. ``NotFound``, or ``Conflict`` (``not_replayable``) with the reason;
+    what the API answers and the admin page's Replay button does."""
     if _ID.match(letter_id) is None:
         raise NotFound("no dead letter with this id")
     outcome: _Replay | None = None
     try:
-        async with dead_letter_queues(request.app).take(letter_id) as taken:
+        async with dead_letter_queues(app).take(letter_id) as taken:
             if taken is not None:
-                outcome = await _replay(request, taken)
+                outcome = await _replay(app, admin, taken)
     except BrokerError as error:
         raise Unavailable(f"the dead letter was not replayed: {error.detail}") from error
     if outcome is None:
         raise NotFound("no dead letter with this id")
-    await _audit_replay(request, outcome)
+    await _audit_replay(app, admin, outcome)
     if outcome.accepted is None:
         raise Conflict(f"not replayable: {outcome.refusal}", reason="not_replayable")
     _log.info("dlq.replayed", id=letter_id, jti=outcome.accepted.jti, queue=outcome.letter.queue)
-    return _json(outcome.accepted, status=202)
+    return outcome.accepted
 
 
-async def _audit_replay(request: web.Request, outcome: _Replay) -> None:
+async def replay_dead_letter(request: web.Request) -> web.Response:
+    """Re-check a dead letter, re-seal it for its receiver, publish it, then remove it."""
+    accepted = await replay_letter(
+        request.app, request[PRINCIPAL_KEY], request.match_info["letter_id"]
+    )
+    return _json(accepted, status=202)
+
+
+async def _audit_replay(app: web.Application, admin: Principal, outcome: _Replay) -> None:
     letter, claims, accepted = outcome.letter, outcome.claims, outcome.accepted
     where = (
         f"dead letter {letter.id} (message {letter.message_id}) in {letter.queue}.dlq "
@@ -369,11 +392,11 @@ async def _audit_replay(request: web.Request, outcome: _Replay) -> None:
         if not outcome.removed:
             detail += "; the dead letter could not be removed"
     await audit(
-        request.app,
+        app,
         type="dlq.replayed" if accepted is not None else "dlq.replay_refused",
         action=f"replay {letter.type or 'unknown'}"[:64],
         outcome="success" if accepted is not None else "denied",
-        actor=request[PRINCIPAL_KEY].subject,
+        actor=admin.subject,
         subject=claims.sub if claims is not None else None,
         reason=None if accepted is not None else "not_replayable",
         job=claims.job if claims is not None else None,

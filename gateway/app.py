@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable
-from typing import Final
 
 import structlog
 from aiohttp import web
@@ -26,20 +25,22 @@ from gateway.appkeys import (
     HUB_KEY,
     ISSUER_KEY,
     PUBLISHER_KEY,
+    QUOTA_KEY,
     RUNTIME_KEY,
     SETTINGS_KEY,
     STORE_KEY,
 )
-from gateway.auditing import audit
-from gateway.auth import Authenticator, Handler, Principal, require
+from gateway.auditing import audit_denied
+from gateway.auth import Authenticator, Handler, require
 from gateway.blobkeeper import BlobKeeper
+from gateway.catalogue import OPERATIONS as JOB_OPERATIONS
 from gateway.errors import Unavailable, add_security_headers, error_middleware
 from gateway.events import EVENTS_QUEUE, JobEventRelay
 from gateway.hub import EventHub
 from gateway.issuer import IssuerKeys
-from gateway.jobs import OPERATIONS as JOB_OPERATIONS
 from gateway.openapi import add_docs_routes
 from gateway.operations import Operation
+from gateway.quota import JobQuota
 from gateway.settings import GatewaySettings
 from gateway.tracing import trace_middleware
 from gateway.web import setup_web
@@ -49,25 +50,10 @@ __all__ = ["all_operations", "create_app"]
 
 _log = structlog.get_logger("sealflow.gateway")
 
-# Routes that bound their own time (an upload has ``upload_timeout``, a stream its max life).
-_OWN_TIMEOUT: Final = frozenset({"uploadJobs", "streamJobEvents"})
-
 
 def all_operations() -> list[Operation]:
     """Every route the gateway serves: the jobs API and the admin API."""
     return [*JOB_OPERATIONS, *ADMIN_OPERATIONS]
-
-
-async def _audit_denied(request: web.Request, principal: Principal, why: str) -> None:
-    await audit(
-        request.app,
-        type="access.denied",
-        action=f"{request.method} {request.path}"[:200],
-        outcome="failure",
-        actor=principal.subject,
-        reason="forbidden",
-        detail=why,
-    )
 
 
 def _authenticator(request: web.Request) -> Authenticator:
@@ -94,9 +80,9 @@ def _register(app: web.Application, operations: Iterable[Operation]) -> None:
             auth=op.auth,
             scopes=op.scopes,
             roles=op.roles,
-            on_denied=_audit_denied,
+            on_denied=audit_denied,
         )
-        if op.operation_id not in _OWN_TIMEOUT:
+        if not op.own_timeout:
             handler = _with_timeout(handler, settings.request_timeout)
         app.router.add_route(op.method, op.path, handler, name=op.operation_id)
 
@@ -125,8 +111,15 @@ def create_app(
     app[RUNTIME_KEY] = (
         runtime if runtime is not None else ServiceRuntime("gateway", broker_settings)
     )
-    hub = EventHub(max_subscribers=settings.sse_max_subscribers, queue_size=settings.sse_queue_size)
+    hub = EventHub(
+        max_streams=settings.sse_max_streams,
+        max_streams_per_owner=settings.sse_max_streams_per_user,
+    )
     app[HUB_KEY] = hub
+    app[QUOTA_KEY] = JobQuota(
+        settings.max_jobs_in_flight_per_user, retry_after=settings.quota_retry_after
+    )
+    app[RUNTIME_KEY].revocations.on_revoked(hub.revoke)
     issuer = IssuerKeys(
         settings.issuer_url,
         internal_url=settings.issuer_internal_url,

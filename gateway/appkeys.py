@@ -11,6 +11,7 @@ from gateway.auth import Authenticator
 from gateway.blobkeeper import BlobKeeper
 from gateway.hub import EventHub
 from gateway.issuer import IssuerKeys
+from gateway.quota import JobQuota
 from gateway.settings import GatewaySettings
 from store import BlobStore, JobStore
 
@@ -23,6 +24,7 @@ __all__ = [
     "HUB_KEY",
     "ISSUER_KEY",
     "PUBLISHER_KEY",
+    "QUOTA_KEY",
     "RUNTIME_KEY",
     "SETTINGS_KEY",
     "STORE_KEY",
@@ -42,3 +44,5 @@ AUDIT_KEY: Final = web.AppKey("gateway_audit", AuditSink)
 HUB_KEY: Final = web.AppKey("gateway_hub", EventHub)
 ISSUER_KEY: Final = web.AppKey("gateway_issuer", IssuerKeys)
 AUTH_KEY: Final = web.AppKey("gateway_auth", Authenticator)
+QUOTA_KEY: Final = web.AppKey("gateway_quota", JobQuota)
+"""The per-user quota on jobs in flight, checked at upload."""

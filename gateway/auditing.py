@@ -11,8 +11,9 @@ from aiohttp import web
 
 from broker import BrokerError, make_audit_event
 from gateway.appkeys import AUDIT_KEY
+from gateway.auth import Principal
 
-__all__ = ["audit"]
+__all__ = ["audit", "audit_denied"]
 
 _log = structlog.get_logger("sealflow.gateway.audit")
 
@@ -53,3 +54,16 @@ async def audit(
         await sink.emit(event)
     except BrokerError as error:
         _log.error("audit.emit_failed", type=type, outcome=outcome, error=str(error))
+
+
+async def audit_denied(request: web.Request, principal: Principal, why: str) -> None:
+    """The ``access.denied`` event of a 403: who asked for which route, and why not."""
+    await audit(
+        request.app,
+        type="access.denied",
+        action=f"{request.method} {request.path}"[:200],
+        outcome="failure",
+        actor=principal.subject,
+        reason="forbidden",
+        detail=why,
+    )

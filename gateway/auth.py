@@ -3,8 +3,8 @@
 A token is verified once (one signature check via ``keys.verify_access_token``: ``typ``
 ``at+jwt``, ``iss``, ``aud``, ``exp``, ``nbf``, algorithm bound to the key) and its principal
 is then cached by the token string until the token's ``exp``, so a repeated token costs a dict
-lookup. Revocations broadcast on ``sealflow.control`` (a ``sub`` or ``jti``) are checked on
-every request, cached or not.
+lookup. Revocations broadcast on ``sealflow.control`` (the ``sub``, the token's ``jti`` or the
+issuer's signing ``kid``) are checked on every request, cached or not.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ class Principal:
     roles: tuple[str, ...]
     token_jti: str
     expires_at: int
+    kid: str = ""
+    """The issuer's key that signed the token."""
 
     @property
     def is_admin(self) -> bool:
@@ -65,6 +67,7 @@ class Principal:
             roles=claims.roles,
             token_jti=claims.jti,
             expires_at=claims.expires_at,
+            kid=claims.kid,
         )
 
 
@@ -109,7 +112,7 @@ class Authenticator:
             self._remember(token, principal, moment)
         if self.revocations is not None:
             kind = self.revocations.revoked(
-                kid="", jti=principal.token_jti, sub=principal.subject, now=moment
+                kid=principal.kid, jti=principal.token_jti, sub=principal.subject, now=moment
             )
             if kind is not None:
                 raise Unauthorized(f"token revoked ({kind})")
@@ -125,11 +128,11 @@ class Authenticator:
             claims = self._check(token, keys, now)
         except TokenError as error:
             if error.reason != "unknown_kid" or not await self.keys.refresh_for_unknown_kid(keys):
-                raise Unauthorized(error.detail) from error
+                raise _refused(error) from error
             try:
                 claims = self._check(token, self.keys.current(), now)
             except TokenError as retry_error:
-                raise Unauthorized(retry_error.detail) from retry_error
+                raise _refused(retry_error) from retry_error
         return Principal.from_claims(claims)
 
     def _check(
@@ -152,6 +155,12 @@ class Authenticator:
             while len(cache) >= self.max_entries:
                 del cache[next(iter(cache))]  # the oldest entry
         cache[token] = principal
+
+
+def _refused(error: TokenError) -> Unauthorized:
+    """The 401 for a refused token, logged as one line naming the reason (never the token)."""
+    _log.info("auth.token_refused", reason=error.reason)
+    return Unauthorized(error.detail)
 
 
 def bearer_token(request: web.Request) -> str | None:

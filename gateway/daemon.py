@@ -11,9 +11,12 @@ job behind).
 from __future__ import annotations
 
 import asyncio
+import logging
+from typing import Final
 
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from broker import BrokerSettings, ServiceRuntime
 from gateway.app import create_app
@@ -23,6 +26,25 @@ from keys.filemodes import private_dir
 __all__ = ["serve"]
 
 _log = structlog.get_logger("sealflow.gateway")
+
+
+class _MalformedRequests(logging.Filter):
+    """aiohttp logs a malformed request (a header over 8,190 bytes, a broken request line) as
+    an error with its traceback; it is the client's mistake, answered 400, so it becomes one
+    short info line ``http.bad_request`` with the parser's one-line reason."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            record.msg, record.args = "http.bad_request", ()
+            record.error = " ".join(str(error.message).split())[:200]
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+_HTTP_LOG: Final = logging.getLogger("sealflow.gateway.http")
+_HTTP_LOG.addFilter(_MalformedRequests())
 
 
 async def serve(
@@ -51,6 +73,11 @@ async def serve(
             access_log=None,
             shutdown_timeout=settings.shutdown_timeout,
             handler_cancellation=True,
+            # aiohttp arms this timer when a connection opens and again after each answer, and
+            # closes the connection if no whole request head has arrived when it fires: the
+            # header read timeout (partial headers do not re-arm it).
+            keepalive_timeout=settings.header_timeout,
+            logger=_HTTP_LOG,
         )
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port)

@@ -1,9 +1,12 @@
-"""Live job updates inside one gateway process: who is watching which job.
+"""Live job updates inside one gateway process: the open event streams and what wakes them.
 
-Each ``/api/jobs/{id}/events`` stream subscribes here; ``gateway.events`` notices are fanned
-out to the job's subscribers. Everything is bounded: the number of subscribers, and each
-subscriber's queue — a subscriber that does not keep up is dropped (its stream then ends;
-an ``EventSource`` reconnects and gets the current state).
+Every ``text/event-stream`` response (``/api/jobs/{id}/events`` and the pages' one stream
+``/web/api/events``) holds one :class:`Stream` here, whatever it follows, so the caps count
+every open stream: at most ``max_streams`` in all and ``max_streams_per_owner`` per subject
+(``429`` beyond). A stream follows job ids; a ``gateway.events`` notice about one of them
+wakes it, and it then reads the store for the truth. Waking is a flag, not a queue, so a
+burst of notices costs nothing and none is lost. A revocation (``sub``, token ``jti`` or
+signing ``kid``) closes the matching streams at once.
 """
 
 from __future__ import annotations
@@ -12,14 +15,21 @@ import asyncio
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
 
 import structlog
 
+from gateway.auth import Principal
 from gateway.errors import TooManyRequests
+from schemas import Revocation
 
-__all__ = ["EventHub", "JobNotice", "Subscription"]
+__all__ = ["EventHub", "JobNotice", "Stream"]
 
 _log = structlog.get_logger("sealflow.gateway.hub")
+
+RETRY_AFTER: Final = {"Retry-After": "30"}
+"""When a refused stream may try again (an ``EventSource`` waits its own retry time anyway)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,73 +40,130 @@ class JobNotice:
     state: str
 
 
-class Subscription:
-    """One watcher of one job."""
+class Stream:
+    """One open event stream of one principal: the jobs it follows, and a wake-up flag."""
 
-    def __init__(self, job_id: str, size: int) -> None:
-        self.job_id = job_id
-        self.queue: asyncio.Queue[JobNotice] = asyncio.Queue(maxsize=size)
-        self.dropped = False
+    def __init__(self, principal: Principal) -> None:
+        self.principal = principal
+        self.jobs: set[str] = set()
+        self.closed_because: str | None = None
+        """Why the hub closed this stream (a revocation), or None while it may go on."""
+        self._wake = asyncio.Event()
 
-    async def next(self, timeout: float) -> JobNotice | None:
-        """The next notice, or None after ``timeout`` seconds without one."""
+    @property
+    def owner(self) -> str:
+        """The subject the stream serves."""
+        return self.principal.subject
+
+    def wake(self) -> None:
+        """Make the stream's current or next :meth:`wait` return now."""
+        self._wake.set()
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait until woken or ``timeout`` seconds pass; True when woken."""
         try:
             async with asyncio.timeout(timeout):
-                return await self.queue.get()
+                await self._wake.wait()
         except TimeoutError:
-            return None
+            return False
+        finally:
+            self._wake.clear()
+        return True
 
 
 class EventHub:
-    """Job id → subscriptions, with a cap on subscribers and on each queue."""
+    """The open streams, capped in all and per owner, and the job ids each one follows."""
 
-    def __init__(self, *, max_subscribers: int = 1_000, queue_size: int = 16) -> None:
-        self.max_subscribers = max_subscribers
-        self.queue_size = queue_size
-        self._by_job: dict[str, set[Subscription]] = {}
-        self._count = 0
+    def __init__(self, *, max_streams: int = 1_000, max_streams_per_owner: int = 16) -> None:
+        self.max_streams = max_streams
+        self.max_streams_per_owner = max_streams_per_owner
+        self._streams: set[Stream] = set()
+        self._by_owner: dict[str, int] = {}
+        self._by_job: dict[str, set[Stream]] = {}
 
     def __len__(self) -> int:
-        return self._count
+        return len(self._streams)
 
-    def subscribe(self, job_id: str) -> Subscription:
-        """A new subscription; :class:`TooManyRequests` when the hub is full."""
-        if self._count >= self.max_subscribers:
-            raise TooManyRequests("too many live event streams; try again later")
-        subscription = Subscription(job_id, self.queue_size)
-        self._by_job.setdefault(job_id, set()).add(subscription)
-        self._count += 1
-        return subscription
+    def streams_of(self, owner: str) -> int:
+        """How many streams ``owner`` has open."""
+        return self._by_owner.get(owner, 0)
 
-    def unsubscribe(self, subscription: Subscription) -> None:
-        """Forget ``subscription`` (idempotent)."""
-        watchers = self._by_job.get(subscription.job_id)
-        if watchers is None or subscription not in watchers:
+    def open(self, principal: Principal) -> Stream:
+        """A new stream; :class:`TooManyRequests` when the hub or the owner's share is full."""
+        owner = principal.subject
+        if len(self._streams) >= self.max_streams:
+            raise TooManyRequests(
+                "too many live event streams; try again later", headers=RETRY_AFTER
+            )
+        if self._by_owner.get(owner, 0) >= self.max_streams_per_owner:
+            raise TooManyRequests(
+                f"at most {self.max_streams_per_owner} live event streams per user; "
+                "close one first",
+                headers=RETRY_AFTER,
+            )
+        stream = Stream(principal)
+        self._streams.add(stream)
+        self._by_owner[owner] = self._by_owner.get(owner, 0) + 1
+        return stream
+
+    def close(self, stream: Stream) -> None:
+        """Forget ``stream`` and everything it follows (idempotent)."""
+        if stream not in self._streams:
             return
-        watchers.discard(subscription)
-        self._count -= 1
-        if not watchers:
-            del self._by_job[subscription.job_id]
+        self._streams.discard(stream)
+        for job_id in stream.jobs:
+            followers = self._by_job.get(job_id)
+            if followers is not None:
+                followers.discard(stream)
+                if not followers:
+                    del self._by_job[job_id]
+        stream.jobs.clear()
+        left = self._by_owner[stream.owner] - 1
+        if left:
+            self._by_owner[stream.owner] = left
+        else:
+            del self._by_owner[stream.owner]
 
     @contextlib.contextmanager
-    def subscription(self, job_id: str) -> Iterator[Subscription]:
-        """Subscribe for the length of a ``with`` block."""
-        subscription = self.subscribe(job_id)
+    def stream(self, principal: Principal) -> Iterator[Stream]:
+        """A stream open for the length of a ``with`` block."""
+        stream = self.open(principal)
         try:
-            yield subscription
+            yield stream
         finally:
-            self.unsubscribe(subscription)
+            self.close(stream)
+
+    def follow(self, stream: Stream, job_id: str) -> None:
+        """Wake ``stream`` on notices about ``job_id`` from now on."""
+        if stream not in self._streams or job_id in stream.jobs:
+            return
+        stream.jobs.add(job_id)
+        self._by_job.setdefault(job_id, set()).add(stream)
 
     def publish(self, notice: JobNotice) -> int:
-        """Wake the job's subscribers; returns how many got it. Full queues are dropped."""
-        delivered = 0
-        for subscription in list(self._by_job.get(notice.job_id, ())):
-            try:
-                subscription.queue.put_nowait(notice)
-            except asyncio.QueueFull:
-                subscription.dropped = True
-                self.unsubscribe(subscription)
-                _log.warning("hub.subscriber_dropped", job_id=notice.job_id)
-                continue
-            delivered += 1
-        return delivered
+        """Wake the streams following the notice's job; returns how many."""
+        followers = self._by_job.get(notice.job_id, ())
+        for stream in followers:
+            stream.wake()
+        return len(followers)
+
+    def revoke(self, revocation: Revocation) -> int:
+        """Close every stream whose principal ``revocation`` names (its ``sub``, its token's
+        ``jti`` or the ``kid`` that signed its token); returns how many."""
+        if revocation.until is not None and revocation.until <= datetime.now(UTC):
+            return 0
+        kind, value = revocation.kind, revocation.value
+        matching = [
+            stream
+            for stream in self._streams
+            if (kind == "sub" and stream.principal.subject == value)
+            or (kind == "jti" and stream.principal.token_jti == value)
+            or (kind == "kid" and stream.principal.kid == value)
+        ]
+        for stream in matching:
+            stream.closed_because = f"{kind} revoked"
+            self.close(stream)
+            stream.wake()
+        if matching:
+            _log.info("hub.streams_closed", kind=kind, streams=len(matching))
+        return len(matching)

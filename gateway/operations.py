@@ -54,3 +54,6 @@ class Operation:
     responses: Mapping[int, type[BaseModel] | None] = field(default_factory=dict)
     content_type: str = "application/json"
     description: str = ""
+    own_timeout: bool = False
+    """The handler bounds its own time (an upload has ``upload_timeout``, a stream its max
+    life); other routes get ``request_timeout``."""

@@ -44,6 +44,10 @@ class GatewaySettings(BaseSettings):
     max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
     """Largest accepted multipart body, all files together."""
     max_files_per_upload: int = Field(default=16, ge=1, le=1000)
+    max_jobs_in_flight_per_user: int = Field(default=100, ge=1, le=500)
+    """Most jobs one user may have queued or processing; an upload past it is ``429``."""
+    quota_retry_after: int = Field(default=30, ge=1, le=3600)
+    """The ``Retry-After`` (seconds) of an upload refused for the quota."""
     allowed_content_types: tuple[str, ...] = DEFAULT_CONTENT_TYPES
     client_max_size: int = Field(default=64 * 1024, ge=1024)
     """Largest non-streamed request body (JSON, forms); uploads stream past it."""
@@ -64,8 +68,10 @@ class GatewaySettings(BaseSettings):
     sse_poll_seconds: float = Field(default=5.0, gt=0)
     """A live stream re-reads the store this often even without an event (events may be missed
     when several gateways share ``gateway.events``)."""
-    sse_max_subscribers: int = Field(default=1_000, ge=1)
-    sse_queue_size: int = Field(default=16, ge=1)
+    sse_max_streams: int = Field(default=1_000, ge=1)
+    """Most live event streams open at once, every user together (``429`` beyond)."""
+    sse_max_streams_per_user: int = Field(default=10, ge=1)
+    """Most live event streams one subject may hold open (``429`` beyond)."""
 
     audit_url: str = Field(default="http://127.0.0.1:8082", pattern=r"^https?://[^/?#]+/?$")
     """``SEALFLOW_AUDIT_URL``: the audit daemon's query API (scheme, host and port), the only
@@ -73,6 +79,10 @@ class GatewaySettings(BaseSettings):
     audit_timeout: float = Field(default=10.0, gt=0, le=120)
     """Longest one audit query may take, connecting included."""
 
+    header_timeout: float = Field(default=10.0, gt=0, le=300)
+    """A connection must send a whole request head within this many seconds of opening (or of
+    its previous answer) or it is closed: slow-header clients cannot hold sockets open. An idle
+    keep-alive connection is closed after it too."""
     request_timeout: float = Field(default=60.0, gt=0)
     """Longest a non-streaming request may take."""
     upload_timeout: float = Field(default=300.0, gt=0)

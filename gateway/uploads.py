@@ -1,4 +1,5 @@
-"""Reading a multipart upload: each ``file`` part streamed, checked and stored as a blob.
+"""Reading a multipart upload: each ``file`` part streamed, checked and stored as a blob (and a
+local file for ``sealflow submit``, checked and stored the same way).
 
 Nothing is read into memory beyond one chunk: each part goes straight to
 ``BlobStore.put_stream`` with the size limit, through a :class:`ContentCheck` of its type.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 from aiohttp import BodyPartReader, MultipartReader, web
@@ -27,24 +29,15 @@ from gateway.errors import (
 )
 from gateway.filenames import safe_filename
 from gateway.settings import GatewaySettings
+from gateway.submission import Document
 from schemas.formats import too_large_detail
 from store import BlobTooLarge
 
-__all__ = ["FILE_FIELD", "ReceivedFile", "receive_files"]
+__all__ = ["FILE_FIELD", "receive_files", "store_local_file"]
 
 FILE_FIELD: Final = "file"
 CHUNK_BYTES: Final = 64 * 1024
 _IDENTITY_ENCODINGS: Final = frozenset({"", "binary", "8bit", "7bit", "identity"})
-
-
-@dataclass(frozen=True, slots=True)
-class ReceivedFile:
-    """One stored, checked file of an upload."""
-
-    filename: str
-    content_type: str
-    size: int
-    blob_sha256: str
 
 
 @dataclass
@@ -54,38 +47,46 @@ class _Budget:
     remaining: int
 
 
-async def _chunks(part: BodyPartReader, check: ContentCheck) -> AsyncIterator[bytes]:
+async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
     while chunk := await part.read_chunk(CHUNK_BYTES):
+        yield chunk
+
+
+async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
+    with path.open("rb") as handle:
+        while chunk := await asyncio.to_thread(handle.read, CHUNK_BYTES):
+            yield chunk
+
+
+async def _checked(chunks: AsyncIterator[bytes], check: ContentCheck) -> AsyncIterator[bytes]:
+    async for chunk in chunks:
         check.feed(chunk)
         yield chunk
 
 
-async def _store_part(
-    part: BodyPartReader, settings: GatewaySettings, keeper: BlobKeeper, budget: _Budget
-) -> ReceivedFile:
-    if part.name != FILE_FIELD:
-        raise InvalidUpload(f"unexpected form field {str(part.name)[:64]!r}: send parts named file")
-    if part.filename is None:
-        raise InvalidUpload("a file part needs a filename")
-    for header in ("Content-Transfer-Encoding", "Content-Encoding"):
-        if part.headers.get(header, "").strip().lower() not in _IDENTITY_ENCODINGS:
-            raise InvalidUpload(f"{header} is not supported; send the file's bytes as they are")
-    filename = safe_filename(part.filename)
-    declared = resolve_content_type(
-        part.headers.get("Content-Type"), filename, settings.allowed_content_types
-    )
-    check = ContentCheck(declared)
+async def _store_checked(
+    chunks: AsyncIterator[bytes],
+    filename: str,
+    declared: str | None,
+    settings: GatewaySettings,
+    keeper: BlobKeeper,
+    budget: _Budget,
+) -> Document:
+    """Store one file's bytes as a blob, checked against its type as they stream by; the blob
+    is held for a job (``keeper``) and discarded again if the check fails."""
+    resolved = resolve_content_type(declared, filename, settings.allowed_content_types)
+    check = ContentCheck(resolved)
     # What the parser would refuse as too large is refused here, with the same limit.
-    file_limit = upload_limit(declared, settings.max_upload_bytes)
+    file_limit = upload_limit(resolved, settings.max_upload_bytes)
     limit = min(file_limit, budget.remaining)
     try:
-        sha256, size = await keeper.blobs.put_stream(_chunks(part, check), max_bytes=limit)
+        sha256, size = await keeper.blobs.put_stream(_checked(chunks, check), max_bytes=limit)
     except BlobTooLarge as error:
         if limit < file_limit:
             raise TooLarge(
                 f"the upload is larger than {settings.max_request_bytes} bytes"
             ) from error
-        detail = too_large_detail(PDF if declared == SNIFF else declared, file_limit)
+        detail = too_large_detail(PDF if resolved == SNIFF else resolved, file_limit)
         raise TooLarge(f"{filename} is {detail}") from error
     keeper.hold(sha256)
     try:
@@ -96,13 +97,36 @@ async def _store_part(
         await keeper.discard(sha256)
         raise
     budget.remaining -= size
-    return ReceivedFile(filename=filename, content_type=content_type, size=size, blob_sha256=sha256)
+    return Document(filename=filename, content_type=content_type, size=size, blob_sha256=sha256)
+
+
+async def _store_part(
+    part: BodyPartReader, settings: GatewaySettings, keeper: BlobKeeper, budget: _Budget
+) -> Document:
+    if part.name != FILE_FIELD:
+        raise InvalidUpload(f"unexpected form field {str(part.name)[:64]!r}: send parts named file")
+    if part.filename is None:
+        raise InvalidUpload("a file part needs a filename")
+    for header in ("Content-Transfer-Encoding", "Content-Encoding"):
+        if part.headers.get(header, "").strip().lower() not in _IDENTITY_ENCODINGS:
+            raise InvalidUpload(f"{header} is not supported; send the file's bytes as they are")
+    filename = safe_filename(part.filename)
+    declared = part.headers.get("Content-Type")
+    return await _store_checked(_part_chunks(part), filename, declared, settings, keeper, budget)
+
+
+async def store_local_file(path: Path, settings: GatewaySettings, keeper: BlobKeeper) -> Document:
+    """A file on this machine, checked and stored as an upload's part would be (type from its
+    name and bytes, size limit); held in ``keeper`` until its job is recorded."""
+    budget = _Budget(settings.max_upload_bytes)
+    filename = safe_filename(path.name)
+    return await _store_checked(_file_chunks(path), filename, None, settings, keeper, budget)
 
 
 async def _read_parts(
     reader: MultipartReader, settings: GatewaySettings, keeper: BlobKeeper
-) -> list[ReceivedFile]:
-    received: list[ReceivedFile] = []
+) -> list[Document]:
+    received: list[Document] = []
     budget = _Budget(settings.max_request_bytes)
     try:
         while True:
@@ -123,7 +147,7 @@ async def _read_parts(
 
 async def receive_files(
     request: web.Request, settings: GatewaySettings, keeper: BlobKeeper
-) -> list[ReceivedFile]:
+) -> list[Document]:
     """Every ``file`` part of a ``multipart/form-data`` request, stored and checked.
 
     Raises 415 for a body that is not multipart, 413 over the size or file-count limits, 400

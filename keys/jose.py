@@ -13,7 +13,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import jwt
 from jwt.algorithms import Algorithm as JWSAlgorithm
@@ -27,16 +27,25 @@ __all__ = [
     "JWS_ALGORITHMS",
     "MAX_TOKEN_CHARS",
     "JWSAlgorithm",
+    "VerifiedToken",
     "decode_signed",
     "decode_token",
     "encode_token",
+    "verify_token",
 ]
 
 ALLOWED_ALGORITHMS: Final = frozenset({"ES256", "EdDSA", "RS256"})
 MAX_TOKEN_CHARS: Final = 8192
 _REQUIRED: Final = ["iss", "aud", "sub", "iat", "exp"]
 _FORBIDDEN_HEADER_PARAMS: Final = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
+_B64URL_ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _B64URL: Final = re.compile(r"[A-Za-z0-9_-]*")
+# The last character of a segment whose length is 2 or 3 mod 4 carries unused low bits; a
+# canonical encoding leaves them zero, so each byte string has exactly one spelling.
+_CANONICAL_LAST: Final = {
+    2: frozenset(c for i, c in enumerate(_B64URL_ALPHABET) if i & 0b1111 == 0),
+    3: frozenset(c for i, c in enumerate(_B64URL_ALPHABET) if i & 0b11 == 0),
+}
 
 JWS_ALGORITHMS: Final[Mapping[str, JWSAlgorithm]] = {
     name: algorithm
@@ -52,10 +61,17 @@ def encode_token(key: SigningKey, claims: Mapping[str, Any], typ: str) -> str:
     )
 
 
-def _segment(data: str) -> bytes:
-    """Strict base64url (no padding, alphabet only) of one compact-serialisation segment."""
-    if len(data) % 4 == 1 or not _B64URL.fullmatch(data):
+def _check_segment(data: str) -> None:
+    """Strict canonical base64url: alphabet only, no padding, no stray trailing bits."""
+    remainder = len(data) % 4
+    if remainder == 1 or not _B64URL.fullmatch(data):
         raise TokenError("malformed", "malformed token")
+    if remainder and data[-1] not in _CANONICAL_LAST[remainder]:
+        raise TokenError("malformed", "token is not canonical base64url")
+
+
+def _segment(data: str) -> bytes:
+    """The bytes of one segment that :func:`_check_segment` has passed."""
     return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
 
 
@@ -78,14 +94,22 @@ def _int_claim(payload: Mapping[str, Any], name: str) -> int | None:
     return value
 
 
+class VerifiedToken(NamedTuple):
+    """A token whose header and signature held: the ``kid`` that signed it, and its claims."""
+
+    kid: str
+    claims: dict[str, Any]
+
+
 def _verified_payload(
     token: str,
     *,
     typ: str,
     max_chars: int,
     pick: Callable[[object], VerificationKey | None],
-) -> dict[str, Any]:
-    """The payload of compact JWS ``token`` once its header and signature have held.
+) -> VerifiedToken:
+    """The signing key's id and the payload of compact JWS ``token`` once its header and
+    signature have held.
 
     Nothing of the header but ``typ``, ``alg`` and ``kid`` is looked at before the signature
     has held; ``pick`` chooses the one key the header's ``kid`` names (or None).
@@ -93,10 +117,13 @@ def _verified_payload(
     if not isinstance(token, str) or not token or len(token) > max_chars:
         raise TokenError("malformed", "malformed token")
     parts = token.split(".")
-    # Every segment is base64url before anything is decoded: a non-ASCII payload would
-    # otherwise escape as UnicodeEncodeError when the signing input is built.
-    if len(parts) != 3 or not all(_B64URL.fullmatch(part) for part in parts):
+    if len(parts) != 3:
         raise TokenError("malformed", "malformed token")
+    # Every segment is canonical base64url before anything is decoded: a non-ASCII payload
+    # would otherwise escape as UnicodeEncodeError when the signing input is built, and a
+    # token would have several spellings (each cached and verified on its own).
+    for part in parts:
+        _check_segment(part)
     header_part, payload_part, signature_part = parts
     header = _json_object(header_part)
     if header.get("typ") != typ:
@@ -115,7 +142,7 @@ def _verified_payload(
     signing_input = f"{header_part}.{payload_part}".encode("ascii")
     if not JWS_ALGORITHMS[alg].verify(signing_input, key.key, signature):
         raise TokenError("bad_signature", "token signature does not verify")
-    return _json_object(payload_part)
+    return VerifiedToken(key.kid, _json_object(payload_part))
 
 
 def decode_signed(token: str, key: VerificationKey, *, typ: str, max_chars: int) -> dict[str, Any]:
@@ -126,7 +153,7 @@ def decode_signed(token: str, key: VerificationKey, *, typ: str, max_chars: int)
     """
     return _verified_payload(
         token, typ=typ, max_chars=max_chars, pick=lambda kid: key if kid == key.kid else None
-    )
+    ).claims
 
 
 def decode_token(
@@ -139,7 +166,23 @@ def decode_token(
     leeway: float,
     now: float | None = None,
 ) -> dict[str, Any]:
-    """The verified claims of ``token``; ``TokenError`` for any failed check.
+    """The verified claims of ``token``; ``TokenError`` for any failed check."""
+    return verify_token(
+        token, keys, typ=typ, issuer=issuer, audience=audience, leeway=leeway, now=now
+    ).claims
+
+
+def verify_token(
+    token: str,
+    keys: Iterable[VerificationKey],
+    *,
+    typ: str,
+    issuer: str,
+    audience: str,
+    leeway: float,
+    now: float | None = None,
+) -> VerifiedToken:
+    """The signing ``kid`` and verified claims of ``token``; ``TokenError`` for any failed check.
 
     Verification uses PyJWT's algorithm objects directly, as the envelope does: each segment
     is parsed once, and nothing of the header but ``typ``, ``alg`` and ``kid`` is looked at
@@ -158,7 +201,7 @@ def decode_token(
             None,
         )
 
-    payload = _verified_payload(token, typ=typ, max_chars=MAX_TOKEN_CHARS, pick=pick)
+    kid, payload = _verified_payload(token, typ=typ, max_chars=MAX_TOKEN_CHARS, pick=pick)
     missing = [name for name in _REQUIRED if name not in payload]
     if missing:
         raise TokenError("invalid", f"token lacks required claim(s) {', '.join(missing)}")
@@ -181,4 +224,4 @@ def decode_token(
         raise TokenError("not_yet_valid", "token is not valid yet")
     if not isinstance(payload["sub"], str):
         raise TokenError("invalid", "sub must be a string")
-    return payload
+    return VerifiedToken(kid, payload)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from keys.errors import TokenError
-from keys.jose import decode_token, encode_token
+from keys.jose import decode_token, encode_token, verify_token
 from keys.records import SigningKey, VerificationKey
 
 __all__ = [
@@ -45,6 +45,8 @@ class AccessClaims:
     expires_at: int
     jti: str
     sid: str | None
+    kid: str
+    """The issuer's key that signed the token (a revoked ``kid`` revokes its tokens)."""
 
     def has_scope(self, scope: str) -> bool:
         """True when the token grants ``scope``."""
@@ -139,7 +141,7 @@ def verify_access_token(
     now: float | None = None,
 ) -> AccessClaims:
     """The claims of a valid ``at+jwt`` for ``audience`` from ``issuer``; ``TokenError`` else."""
-    payload = decode_token(
+    kid, payload = verify_token(
         token, keys, typ=ACCESS_TOKEN_TYP, issuer=issuer, audience=audience, leeway=leeway, now=now
     )
     client_id, jti, scope = payload.get("client_id"), payload.get("jti"), payload.get("scope", "")
@@ -159,6 +161,7 @@ def verify_access_token(
         expires_at=int(payload["exp"]),
         jti=jti,
         sid=sid if isinstance(sid, str) else None,
+        kid=kid,
     )
 
 

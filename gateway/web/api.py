@@ -10,7 +10,6 @@ recent jobs, so a page needs one connection however many jobs it shows.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Final
@@ -19,11 +18,11 @@ from aiohttp import web
 from aiohttp_sse import sse_response
 
 from gateway.appkeys import HUB_KEY, SETTINGS_KEY, STORE_KEY
-from gateway.auditing import audit
+from gateway.auditing import audit_denied
 from gateway.auth import PRINCIPAL_KEY, Handler
 from gateway.errors import Forbidden, GatewayError, InsufficientScope, Unavailable
-from gateway.hub import Subscription
 from gateway.operations import Operation
+from gateway.queries import FINAL_STATES
 from gateway.views import job_view
 from gateway.web.browser import SignedIn, signed_in
 from gateway.web.context import web_context
@@ -47,8 +46,6 @@ BRIDGED_OPERATIONS: Final = frozenset(
         "replayDeadLetter",
     }
 )
-_OWN_TIMEOUT: Final = frozenset({"uploadJobs", "streamJobEvents"})
-_FINAL: Final = frozenset({"done", "failed"})
 
 
 class SessionExpired(GatewayError):
@@ -56,18 +53,6 @@ class SessionExpired(GatewayError):
 
     status = 401
     reason = "session_expired"
-
-
-async def _denied(request: web.Request, who: SignedIn, why: str) -> None:
-    await audit(
-        request.app,
-        type="access.denied",
-        action=f"{request.method} {request.path}"[:200],
-        outcome="failure",
-        actor=who.principal.subject,
-        reason="forbidden",
-        detail=f"{why} (browser session)",
-    )
 
 
 async def require_session(
@@ -82,11 +67,13 @@ async def require_session(
         check_csrf(request, who.session.csrf, request.headers.get(CSRF_HEADER), ctx.settings.url)
     missing = [scope for scope in scopes if not who.principal.has_scope(scope)]
     if missing:
-        await _denied(request, who, f"missing scope {' '.join(missing)}")
+        why = f"missing scope {' '.join(missing)}"
+        await audit_denied(request, who.principal, f"{why} (browser session)")
         raise InsufficientScope(f"this needs the scope {' '.join(missing)}", scopes=tuple(missing))
     wanted = tuple(roles)
     if wanted and not any(role in who.principal.roles for role in wanted):
-        await _denied(request, who, f"needs role {' or '.join(wanted)}")
+        why = f"needs role {' or '.join(wanted)}"
+        await audit_denied(request, who.principal, f"{why} (browser session)")
         raise Forbidden(f"this needs the role {' or '.join(wanted)}")
     request[PRINCIPAL_KEY] = who.principal
     return who
@@ -95,7 +82,7 @@ async def require_session(
 def _session_handler(op: Operation, timeout: float) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         await require_session(request, scopes=op.scopes, roles=op.roles)
-        if op.operation_id in _OWN_TIMEOUT:
+        if op.own_timeout:
             return await op.handler(request)
         try:
             async with asyncio.timeout(timeout):
@@ -106,27 +93,14 @@ def _session_handler(op: Operation, timeout: float) -> Handler:
     return handler
 
 
-async def _next_notice(subscriptions: list[Subscription], timeout: float) -> None:
-    """Wait until one of ``subscriptions`` is woken, or ``timeout`` passes."""
-    if not subscriptions:
-        await asyncio.sleep(timeout)
-        return
-    waiters = [asyncio.ensure_future(s.queue.get()) for s in subscriptions]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-        await asyncio.gather(*waiters, return_exceptions=True)
-
-
 async def job_stream(request: web.Request) -> web.StreamResponse:
     """``text/event-stream`` of ``job`` events (JobView JSON) for the user's newest jobs.
 
     Every job is sent once at the start, then each change and each new job. Woken by the
     live-event hub for the jobs still under way, and re-reads the store every
     ``sse_poll_seconds`` besides; bounded by ``sse_max_seconds`` (the page's ``EventSource``
-    reconnects) and by ``stream_max_jobs`` followed jobs.
+    reconnects) and by ``stream_max_jobs`` followed jobs, and closed when the user is revoked.
+    It counts against the hub's caps whether or not any of the jobs is still under way.
     """
     who = await require_session(request, scopes=("jobs:read",))
     app = request.app
@@ -135,8 +109,7 @@ async def job_stream(request: web.Request) -> web.StreamResponse:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + settings.sse_max_seconds
     sent: dict[str, tuple[str, datetime]] = {}
-    with contextlib.ExitStack() as stack:
-        watching: dict[str, Subscription] = {}
+    with hub.stream(who.principal) as live:
         async with sse_response(request, ping_interval=settings.sse_heartbeat_seconds) as stream:
             while stream.is_connected():
                 jobs: list[Job] = await store.list(owner=who.principal.subject, limit=limit)
@@ -145,14 +118,14 @@ async def job_stream(request: web.Request) -> web.StreamResponse:
                     if sent.get(job.job_id) != seen:
                         await stream.send(job_view(job).model_dump_json(), event="job")
                         sent[job.job_id] = seen
-                    follow = job.state not in _FINAL and job.job_id not in watching
-                    if follow and len(watching) < limit:
-                        watching[job.job_id] = stack.enter_context(hub.subscription(job.job_id))
+                    if job.state not in FINAL_STATES and len(live.jobs) < limit:
+                        hub.follow(live, job.job_id)
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
-                live = [s for s in watching.values() if not s.dropped]
-                await _next_notice(live, min(settings.sse_poll_seconds, remaining))
+                await live.wait(min(settings.sse_poll_seconds, remaining))
+                if live.closed_because is not None:
+                    break
     return stream
 
 

@@ -1,12 +1,11 @@
 """The pages: jobs (``/``), one job (``/jobs/{id}``), search, and the admin's audit log and
-dead letters. Each is rendered on the server from the same store and handlers as the API;
-scripts only add live updates and uploads on top.
+dead letters. Each is rendered on the server from the same query functions as the API
+(``gateway.queries``, ``gateway.admin``); scripts only add live updates and uploads on top.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -14,18 +13,19 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel
 
-from gateway.admin import list_audit, list_dead_letters, replay_dead_letter
+from gateway.admin import dead_letter_listing, list_audit, replay_letter
 from gateway.appkeys import SETTINGS_KEY, STORE_KEY
 from gateway.audit_reader import audit_reader
+from gateway.auditing import audit_denied
 from gateway.auth import PRINCIPAL_KEY, Handler
 from gateway.content_types import PDF, upload_limit
-from gateway.errors import Conflict, GatewayError, NotFound
-from gateway.jobs import OPERATIONS as JOB_OPERATIONS
+from gateway.errors import BadRequest, Conflict, GatewayError, NotFound
+from gateway.queries import MAX_QUERY_CHARS, delete_finished_job, search_documents, visible_job
 from gateway.web.browser import SignedIn, signed_in
 from gateway.web.context import web_context
 from gateway.web.csrf import CSRF_FIELD, check_csrf
 from gateway.web.render import render
-from schemas.api_admin import AuditRecordList, AuditRecordView, DeadLetterList
+from schemas.api_admin import AuditRecordList, AuditRecordView
 from schemas.audit_query import AuditQuery
 from schemas.formats import EXTENSIONS, TEXT_TYPES
 from store import Job
@@ -34,13 +34,11 @@ __all__ = ["SignInNeeded", "add_page_routes"]
 
 _log = structlog.get_logger("sealflow.gateway.web.pages")
 
-_JOB_ID: Final = re.compile(r"^[0-9a-f]{32}$")
 MAX_TEXT_CHARS: Final = 200_000
 MAX_CHUNKS_SHOWN: Final = 100
 MAX_TRAIL: Final = 200
 TRAIL_READ_SECONDS: Final = 10.0
-MAX_QUERY_CHARS: Final = 1000
-_DELETE: Final = next(op.handler for op in JOB_OPERATIONS if op.operation_id == "deleteJob")
+SEARCH_HITS_SHOWN: Final = 50
 
 
 class SignInNeeded(Exception):
@@ -51,17 +49,34 @@ class SignInNeeded(Exception):
         self.return_to = return_to
 
 
-async def _page_user(request: web.Request, *, scope: str = "jobs:read") -> SignedIn:
-    who = await signed_in(request)
-    if who is None:
-        raise SignInNeeded(request.path_qs)
+async def _denied(request: web.Request, who: SignedIn, why: str) -> web.HTTPForbidden:
+    """The 403 page's exception, audited as ``access.denied`` like the API's refusals."""
+    await audit_denied(request, who.principal, f"{why} (page)")
+    return web.HTTPForbidden(reason=why)
+
+
+async def _allowed(
+    request: web.Request, who: SignedIn, *, scope: str, admin: bool = False
+) -> SignedIn:
+    """``who`` once it holds ``scope`` (and the admin role when ``admin``); an audited 403."""
+    if admin and not who.principal.is_admin:
+        raise await _denied(request, who, "admins only")
     if not who.principal.has_scope(scope):
-        raise web.HTTPForbidden(reason="missing scope")
+        raise await _denied(request, who, f"missing scope {scope}")
     request[PRINCIPAL_KEY] = who.principal
     return who
 
 
-async def _form_user(request: web.Request, *, scope: str) -> SignedIn:
+async def _page_user(
+    request: web.Request, *, scope: str = "jobs:read", admin: bool = False
+) -> SignedIn:
+    who = await signed_in(request)
+    if who is None:
+        raise SignInNeeded(request.path_qs)
+    return await _allowed(request, who, scope=scope, admin=admin)
+
+
+async def _form_user(request: web.Request, *, scope: str, admin: bool = False) -> SignedIn:
     """The signed-in user of a posted form, CSRF-checked; an expired session is a 401 page."""
     who = await signed_in(request)
     if who is None:
@@ -74,14 +89,12 @@ async def _form_user(request: web.Request, *, scope: str) -> SignedIn:
         sent if isinstance(sent, str) else None,
         web_context(request).settings.url,
     )
-    if not who.principal.has_scope(scope):
-        raise web.HTTPForbidden(reason="missing scope")
-    request[PRINCIPAL_KEY] = who.principal
-    return who
+    return await _allowed(request, who, scope=scope, admin=admin)
 
 
 async def _api_json(handler: Handler, request: web.Request, model: type[BaseModel]) -> Any:
-    """Run an API handler for this page's user and read its JSON answer as ``model``."""
+    """Run an API handler for this page's user and read its JSON answer as ``model`` (left for
+    the audit page alone, whose reading moves behind the audit daemon's query API)."""
     response = await handler(request)
     if not isinstance(response, web.Response) or response.body is None:
         raise GatewayError("unexpected answer from the API")
@@ -98,9 +111,7 @@ async def index(request: web.Request) -> web.StreamResponse:
     who = await signed_in(request)
     if who is None:
         return render(request, "landing.html", {"title": "Sealflow"}, who=None)
-    request[PRINCIPAL_KEY] = who.principal
-    if not who.principal.has_scope("jobs:read"):
-        raise web.HTTPForbidden(reason="missing scope")
+    await _allowed(request, who, scope="jobs:read")
     settings = request.app[SETTINGS_KEY]
     allowed = settings.allowed_content_types
     jobs = await request.app[STORE_KEY].list(
@@ -125,13 +136,7 @@ async def index(request: web.Request) -> web.StreamResponse:
 
 
 async def _visible_job(request: web.Request, who: SignedIn) -> Job:
-    job_id = request.match_info["job_id"]
-    if _JOB_ID.match(job_id) is None:
-        raise web.HTTPNotFound()
-    job = await request.app[STORE_KEY].get(job_id)
-    if job is None or (job.owner != who.principal.subject and not who.principal.is_admin):
-        raise web.HTTPNotFound()
-    return job
+    return await visible_job(request.app[STORE_KEY], who.principal, request.match_info["job_id"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +209,7 @@ async def delete_job(request: web.Request) -> web.StreamResponse:
     who = await _form_user(request, scope="jobs:write")
     job = await _visible_job(request, who)
     try:
-        await _DELETE(request)
+        await delete_finished_job(request.app, who.principal, job)
     except Conflict as error:
         who.session.flash.append(error.detail)
         raise web.HTTPSeeOther(f"/jobs/{job.job_id}") from error
@@ -221,10 +226,13 @@ async def search_page(request: web.Request) -> web.StreamResponse:
     q = request.query.get("q", "").strip()
     hits = []
     problem = None
-    if len(q) > MAX_QUERY_CHARS:
-        problem = f"Search for at most {MAX_QUERY_CHARS} characters."
-    elif q:
-        hits = await request.app[STORE_KEY].search(who.principal.subject, q, limit=50)
+    if q:
+        try:
+            hits = await search_documents(
+                request.app[STORE_KEY], who.principal, q, limit=SEARCH_HITS_SHOWN
+            )
+        except BadRequest:
+            problem = f"Search for at most {MAX_QUERY_CHARS} characters."
     return render(
         request,
         "search.html",
@@ -237,16 +245,9 @@ async def search_page(request: web.Request) -> web.StreamResponse:
 # -- admin ----------------------------------------------------------------------------------
 
 
-async def _admin_user(request: web.Request, scope: str) -> SignedIn:
-    who = await _page_user(request, scope="jobs:read")
-    if not who.principal.is_admin or not who.principal.has_scope(scope):
-        raise web.HTTPForbidden(reason="admins only")
-    return who
-
-
 async def audit_page(request: web.Request) -> web.StreamResponse:
     """The audit log with filters; the page's script tails it live."""
-    who = await _admin_user(request, "audit:read")
+    who = await _page_user(request, scope="audit:read", admin=True)
     problem = None
     records: list[Any] = []
     try:
@@ -277,12 +278,12 @@ async def audit_page(request: web.Request) -> web.StreamResponse:
 
 async def dlq_page(request: web.Request) -> web.StreamResponse:
     """Dead letters with their reasons and a Replay button for the replayable ones."""
-    who = await _admin_user(request, "jobs:admin")
+    who = await _page_user(request, scope="jobs:admin", admin=True)
     problem = None
     letters: list[Any] = []
     truncated = False
     try:
-        listing = await _api_json(list_dead_letters, request, DeadLetterList)
+        listing = await dead_letter_listing(request.app)
         letters, truncated = list(listing.messages), bool(listing.truncated)
     except GatewayError as error:
         problem = error.detail
@@ -296,12 +297,10 @@ async def dlq_page(request: web.Request) -> web.StreamResponse:
 
 async def replay(request: web.Request) -> web.StreamResponse:
     """The Replay button: re-check, re-seal and republish one dead letter."""
-    who = await _form_user(request, scope="jobs:admin")
-    if not who.principal.is_admin:
-        raise web.HTTPForbidden(reason="admins only")
+    who = await _form_user(request, scope="jobs:admin", admin=True)
     letter_id = request.match_info["letter_id"]
     try:
-        await replay_dead_letter(request)
+        await replay_letter(request.app, who.principal, letter_id)
         who.session.flash.append(f"Dead letter {letter_id[:8]}… was re-sealed and published.")
     except (NotFound, Conflict) as error:
         who.session.flash.append(f"Not replayed: {error.detail}")

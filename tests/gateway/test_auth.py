@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -9,6 +10,7 @@ import json
 import time
 
 import pytest
+import structlog
 from aiohttp.test_utils import TestClient, TestServer
 from gateway_testing import AUDIENCE, Gateway, error_body, issue_client_token
 
@@ -219,3 +221,56 @@ async def test_unknown_kid_refetches_once_per_interval_and_picks_up_a_rotation(
             )
             assert await call(token) == 401
         assert issuer_keys.fetches == 2  # made-up kids do not make us hammer the issuer
+
+
+async def _raw_status(gateway: Gateway, token: bytes) -> int:
+    """The status of ``GET /api/jobs`` sent with ``token`` as raw bytes (no client encoding)."""
+    server = gateway.client.server
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    try:
+        writer.write(
+            b"GET /api/jobs HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n"
+            b"Authorization: Bearer " + token + b"\r\n\r\n"
+        )
+        await writer.drain()
+        async with asyncio.timeout(10):
+            status_line = await reader.readline()
+            await reader.read()
+    finally:
+        writer.close()
+    return int(status_line.split()[1])
+
+
+def _malformed_tokens(gateway: Gateway) -> dict[str, bytes]:
+    token = gateway.issuer.token("alice", "user")
+    header, payload, signature = token.split(".")
+    canonical_last = _ALPHABET.index(signature[-1])
+    return {
+        "nested_header": _b64(b"[" * 5000).encode() + b".e30.c2ln",
+        "non_ascii_payload": f"{header}.".encode() + "été".encode() + f".{signature}".encode(),
+        "undecodable_payload": f"{header}.".encode() + b"e30\xff" + f".{signature}".encode(),
+        "non_canonical_signature": (
+            f"{header}.{payload}.{signature[:-1]}{_ALPHABET[canonical_last | 0b1]}".encode()
+        ),
+    }
+
+
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+@pytest.mark.parametrize(
+    "kind", ["nested_header", "non_ascii_payload", "undecodable_payload", "non_canonical_signature"]
+)
+async def test_a_malformed_token_is_401_with_one_short_log_line(
+    gateway: Gateway, kind: str
+) -> None:
+    """Each of these was a 500 with a traceback per request (or, for a second spelling of a
+    valid token, accepted and cached as another token)."""
+    token = _malformed_tokens(gateway)[kind]
+    assert await _raw_status(gateway, gateway.issuer.token().encode()) == 200  # keys fetched
+    with structlog.testing.capture_logs() as logs:
+        assert await _raw_status(gateway, token) == 401
+    assert [entry["event"] for entry in logs] == ["auth.token_refused"]
+    assert logs[0]["reason"] == "malformed"
+    assert "exc_info" not in logs[0]
+    assert len(repr(logs[0])) < 200

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from gateway import DEFAULT_CONTENT_TYPES, UnsupportedType
 from gateway.content_types import SNIFF, ContentCheck, resolve_content_type
+from gateway.errors import UnsupportedType
+from gateway.settings import DEFAULT_CONTENT_TYPES
 
 
 @pytest.mark.parametrize(

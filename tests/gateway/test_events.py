@@ -10,11 +10,15 @@ import pytest
 from gateway_testing import Gateway
 
 from broker import REJECT_REASON_HEADER, Publisher, Sealer
-from gateway import HUB_KEY, RUNTIME_KEY, JobNotice
+from gateway import HUB_KEY, RUNTIME_KEY, Principal
 from keys import KeyRing
 from schemas import JobCompleted, JobProgress
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+
+def _watcher() -> Principal:
+    return Principal("alice", "sealflow-cli", ("jobs:read",), ("user",), "0" * 32, 2**31)
 
 
 def _worker_publisher(gateway: Gateway) -> Publisher:
@@ -26,7 +30,9 @@ def _worker_publisher(gateway: Gateway) -> Publisher:
 
 async def test_a_worker_event_wakes_the_jobs_subscribers(gateway: Gateway) -> None:
     job_id = secrets.token_hex(16)
-    with gateway.app[HUB_KEY].subscription(job_id) as subscription:
+    hub = gateway.app[HUB_KEY]
+    with hub.stream(_watcher()) as stream:
+        hub.follow(stream, job_id)
         await _worker_publisher(gateway).send(
             JobProgress(job_id=job_id, owner="alice", state="processing", at=datetime.now(UTC)),
             typ="job.progress",
@@ -34,12 +40,14 @@ async def test_a_worker_event_wakes_the_jobs_subscribers(gateway: Gateway) -> No
             sub="alice",
             job=job_id,
         )
-        assert await subscription.next(30) == JobNotice(job_id, "processing")
+        assert await stream.wait(30)
 
 
 async def test_an_event_contradicting_its_envelope_is_dead_lettered(gateway: Gateway) -> None:
     job_id = secrets.token_hex(16)
-    with gateway.app[HUB_KEY].subscription(job_id) as subscription:
+    hub = gateway.app[HUB_KEY]
+    with hub.stream(_watcher()) as stream:
+        hub.follow(stream, job_id)
         await _worker_publisher(gateway).send(
             JobCompleted(
                 job_id=job_id,
@@ -63,4 +71,4 @@ async def test_an_event_contradicting_its_envelope_is_dead_lettered(gateway: Gat
             while (message := await dlq.get(fail=False, no_ack=True)) is None:
                 await asyncio.sleep(0.05)
         assert (message.headers or {})[REJECT_REASON_HEADER] == "owner_mismatch"
-        assert subscription.queue.empty()
+        assert not await stream.wait(0.01)

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from gateway import safe_filename
+from gateway.filenames import safe_filename
 from schemas import SafeFilename
 
 _SAFE = TypeAdapter(SafeFilename)

@@ -15,7 +15,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from broker import RevocationList
-from gateway import Authenticator, IssuerError, IssuerKeys, Unauthorized, Unavailable
+from gateway import Authenticator, IssuerError, IssuerKeys
+from gateway.errors import Unauthorized, Unavailable
 from keys import KeyRing, SigningKey, TokenSigner, generate_private_key, public_jwk
 from schemas import Revocation
 

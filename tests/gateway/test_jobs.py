@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from gateway_testing import Gateway, error_body, next_event, read_events
+from gateway_testing import Gateway, error_body, next_event, read_events, record_audit
 from store_testing import BACKENDS
 
 from broker import BrokerSettings
-from gateway import GatewaySettings, Operation, create_app
+from gateway import GatewaySettings, create_app
+from gateway.operations import Operation
 from store import NewResult, ResultChunk
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -117,6 +118,21 @@ async def test_listing_shows_own_jobs_and_admins_may_see_all(gateway: Gateway) -
     await finish(gateway, alice[0], "done text")
     done = await (await get(gateway, "/api/jobs?state=done")).json()
     assert [job["job_id"] for job in done["jobs"]] == [alice[0]]
+
+
+@pytest.mark.parametrize("query", ["all=true", "owner=bob"])
+async def test_a_user_asking_for_others_jobs_is_an_audited_403(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch, query: str
+) -> None:
+    """This 403 left no ``access.denied`` record, though the scope guard's 403s do."""
+    audited = record_audit(gateway.app, monkeypatch)
+    await error_body(await get(gateway, f"/api/jobs?{query}"), 403, "forbidden")
+    denied = [event for event in audited if event.type == "access.denied"]
+    assert len(denied) == 1
+    assert denied[0].actor == "alice"
+    assert denied[0].outcome == "failure"
+    assert denied[0].action == "GET /api/jobs"
+    assert "admin" in (denied[0].detail or "")
 
 
 @pytest.mark.parametrize(

@@ -471,3 +471,21 @@ async def test_userinfo_requires_bearer(client: TestClient) -> None:
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
     response = await client.get("/userinfo", headers={"Authorization": "Bearer x.y.z"})
     assert response.status == 401
+
+
+@pytest.mark.parametrize("attack", ["nested_header", "non_ascii_payload"])
+async def test_userinfo_answers_a_malformed_token_401_not_500(
+    client: TestClient, attack: str
+) -> None:
+    """A deeply nested JOSE header (RecursionError) or a non-ASCII payload behind a genuine
+    header (UnicodeEncodeError) was a 500 with a traceback."""
+    response = await client.post(
+        "/token", data={"grant_type": "client_credentials"}, headers=basic(SERVICE, SERVICE_SECRET)
+    )
+    header, _, signature = (await response.json())["access_token"].split(".")
+    token = {
+        "nested_header": base64.urlsafe_b64encode(b"[" * 5000).rstrip(b"=").decode() + ".e30.c2ln",
+        "non_ascii_payload": f"{header}.\u00e9t\u00e9.{signature}",
+    }[attack]
+    response = await client.get("/userinfo", headers={"Authorization": f"Bearer {token}"})
+    assert response.status == 401

@@ -7,4 +7,4 @@ from pathlib import Path
 
 _BENCH = str(Path(__file__).resolve().parents[2] / "bench")
 if _BENCH not in sys.path:
-    sys.path.append(_BENCH)  # after the packages: bench/gateway.py must not shadow gateway
+    sys.path.append(_BENCH)

@@ -17,16 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import ClientResponse, FormData, web
 from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
 
 from broker import BrokerSettings
-from gateway import RUNTIME_KEY, STORE_KEY, GatewaySettings
+from gateway import AUDIT_KEY, RUNTIME_KEY, STORE_KEY, GatewaySettings
 from identity import STORE_KEY as IDENTITY_STORE_KEY
 from identity import IdentitySettings, scopes_for_role
 from identity import create_app as create_identity_app
 from keys import KeyRing, TokenSigner
+from schemas import AuditEvent
 from store import BlobStore, Job, JobStore
 
 AUDIENCE = "sealflow-gateway"
@@ -273,3 +275,17 @@ async def read_events(response: ClientResponse) -> list[tuple[str, dict[str, Any
 def audit_api_port(settings: GatewaySettings) -> int:
     """The port where ``settings`` has the gateway read the audit log (the daemon serves it)."""
     return URL(settings.audit_url).port or 0
+
+
+def record_audit(app: web.Application, monkeypatch: pytest.MonkeyPatch) -> list[AuditEvent]:
+    """Every audit event the gateway emits from now on, in order (still published as well)."""
+    sink = app[AUDIT_KEY]
+    emit = sink.emit
+    events: list[AuditEvent] = []
+
+    async def recording(event: AuditEvent) -> None:
+        events.append(event)
+        await emit(event)
+
+    monkeypatch.setattr(sink, "emit", recording)
+    return events

@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from gateway_testing import record_audit
 from pipeline_testing import daemons_for
 from web_testing import Browser, WebGateway, csrf_of
 
@@ -98,6 +99,28 @@ async def test_a_non_admin_is_refused_the_admin_pages(alice: Browser, path: str)
     assert "You may not see this" in await response.text()
     api = await alice.get("/web/api" + path.replace("/admin", "").replace("/audit", "/audit"))
     assert api.status in {403, 404}
+
+
+async def test_a_non_admin_refused_an_admin_page_or_form_is_audited(
+    alice: Browser, site: WebGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """These page 403s left no ``access.denied`` record, though the API's refusals do."""
+    from gateway.web import CSRF_FIELD
+
+    audited = record_audit(site.app, monkeypatch)
+    for path in ("/admin/audit", "/admin/dlq"):
+        assert (await alice.get(path)).status == 403
+    replay = "/admin/dlq/" + "a" * 32 + "/replay"
+    posted = await alice.post(replay, data={CSRF_FIELD: await alice.csrf()})
+    assert posted.status == 403
+    denied = [event for event in audited if event.type == "access.denied"]
+    assert [event.action for event in denied] == [
+        "GET /admin/audit",
+        "GET /admin/dlq",
+        f"POST {replay}",
+    ]
+    assert {event.actor for event in denied} == {"alice"}
+    assert {event.outcome for event in denied} == {"failure"}
 
 
 async def test_a_non_admin_is_refused_the_admin_session_api(alice: Browser) -> None:
@@ -222,3 +245,23 @@ async def test_a_search_query_is_escaped(alice: Browser) -> None:
     html = await (await alice.get("/search?q=%3Cscript%3Ealert(1)%3C/script%3E")).text()
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;" in html
+
+
+async def test_the_pages_live_stream_counts_against_the_users_share(
+    alice: Browser, site: WebGateway
+) -> None:
+    """``/web/api/events`` of a user with no unfinished job followed nothing and so was never
+    counted: one user could open them without bound."""
+    from gateway import HUB_KEY
+
+    hub = site.app[HUB_KEY]
+    hub.max_streams_per_owner = 2
+    url = site.url + "/web/api/events"
+    held = [await alice.session.get(url) for _ in range(2)]
+    assert [stream.status for stream in held] == [200, 200]
+    assert hub.streams_of("alice") == 2
+    refused = await alice.session.get(url)
+    assert refused.status == 429
+    assert (await refused.json())["error"] == "too_many_requests"
+    for stream in held:
+        stream.close()

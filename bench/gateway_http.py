@@ -18,7 +18,7 @@ alternating between the two gateways. Then token validation alone: µs per
 ``Authenticator.authenticate`` for never-seen tokens (one signature check each) and for a
 cached one, and the bare ``keys.verify_access_token``.
 
-    .venv/bin/python bench/gateway.py [--requests 1500] [--rounds 2] [--max-seconds 60]
+    .venv/bin/python bench/gateway_http.py [--requests 1500] [--rounds 2] [--max-seconds 60]
     SEALFLOW_TEST_AMQP_URL=amqp://… to use another broker (default: the local one)
 """
 
@@ -33,7 +33,6 @@ import os
 import secrets
 import statistics
 import string
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -149,16 +148,10 @@ def _no_auth_operations() -> list[Any]:
 
 
 def _bare_upload_app(amqp_url: str, data_dir: Path) -> web.Application:
-    """``bench/bare.py``'s handler, loaded by path: this script takes bench/ off sys.path."""
-    import importlib.util
+    """``bench/bare.py``'s handler (a sibling module: this script runs from bench/)."""
+    from bare import bare_upload_app
 
-    spec = importlib.util.spec_from_file_location("bench_bare", Path(__file__).with_name("bare.py"))
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module.bare_upload_app(amqp_url, data_dir)
+    return bare_upload_app(amqp_url, data_dir)
 
 
 async def _site(app: web.Application, port: int) -> web.AppRunner:
@@ -392,8 +385,4 @@ def _parse() -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    # Run as a script, this file's folder leads sys.path and ``import gateway`` would find
-    # this file instead of the package.
-    _here = Path(__file__).resolve().parent
-    sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _here]
     asyncio.run(main(_parse()))
