@@ -102,8 +102,12 @@ class DaemonProcess:
         *,
         unsealed: bool = False,
         history: int | None = None,
+        prefix: Sequence[str] = (),
+        name: str | None = None,
     ) -> None:
-        self.name = args[0]
+        """Start the daemon ``args``, its command line after ``prefix`` (e.g. ``ip netns exec
+        NS`` to run it on another host); ``name`` (default ``args[0]``) labels its output."""
+        self.name = name if name is not None else args[0]
         self.history = history
         self.lines: collections.deque[LogLine] = collections.deque(maxlen=history)
         self._matches: dict[str, collections.deque[LogLine]] = {}
@@ -116,7 +120,7 @@ class DaemonProcess:
             else [sys.executable, "-m", "sealflow", *args]
         )
         self.process = subprocess.Popen(
-            command,
+            [*prefix, *command],
             env=dict(env),
             cwd=REPO,
             stdin=subprocess.DEVNULL,

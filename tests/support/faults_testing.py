@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import secrets
 import shutil
 import sqlite3
@@ -146,10 +147,12 @@ class JobLedger:
     async def prepare(
         self, data: bytes, *, owner: str = "alice", name: str = "doc.txt"
     ) -> JobSubmitted:
-        """Store the blob and record the job, as the gateway does before it publishes."""
-        sha = await asyncio.to_thread(self.blobs.put, data)
+        """Store the blob with the job's record (``create_with_blob``: one transaction on
+        PostgreSQL, where a parser on another host reads it), as the gateway does before it
+        publishes."""
+        sha = hashlib.sha256(data).hexdigest()
         job_id, trace = secrets.token_hex(16), secrets.token_hex(16)
-        await self.store.create(
+        await self.store.create_with_blob(
             NewJob(
                 job_id=job_id,
                 owner=owner,
@@ -158,7 +161,8 @@ class JobLedger:
                 size=len(data),
                 blob_sha256=sha,
                 trace=trace,
-            )
+            ),
+            data,
         )
         return JobSubmitted(
             job_id=job_id,

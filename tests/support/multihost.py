@@ -16,12 +16,24 @@ import os
 import secrets
 import shutil
 import subprocess
+import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
-__all__ = ["Forwarder", "Host", "Network", "netns_available", "scoped_env"]
+from daemon_processes import DaemonProcess
+
+__all__ = [
+    "Forwarder",
+    "Host",
+    "Network",
+    "netns_available",
+    "private_key_files",
+    "relayed",
+    "scoped_env",
+]
 
 _IP_TIMEOUT = 30
 
@@ -60,6 +72,14 @@ class Host:
     def command(self, argv: Sequence[str]) -> list[str]:
         """``argv`` run inside this host's namespace."""
         return ["ip", "netns", "exec", self.netns, *argv]
+
+    def sealflow(self, *args: str) -> list[str]:
+        """The ``sealflow`` command line ``args`` run inside this host's namespace."""
+        return self.command([sys.executable, "-m", "sealflow", *args])
+
+    def daemon(self, name: str, env: dict[str, str]) -> DaemonProcess:
+        """``sealflow <name>`` started on this host, its JSON log collected (see faults_testing)."""
+        return DaemonProcess([name], env, prefix=self.command([]), name=f"{self.name}:{name}")
 
     def run(
         self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float = 60
@@ -201,6 +221,23 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             writer.write_eof()
     with contextlib.suppress(ConnectionError, OSError):
         writer.close()
+
+
+def relayed(url: str, address: str) -> str:
+    """``url`` (a service on the root's loopback) as a host reaches it: through the relay on
+    the bridge ``address``, same port, user and path."""
+    parts = urlsplit(url)
+    credentials = parts.netloc.rpartition("@")[0]
+    netloc = f"{credentials}@" if credentials else ""
+    port = f":{parts.port}" if parts.port else ""
+    return parts._replace(netloc=f"{netloc}{address}{port}").geturl()
+
+
+def private_key_files(root: Path) -> Iterator[Path]:
+    """Every file under ``root`` that holds a PEM private key."""
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and b"PRIVATE KEY-----" in path.read_bytes():
+            yield path
 
 
 def scoped_env(base: Mapping[str, str], **settings: str) -> dict[str, str]:
