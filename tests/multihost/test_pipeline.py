@@ -1,15 +1,18 @@
-"""The pipeline spread over hosts (issue 10 item 6): workers B1/B2, parser C1 and audit D with a
-standby D2, each a network namespace with a keys directory made only by ``sealflow keys export``
-from the operator's admin directory, sharing the root's RabbitMQ and PostgreSQL through relays.
+"""The pipeline spread over hosts (issue 10 item 6): identity + gateway on A, a second gateway
+on A2, workers B1/B2, parser C1, audit D with a standby D2, each a network namespace whose keys
+directory is made only by ``sealflow keys export`` from the operator's admin directory, all
+sharing the root's RabbitMQ and PostgreSQL through the test's relays.
 
-Jobs are submitted as host A's gateway: its exported ring seals ``job.submitted`` and the blob is
-stored with the job's row in PostgreSQL (``create_with_blob``), as the gateway's upload does.
+Jobs are submitted as A's gateway does (its exported ring seals ``job.submitted``; the blob is
+stored with the job's row by ``create_with_blob``), not through A's upload endpoint yet: that
+endpoint still writes the blob to A's own disk, which a parser on C1 cannot read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
+import aiohttp
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
 from faults_testing import (
@@ -29,7 +33,7 @@ from faults_testing import (
 )
 from multihost import Host, Network, private_key_files, relayed
 from store_testing import postgres_url as postgres_url  # the session fixture, registered here
-from store_testing import reset_postgres
+from store_testing import reset_identity, reset_postgres
 
 from broker import REJECT_REASON_HEADER, Publisher, Sealer, Topology, connect, open_channel
 from keys import KeyRing
@@ -39,6 +43,7 @@ pytestmark = [pytest.mark.multihost, pytest.mark.integration, pytest.mark.timeou
 
 ROLES: dict[str, tuple[str, ...]] = {
     "A": ("gateway", "identity"),
+    "A2": ("gateway",),
     "B1": ("worker",),
     "B2": ("worker",),
     "C1": ("parser",),
@@ -46,6 +51,32 @@ ROLES: dict[str, tuple[str, ...]] = {
     "D2": ("audit",),
 }
 """Each host and the services whose keys it holds."""
+
+CLIENT = "multihost-ci"
+"""The confidential client the test registers with the identity on A."""
+
+IDENTITY_PORT, GATEWAY_PORT, AUDIT_API_PORT = 8081, 8080, 8082
+"""The listeners' ports: fixed, as each host is a namespace of its own (no port is shared)."""
+
+
+def _listeners(hosts: dict[str, Host]) -> dict[str, dict[str, str]]:
+    """Per host, the settings of its HTTP listeners: on the bridge, and where to find the
+    issuer (identity on A) and the audit query API (D)."""
+    issuer = f"http://{hosts['A'].address}:{IDENTITY_PORT}"
+    gateway = {
+        "SEALFLOW_ISSUER": issuer,
+        "SEALFLOW_GATEWAY_HOST": "0.0.0.0",
+        "SEALFLOW_GATEWAY_PORT": str(GATEWAY_PORT),
+        "SEALFLOW_GATEWAY_HEALTH_PORT": "0",
+        "SEALFLOW_AUDIT_URL": f"http://{hosts['D'].address}:{AUDIT_API_PORT}",
+    }
+    identity = {
+        "SEALFLOW_IDENTITY_HOST": "0.0.0.0",
+        "SEALFLOW_IDENTITY_PORT": str(IDENTITY_PORT),
+        "SEALFLOW_IDENTITY_HEALTH_PORT": "0",
+    }
+    audit = {"SEALFLOW_AUDIT_API_HOST": "0.0.0.0", "SEALFLOW_AUDIT_API_PORT": str(AUDIT_API_PORT)}
+    return {"A": gateway | identity, "A2": gateway, "D": audit, "D2": audit}
 
 
 @dataclass
@@ -63,7 +94,7 @@ class Cluster:
     def start(self, host: str, service: str) -> DaemonProcess:
         """Start ``service`` on ``host`` (not waiting for it)."""
         daemon = self.host(host).daemon(service, self.envs[host])
-        self.daemons[host] = daemon
+        self.daemons[f"{host}:{service}"] = daemon
         return daemon
 
     def sealflow(self, host: str, *args: str) -> str:
@@ -104,12 +135,15 @@ def cluster(
 ) -> Iterator[Cluster]:
     """Every host of ``ROLES`` with its own exported keys and settings; the schema upgraded."""
     reset_postgres(postgres_url)
+    reset_identity(postgres_url)
     admin = tmp_path / "admin-keys"
     _admin("keys", "init", "--keys-dir", str(admin))
     database_url = relayed(postgres_url, network.root_address)
+    hosts = {name: network.add_host(name) for name in ROLES}
+    listeners = _listeners(hosts)
     envs: dict[str, dict[str, str]] = {}
     for name, services in ROLES.items():
-        host = network.add_host(name)
+        host = hosts[name]
         _admin("keys", "export", *services, str(host.keys_dir), "--keys-dir", str(admin))
         envs[name] = daemon_env(
             host_amqp_url,
@@ -118,6 +152,7 @@ def cluster(
             host.keys_dir,
             SEALFLOW_DATABASE_URL=database_url,
             SEALFLOW_AUDIT_LOG_NAME=f"host-{name}",
+            **listeners.get(name, {}),
         )
     made = Cluster(network, admin, envs)
     made.sealflow("A", "db", "upgrade")
@@ -204,26 +239,74 @@ async def wire(
         await connection.close()
 
 
+async def _client_token(host: Host, secret: str) -> str:
+    """An access token of the client credentials grant from the identity on ``host``."""
+    form = {"grant_type": "client_credentials", "client_id": CLIENT, "client_secret": secret}
+    url = f"http://{host.address}:{IDENTITY_PORT}/token"
+    async with aiohttp.ClientSession() as http, http.post(url, data=form) as response:
+        assert response.status == 200, await response.text()
+        body = await response.json()
+    access = body["access_token"]
+    assert isinstance(access, str)
+    return access
+
+
+async def _search(host: Host, token: str, query: str) -> list[dict[str, Any]]:
+    """``GET /api/search`` on the gateway of ``host`` as the token's holder: the hits."""
+    url = f"http://{host.address}:{GATEWAY_PORT}/api/search"
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(url, params={"q": query}, headers=headers) as response,
+    ):
+        assert response.status == 200, await response.text()
+        body = await response.json()
+    hits = body["hits"]
+    assert isinstance(hits, list)
+    return hits
+
+
 async def _submit(wire: Wire, count: int) -> list[str]:
     return [await wire.ledger.submit(text_document(i)) for i in range(count)]
 
 
 async def test_the_pipeline_across_hosts(cluster: Cluster, wire: Wire) -> None:
-    """Jobs reach done across hosts; a captured envelope replayed is refused; a SIGKILLed worker
-    loses nothing; a rotation reaches every host over the control bus; no host holds another
-    service's private key; the audit chain verifies on both audit hosts after a failover."""
+    """Jobs reach done across hosts and are found through A2 with a token from A; a captured
+    envelope replayed is refused; a SIGKILLed worker loses nothing; a rotation on A reaches the
+    other hosts over the control bus; the audit chain verifies on both audit hosts after a
+    failover; no host holds another service's private key."""
     audit_d = cluster.start("D", "audit")
     audit_d.wait_ready()
     standby = cluster.start("D2", "audit")
     parser = cluster.start("C1", "parser")
     b1 = cluster.start("B1", "worker")
+    identity = cluster.start("A", "identity")
+    gateways = [cluster.start(name, "gateway") for name in ("A", "A2")]
     for daemon in (standby, parser, b1):
         daemon.wait_ready()
+    identity.wait_for("identity.ready", timeout=90)
+    for gateway in gateways:
+        gateway.wait_for("gateway.listening", timeout=90)
 
-    # Jobs reach done; B1 is the only worker, so it handles the envelope the tap saw.
-    first = await _submit(wire, 2)
+    # A confidential client of the identity on A (its store is PostgreSQL) gets a token there.
+    added = cluster.sealflow(
+        "A", "clients", "add", CLIENT, "--grant", "client_credentials", "--role", "user"
+    )
+    secret = re.search(r"client secret \(shown once, stored hashed\): (\S+)", added)
+    assert secret is not None, added
+    token = await _client_token(cluster.host("A"), secret.group(1))
+
+    # Jobs reach done; B1 is the only worker, so it handles the envelope the tap saw. Their
+    # text is found by a search through the second gateway, A2, with A's token.
+    word = f"needle{secrets.token_hex(6)}"
+    first = [
+        await wire.ledger.submit(f"multihost document {i} {word}\n".encode() * 10, owner=CLIENT)
+        for i in range(2)
+    ]
     assert await wire.ledger.wait_final(first) == dict.fromkeys(first, "done")
     captured = await wire.captured()
+    hits = await _search(cluster.host("A2"), token, word)
+    assert {hit["job_id"] for hit in hits} == set(first)
 
     # The captured copy, replayed to two live workers, is refused whichever gets it.
     b2 = cluster.start("B2", "worker")
@@ -278,7 +361,7 @@ async def test_the_pipeline_across_hosts(cluster: Cluster, wire: Wire) -> None:
         ),
     )
     assert any(r.event.job in after_failover for r in taken), "the standby never took over"
-    for name in ("B2", "C1", "D2"):
+    for name in ("A:gateway", "A2:gateway", "A:identity", "B2:worker", "C1:parser", "D2:audit"):
         assert cluster.daemons[name].stop() == 0, cluster.daemons[name].tail()
     for name in ("D", "D2"):
         assert "intact" in cluster.sealflow(name, "audit", "verify")
