@@ -1,11 +1,11 @@
 """The pipeline spread over hosts (issue 10 item 6): identity + gateway on A, a second gateway
-on A2, workers B1/B2, parser C1, audit D with a standby D2, each a network namespace whose keys
+on A2, workers B1/B2, parsers C1/C2, audit D with a standby D2, each a network namespace whose keys
 directory is made only by ``sealflow keys export`` from the operator's admin directory, all
 sharing the root's RabbitMQ and PostgreSQL through the test's relays.
 
 Jobs are submitted as A's gateway does (its exported ring seals ``job.submitted``; the blob is
 stored with the job's row by ``create_with_blob``), not through A's upload endpoint yet: that
-endpoint still writes the blob to A's own disk, which a parser on C1 cannot read.
+endpoint still writes the blob to A's own disk, which a parser on C1 or C2 cannot read.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from multihost import Host, Network, private_key_files, relayed
 from store_testing import postgres_url as postgres_url  # the session fixture, registered here
 from store_testing import reset_identity, reset_postgres
 
+from audit import AuditRecord
 from broker import REJECT_REASON_HEADER, Publisher, Sealer, Topology, connect, open_channel
 from keys import KeyRing
 from store import PgJobStore
@@ -47,6 +48,7 @@ ROLES: dict[str, tuple[str, ...]] = {
     "B1": ("worker",),
     "B2": ("worker",),
     "C1": ("parser",),
+    "C2": ("parser",),
     "D": ("audit",),
     "D2": ("audit",),
 }
@@ -278,11 +280,11 @@ async def test_the_pipeline_across_hosts(cluster: Cluster, wire: Wire) -> None:
     audit_d = cluster.start("D", "audit")
     audit_d.wait_ready()
     standby = cluster.start("D2", "audit")
-    parser = cluster.start("C1", "parser")
+    parsers = [cluster.start(name, "parser") for name in ("C1", "C2")]
     b1 = cluster.start("B1", "worker")
     identity = cluster.start("A", "identity")
     gateways = [cluster.start(name, "gateway") for name in ("A", "A2")]
-    for daemon in (standby, parser, b1):
+    for daemon in (standby, *parsers, b1):
         daemon.wait_ready()
     identity.wait_for("identity.ready", timeout=90)
     for gateway in gateways:
@@ -334,18 +336,17 @@ async def test_the_pipeline_across_hosts(cluster: Cluster, wire: Wire) -> None:
     version = re.search(r"signed trust bundle (\S+):", said)
     assert version is not None, said
     applied = f"trust bundle {version.group(1)} "
-    records = await wait_audit(
-        cluster.host("D").data_dir,
-        lambda records: (
-            {"worker", "parser"}
-            <= {
-                r.event.source
-                for r in records
-                if r.event.type == "trust.bundle_applied" and applied in (r.event.detail or "")
-            }
-        ),
-    )
-    assert any(applied in (r.event.detail or "") for r in records), "bundle never applied"
+
+    def applied_by(records: list[AuditRecord]) -> set[str]:
+        return {
+            r.event.source
+            for r in records
+            if r.event.type == "trust.bundle_applied" and applied in (r.event.detail or "")
+        }
+
+    receivers = {"worker", "parser", "audit", "gateway"}
+    records = await wait_audit(cluster.host("D").data_dir, lambda r: receivers <= applied_by(r))
+    assert receivers <= applied_by(records), sorted(applied_by(records))
     wire.reseal_as(cluster.host("A").keys_dir)
     after_rotation = await _submit(wire, 1)
     assert await wire.ledger.wait_final(after_rotation) == dict.fromkeys(after_rotation, "done")
@@ -361,7 +362,15 @@ async def test_the_pipeline_across_hosts(cluster: Cluster, wire: Wire) -> None:
         ),
     )
     assert any(r.event.job in after_failover for r in taken), "the standby never took over"
-    for name in ("A:gateway", "A2:gateway", "A:identity", "B2:worker", "C1:parser", "D2:audit"):
+    for name in (
+        "A:gateway",
+        "A2:gateway",
+        "A:identity",
+        "B2:worker",
+        "C1:parser",
+        "C2:parser",
+        "D2:audit",
+    ):
         assert cluster.daemons[name].stop() == 0, cluster.daemons[name].tail()
     for name in ("D", "D2"):
         assert "intact" in cluster.sealflow(name, "audit", "verify")
