@@ -11,6 +11,7 @@ endpoint still writes the blob to A's own disk, which a parser on C1 or C2 canno
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import secrets
 import subprocess
@@ -32,7 +33,7 @@ from faults_testing import (
     text_document,
     wait_audit,
 )
-from multihost import Host, Network, private_key_files, relayed
+from multihost import Host, Network, private_key_files, relayed, scoped_env
 from store_testing import postgres_url as postgres_url  # the session fixture, registered here
 from store_testing import reset_identity, reset_postgres
 
@@ -92,6 +93,7 @@ class Cluster:
     daemons: dict[str, DaemonProcess] = field(default_factory=dict)
 
     def host(self, name: str) -> Host:
+        """The host called ``name``."""
         return self.network.hosts[name]
 
     def start(self, host: str, service: str) -> DaemonProcess:
@@ -109,6 +111,7 @@ class Cluster:
         return done.stdout
 
     def close(self) -> None:
+        """Kill whatever daemon still runs (the test stops them itself when it gets there)."""
         for daemon in self.daemons.values():
             if daemon.process.poll() is None:
                 daemon.process.kill()
@@ -119,6 +122,7 @@ def _admin(*args: str) -> None:
     """An operator's ``sealflow`` command, run in the root namespace; fails with its output."""
     done = subprocess.run(
         [sys.executable, "-m", "sealflow", *args],
+        env=scoped_env(os.environ),
         capture_output=True,
         text=True,
         timeout=60,
@@ -270,6 +274,7 @@ async def _search(host: Host, token: str, query: str) -> list[dict[str, Any]]:
 
 
 async def _submit(wire: Wire, count: int) -> list[str]:
+    """``count`` jobs submitted as A's gateway: their ids."""
     return [await wire.ledger.submit(text_document(i)) for i in range(count)]
 
 
