@@ -25,14 +25,8 @@ import aio_pika
 import aiohttp
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
-from faults_testing import (
-    FINAL_STATES,
-    DaemonProcess,
-    JobLedger,
-    daemon_env,
-    text_document,
-    wait_audit,
-)
+from daemon_processes import DaemonProcess, daemon_env
+from faults_testing import FINAL_STATES, JobLedger, text_document, wait_audit
 from multihost import Host, Network, private_key_files, relayed, scoped_env
 from store_testing import postgres_url as postgres_url  # the session fixture, registered here
 from store_testing import reset_identity, reset_postgres
@@ -159,6 +153,9 @@ def cluster(
             host.keys_dir,
             SEALFLOW_DATABASE_URL=database_url,
             SEALFLOW_AUDIT_LOG_NAME=f"host-{name}",
+            SEALFLOW_AUDIT_BATCH_WAIT="0.001",
+            SEALFLOW_CHECKPOINT_EVERY="5",
+            SEALFLOW_SHUTDOWN_GRACE="10",
             **listeners.get(name, {}),
         )
     made = Cluster(network, admin, envs)
