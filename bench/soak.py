@@ -421,6 +421,7 @@ class Soak:
             audit,
             owner=OWNER,
             document=Document(filename, content_type, len(data), sha),
+            blobs=blobs,
             via="the soak bench",
             attempts=120,
             retry_delay=0.5,

@@ -172,6 +172,7 @@ async def _submit_all(
                     app[AUDIT_KEY],
                     owner=principal.subject,
                     document=file,
+                    blobs=keeper.blobs,
                     via="the gateway",
                 )
                 keeper.release(file.blob_sha256)

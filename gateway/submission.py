@@ -22,7 +22,7 @@ import structlog
 from broker import AuditSink, BrokerError, Publisher, PublishFailed, Sealed, make_audit_event
 from broker.tracing import current_trace_id
 from schemas import JobSubmitted
-from store import JobState, JobStore, NewJob
+from store import BlobStore, JobState, JobStore, NewJob
 
 __all__ = ["IN_FLIGHT_STATES", "Document", "Submitted", "jobs_in_flight", "submit_document"]
 
@@ -58,11 +58,14 @@ async def submit_document(
     *,
     owner: str,
     document: Document,
+    blobs: BlobStore,
     via: str,
     attempts: int = 1,
     retry_delay: float = 0.5,
 ) -> Submitted:
-    """Record one job for ``document``, publish ``job.submitted`` and audit it.
+    """Record one job for ``document`` with its blob, read from ``blobs`` where the upload
+    staged it (``create_with_blob``: one transaction on PostgreSQL, so a parser on another host
+    reads the blob's rows), publish ``job.submitted`` and audit it.
 
     ``via`` names the way in for the audit detail (``the gateway``, ``sealflow submit``). A
     publish that fails is tried ``attempts`` times in all, ``retry_delay`` seconds apart; then
@@ -70,7 +73,8 @@ async def submit_document(
     """
     # The caller's trace (a request's traceparent or its span's), else a fresh one.
     job_id, trace = secrets.token_hex(16), current_trace_id() or secrets.token_hex(16)
-    await store.create(
+    data = await asyncio.to_thread(blobs.read, document.blob_sha256, max_bytes=document.size)
+    await store.create_with_blob(
         NewJob(
             job_id=job_id,
             owner=owner,
@@ -79,7 +83,8 @@ async def submit_document(
             size=document.size,
             blob_sha256=document.blob_sha256,
             trace=trace,
-        )
+        ),
+        data,
     )
     message = JobSubmitted(
         job_id=job_id,

@@ -84,6 +84,7 @@ async def _submit(paths: list[Path], owner: str, wait: float | None, console: Co
                     BrokerAuditSink(publisher),
                     owner=owner,
                     document=document,
+                    blobs=keeper.blobs,
                     via="sealflow submit",
                 )
             except BaseException:
