@@ -255,6 +255,22 @@ async def _client_token(host: Host, secret: str) -> str:
     return access
 
 
+async def _upload(host: Host, token: str, documents: list[bytes]) -> list[str]:
+    """``POST /api/jobs`` on the gateway of ``host``, one text file per document: the job ids."""
+    form = aiohttp.FormData()
+    for i, data in enumerate(documents):
+        form.add_field("file", data, filename=f"doc-{i}.txt", content_type="text/plain")
+    url = f"http://{host.address}:{GATEWAY_PORT}/api/jobs"
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(url, data=form, headers=headers) as response,
+    ):
+        assert response.status == 202, await response.text()
+        body = await response.json()
+    return [job["job_id"] for job in body["jobs"]]
+
+
 async def _search(host: Host, token: str, query: str) -> list[dict[str, Any]]:
     """``GET /api/search`` on the gateway of ``host`` as the token's holder: the hits."""
     url = f"http://{host.address}:{GATEWAY_PORT}/api/search"
@@ -301,13 +317,12 @@ async def test_the_pipeline_across_hosts(cluster: Cluster, wire: Wire) -> None:
     assert secret is not None, added
     token = await _client_token(cluster.host("A"), secret.group(1))
 
-    # Jobs reach done; B1 is the only worker, so it handles the envelope the tap saw. Their
-    # text is found by a search through the second gateway, A2, with A's token.
+    # Uploads through A's gateway reach done; B1 is the only worker, so it handles the envelope
+    # the tap saw. Their text is found by a search through the second gateway, A2.
     word = f"needle{secrets.token_hex(6)}"
-    first = [
-        await wire.ledger.submit(f"multihost document {i} {word}\n".encode() * 10, owner=CLIENT)
-        for i in range(2)
-    ]
+    first = await _upload(
+        cluster.host("A"), token, [f"multihost document {i} {word}\n".encode() for i in range(2)]
+    )
     assert await wire.ledger.wait_final(first) == dict.fromkeys(first, "done")
     captured = await wire.captured()
     hits = await _search(cluster.host("A2"), token, word)
