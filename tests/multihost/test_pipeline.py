@@ -1,12 +1,8 @@
 """The pipeline spread over hosts (issue 10 item 6): identity + gateway on A, a second gateway
-on A2, workers B1/B2, parsers C1/C2, audit D with a standby D2, each a network namespace whose keys
-directory is made only by ``sealflow keys export`` from the operator's admin directory, all
-sharing the root's RabbitMQ and PostgreSQL through the test's relays.
-
-Jobs are submitted as A's gateway does (its exported ring seals ``job.submitted``; the blob is
-stored with the job's row by ``create_with_blob``), not through A's upload endpoint yet: that
-endpoint still writes the blob to A's own disk, which a parser on C1 or C2 cannot read.
-"""
+on A2, workers B1/B2, parsers C1/C2, audit D with a standby D2, each a network namespace whose
+keys directory is made only by ``sealflow keys export`` from the operator's admin directory, all
+sharing the root's RabbitMQ and PostgreSQL through the test's relays. Every job is uploaded
+through A's gateway with a token from A's identity."""
 
 from __future__ import annotations
 
@@ -168,7 +164,9 @@ def cluster(
 
 @dataclass
 class Wire:
-    """The test's own connection: a tap on ``job.submitted`` and the worker's dead letters."""
+    """The test's own connection: a tap on ``job.submitted`` and the worker's dead letters;
+    ``ledger`` reads the jobs' states from the shared store (nothing is published through it:
+    every job is uploaded through A)."""
 
     channel: Any
     topology: Topology
@@ -214,17 +212,12 @@ class Wire:
                     return letter
                 await asyncio.sleep(0.05)
 
-    def reseal_as(self, keys_dir: Path) -> None:
-        """Seal from now on with the gateway's current key in ``keys_dir`` (after a rotation)."""
-        signing = KeyRing.load(keys_dir, "gateway").signing_key()
-        self.ledger.publisher = Publisher(self.channel, self.topology, Sealer(signing))
-
 
 @pytest.fixture
 async def wire(
     cluster: Cluster, amqp_url: str, postgres_url: str, namespace: str
 ) -> AsyncIterator[Wire]:
-    """Seals as host A's gateway (its exported ring), taps ``job.submitted`` on the wire."""
+    """Taps ``job.submitted`` on the wire; reads the jobs from PostgreSQL."""
     connection = await connect(amqp_url)
     channel = await open_channel(connection)
     topology = Topology(namespace)
@@ -286,11 +279,6 @@ async def _search(host: Host, token: str, query: str) -> list[dict[str, Any]]:
     return hits
 
 
-async def _submit(wire: Wire, count: int) -> list[str]:
-    """``count`` jobs submitted as A's gateway: their ids."""
-    return [await wire.ledger.submit(text_document(i)) for i in range(count)]
-
-
 async def test_the_pipeline_across_hosts(cluster: Cluster, wire: Wire) -> None:
     """Jobs reach done across hosts and are found through A2 with a token from A; a captured
     envelope replayed is refused; a SIGKILLed worker loses nothing; a rotation on A reaches the
@@ -331,7 +319,7 @@ async def test_the_pipeline_across_hosts(cluster: Cluster, wire: Wire) -> None:
     # B1 dies mid-work (SIGKILL: no acks, no clean-up) while it is the only worker: jobs are
     # left unfinished (no worker moves them now); B2, started after, finishes every one.
     mark = b1.mark()
-    batch = await _submit(wire, 8)
+    batch = await _upload(cluster.host("A"), token, [text_document(i) for i in range(8)])
     b1.wait_for("message.handled", since=mark)
     b1.kill()
     left = await wire.ledger.states(batch)
@@ -351,6 +339,7 @@ async def test_the_pipeline_across_hosts(cluster: Cluster, wire: Wire) -> None:
     # The gateway's key rotated on A (next, then promote) with the admin root key: the bundle
     # reaches the worker over sealflow.control, and a job sealed with the new key is done.
     root_key = str(cluster.admin / "root.pem")
+    gateway_mark = gateways[0].mark()
     for step in ("next", "promote"):
         said = cluster.sealflow(
             "A", "keys", "rotate", "gateway", "--step", step, "--root-key", root_key
@@ -369,13 +358,15 @@ async def test_the_pipeline_across_hosts(cluster: Cluster, wire: Wire) -> None:
     receivers = {"worker", "parser", "audit", "gateway"}
     records = await wait_audit(cluster.host("D").data_dir, lambda r: receivers <= applied_by(r))
     assert receivers <= applied_by(records), sorted(applied_by(records))
-    wire.reseal_as(cluster.host("A").keys_dir)
-    after_rotation = await _submit(wire, 1)
+    new_kid = KeyRing.load(cluster.host("A").keys_dir, "gateway").signing_key().kid
+    switched = gateways[0].wait_for("keys.signing_key_switched", since=gateway_mark)
+    assert switched.fields["kid"] == new_kid
+    after_rotation = await _upload(cluster.host("A"), token, [b"sealed with the new key\n"])
     assert await wire.ledger.wait_final(after_rotation) == dict.fromkeys(after_rotation, "done")
 
     # Failover: the active audit daemon stops; the standby takes the next events.
     assert audit_d.stop() == 0
-    after_failover = await _submit(wire, 1)
+    after_failover = await _upload(cluster.host("A"), token, [b"after the failover\n"])
     assert await wire.ledger.wait_final(after_failover) == dict.fromkeys(after_failover, "done")
     taken = await wait_audit(
         cluster.host("D2").data_dir,

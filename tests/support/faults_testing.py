@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import secrets
 import shutil
 import sqlite3
@@ -147,12 +146,10 @@ class JobLedger:
     async def prepare(
         self, data: bytes, *, owner: str = "alice", name: str = "doc.txt"
     ) -> JobSubmitted:
-        """Store the blob with the job's record (``create_with_blob``: one transaction on
-        PostgreSQL, where a parser on another host reads it), as the gateway does before it
-        publishes."""
-        sha = hashlib.sha256(data).hexdigest()
+        """Store the blob and record the job, as the gateway does before it publishes."""
+        sha = await asyncio.to_thread(self.blobs.put, data)
         job_id, trace = secrets.token_hex(16), secrets.token_hex(16)
-        await self.store.create_with_blob(
+        await self.store.create(
             NewJob(
                 job_id=job_id,
                 owner=owner,
@@ -161,8 +158,7 @@ class JobLedger:
                 size=len(data),
                 blob_sha256=sha,
                 trace=trace,
-            ),
-            data,
+            )
         )
         return JobSubmitted(
             job_id=job_id,
