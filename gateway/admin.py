@@ -65,6 +65,7 @@ from store.transitions import TERMINAL_STATES
 
 __all__ = [
     "OPERATIONS",
+    "audit_listing",
     "audit_query",
     "dead_letter_listing",
     "dead_letter_queues",
@@ -122,12 +123,17 @@ def audit_query(request: web.Request) -> AuditQuery:
         raise BadRequest(str(error)) from error
 
 
-async def list_audit(request: web.Request) -> web.Response:
-    """The last ``limit`` audit records that pass the filters, oldest first (``audit tail``),
-    read through the audit daemon's query API."""
+async def audit_listing(request: web.Request) -> AuditRecordList:
+    """The last ``limit`` audit records that pass the request's filters, oldest first
+    (``audit tail``), read through the audit daemon's query API: for the API and the page."""
     query = audit_query(request)
     records = await audit_reader(request.app).records(query, actor=request[PRINCIPAL_KEY].subject)
-    return _json(AuditRecordList(records=records))
+    return AuditRecordList(records=records)
+
+
+async def list_audit(request: web.Request) -> web.Response:
+    """``GET /api/audit``: :func:`audit_listing` as JSON."""
+    return _json(await audit_listing(request))
 
 
 # -- dead letters ---------------------------------------------------------------------------

@@ -122,7 +122,7 @@ class Authenticator:
         try:
             keys = await self.keys.keys()
         except IssuerError as error:
-            _log.error("auth.issuer_unavailable", reason=error.reason, error=error.message)
+            _log.error("auth.issuer_unavailable", reason=error.reason, error=error.detail)
             raise Unavailable("the token issuer cannot be reached") from error
         try:
             claims = self._check(token, keys, now)

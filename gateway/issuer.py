@@ -26,6 +26,7 @@ import structlog
 
 from keys import KeyMaterialError, VerificationKey
 from keys.keyset import parse_verification_jwk
+from schemas import SealflowError
 
 __all__ = ["DISCOVERY_PATH", "IssuerError", "IssuerKeys"]
 
@@ -35,13 +36,11 @@ DISCOVERY_PATH: Final = "/.well-known/openid-configuration"
 MAX_KEYS: Final = 64
 
 
-class IssuerError(Exception):
+class IssuerError(SealflowError):
     """The issuer's discovery document or JWKS cannot be fetched or is not acceptable."""
 
     def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
+        super().__init__(message, reason=reason)
 
 
 def _http_url(value: object, what: str) -> str:
@@ -112,7 +111,7 @@ class IssuerKeys:
             except IssuerError as error:
                 if not self._keys:
                     raise
-                _log.warning("issuer.refresh_failed", reason=error.reason, error=error.message)
+                _log.warning("issuer.refresh_failed", reason=error.reason, error=error.detail)
                 self._fetched_at = self._clock()
         return self._keys
 
@@ -130,7 +129,7 @@ class IssuerKeys:
             try:
                 await self._refresh()
             except IssuerError as error:
-                _log.warning("issuer.refresh_failed", reason=error.reason, error=error.message)
+                _log.warning("issuer.refresh_failed", reason=error.reason, error=error.detail)
                 return False
         return True
 

@@ -26,6 +26,7 @@ from gateway.issuer import DISCOVERY_PATH, IssuerError, IssuerKeys
 from gateway.web.sessions import PendingLogin, TokenSet
 from gateway.web.settings import WebSettings
 from keys import TokenError, verify_id_token
+from schemas import SealflowError
 
 __all__ = ["Discovery", "OidcClient", "OidcError", "TokenResponse", "s256"]
 
@@ -34,13 +35,11 @@ _log = structlog.get_logger("sealflow.gateway.web.oidc")
 _DISCOVERY_SECONDS: Final = 300.0
 
 
-class OidcError(Exception):
+class OidcError(SealflowError):
     """A step of sign-in, refresh or sign-out failed; ``reason`` is a short code."""
 
     def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
+        super().__init__(message, reason=reason)
 
 
 def s256(verifier: str) -> str:
@@ -198,7 +197,7 @@ class OidcClient:
         try:
             keys = await self.keys.keys()
         except IssuerError as error:
-            raise OidcError("issuer_unavailable", error.message) from error
+            raise OidcError("issuer_unavailable", error.detail) from error
         try:
             return verify_id_token(
                 token, keys, issuer=self.issuer, client_id=self.settings.client_id, nonce=nonce
@@ -227,7 +226,7 @@ class OidcClient:
                 "POST", endpoint, form={"token": token, "token_type_hint": hint}
             )
         except OidcError as error:
-            _log.warning("web.revoke_failed", reason=error.reason, error=error.message)
+            _log.warning("web.revoke_failed", reason=error.reason, error=error.detail)
             return False
         if status != 200:
             _log.warning("web.revoke_failed", reason="http_status", status=status)

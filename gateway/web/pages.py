@@ -11,13 +11,12 @@ from typing import Any, Final
 
 import structlog
 from aiohttp import web
-from pydantic import BaseModel
 
-from gateway.admin import dead_letter_listing, list_audit, replay_letter
+from gateway.admin import audit_listing, dead_letter_listing, replay_letter
 from gateway.appkeys import SETTINGS_KEY, STORE_KEY
 from gateway.audit_reader import audit_reader
 from gateway.auditing import audit_denied
-from gateway.auth import PRINCIPAL_KEY, Handler
+from gateway.auth import PRINCIPAL_KEY
 from gateway.content_types import PDF, upload_limit
 from gateway.errors import BadRequest, Conflict, GatewayError, NotFound
 from gateway.queries import MAX_QUERY_CHARS, delete_finished_job, search_documents, visible_job
@@ -25,7 +24,7 @@ from gateway.web.browser import SignedIn, signed_in
 from gateway.web.context import web_context
 from gateway.web.csrf import CSRF_FIELD, check_csrf
 from gateway.web.render import render
-from schemas.api_admin import AuditRecordList, AuditRecordView
+from schemas.api_admin import AuditRecordView
 from schemas.audit_query import AuditQuery
 from schemas.formats import EXTENSIONS, TEXT_TYPES
 from store import Job
@@ -90,17 +89,6 @@ async def _form_user(request: web.Request, *, scope: str, admin: bool = False) -
         web_context(request).settings.url,
     )
     return await _allowed(request, who, scope=scope, admin=admin)
-
-
-async def _api_json(handler: Handler, request: web.Request, model: type[BaseModel]) -> Any:
-    """Run an API handler for this page's user and read its JSON answer as ``model`` (left for
-    the audit page alone, whose reading moves behind the audit daemon's query API)."""
-    response = await handler(request)
-    if not isinstance(response, web.Response) or response.body is None:
-        raise GatewayError("unexpected answer from the API")
-    body = response.body
-    raw = body if isinstance(body, bytes) else body.decode("utf-8")
-    return model.model_validate_json(raw)
 
 
 # -- jobs -----------------------------------------------------------------------------------
@@ -251,7 +239,7 @@ async def audit_page(request: web.Request) -> web.StreamResponse:
     problem = None
     records: list[Any] = []
     try:
-        listing = await _api_json(list_audit, request, AuditRecordList)
+        listing = await audit_listing(request)
         records = list(reversed(listing.records))
     except GatewayError as error:
         problem = error.detail

@@ -53,7 +53,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     try:
         target = await ctx.oidc.authorization_url(pending)
     except OidcError as error:
-        _log.error("web.login_unavailable", reason=error.reason, error=error.message)
+        _log.error("web.login_unavailable", reason=error.reason, error=error.detail)
         return _problem(
             request, "Sign-in is unavailable", "The sign-in service cannot be reached.", 503
         )
@@ -92,7 +92,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
         tokens, subject = await ctx.oidc.exchange_code(code, pending)
         principal = await request.app[AUTH_KEY].authenticate(tokens.access_token)
     except OidcError as failure:
-        _log.warning("web.signin_failed", reason=failure.reason, error=failure.message)
+        _log.warning("web.signin_failed", reason=failure.reason, error=failure.detail)
         return _problem(request, "Sign-in failed", "Please try again.", 400)
     except Unauthorized as failure:
         _log.warning("web.signin_token_refused", error=failure.detail)

@@ -82,3 +82,15 @@ def test_parse_error_survives_the_process_boundary() -> None:
     copy = pickle.loads(pickle.dumps(ParseError("malformed", "bad xref")))
     assert isinstance(copy, ParseError)
     assert (copy.reason, copy.detail) == ("malformed", "bad xref")
+
+
+def test_the_gateways_issuer_and_sign_in_errors_are_sealflow_errors() -> None:
+    """Entry points catch one root: the relying party's errors are under it too."""
+    from gateway.issuer import IssuerError
+    from gateway.web.oidc import OidcError
+
+    for cls in (IssuerError, OidcError):
+        error = cls("unreachable", "the issuer did not answer\nin time")
+        assert isinstance(error, SealflowError)
+        assert error.reason == "unreachable"
+        assert error.detail == "the issuer did not answer in time"
