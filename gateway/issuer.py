@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import structlog
 
-from keys import KeyMaterialError, VerificationKey
+from keys import ALGORITHMS, Algorithm, KeyMaterialError, VerificationKey
 from keys.keyset import parse_verification_jwk
 
 __all__ = ["DISCOVERY_PATH", "IssuerError", "IssuerKeys"]
@@ -65,6 +65,8 @@ class IssuerKeys:
         max_bytes: int = 256 * 1024,
         cache_seconds: float = 300.0,
         refetch_interval: float = 30.0,
+        algorithms: tuple[Algorithm, ...] = ALGORITHMS,
+        inferred_algorithms: tuple[Algorithm, ...] = ("ES256", "EdDSA"),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.issuer = issuer.rstrip("/")
@@ -74,6 +76,10 @@ class IssuerKeys:
         self.max_bytes = max_bytes
         self.cache_seconds = cache_seconds
         self.refetch_interval = refetch_interval
+        self.algorithms = algorithms
+        """The allow-list: JWKs of other algorithms are skipped."""
+        self.inferred_algorithms = inferred_algorithms
+        """What a JWK without ``alg`` may be taken as (``keys.load_public_jwk``'s ``infer``)."""
         self._clock = clock
         self._keys: tuple[VerificationKey, ...] = ()
         self._fetched_at: float | None = None
@@ -152,7 +158,15 @@ class IssuerKeys:
             if not isinstance(entry, Mapping):
                 continue
             try:
-                keys.append(parse_verification_jwk("identity", entry, thumbprint_kid=False))
+                keys.append(
+                    parse_verification_jwk(
+                        "identity",
+                        entry,
+                        thumbprint_kid=False,
+                        algorithms=self.algorithms,
+                        infer=self.inferred_algorithms,
+                    )
+                )
             except KeyMaterialError as error:
                 _log.warning("issuer.jwk_skipped", reason=error.reason, error=str(error))
         self._keys = tuple(keys)
