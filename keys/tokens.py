@@ -57,7 +57,7 @@ class AccessTokenPolicy:
 
     def __post_init__(self) -> None:
         if not self.types or not all(self.types):
-            raise ValueError("at least one non-empty access token type must be accepted")
+            raise ValueError("access token types must be at least one non-empty type")
         if not self.roles_claim or self.max_lifetime < 1:
             raise ValueError("roles_claim must be set and max_lifetime positive")
 
