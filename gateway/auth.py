@@ -98,7 +98,6 @@ class Authenticator:
         self.keys = keys
         self.policy = AccessTokenPolicy() if policy is None else policy
         """Accepted ``typ``, client-id claims, roles path, lifetime (the gateway's settings)."""
-        self.issuer = keys.issuer
         self.audience = audience
         self.leeway = leeway
         self.max_entries = max_entries
@@ -145,7 +144,7 @@ class Authenticator:
         return verify_access_token(
             token,
             keys,
-            issuer=self.issuer,
+            issuer=self.keys.token_issuer,
             audience=self.audience,
             leeway=self.leeway,
             now=now,

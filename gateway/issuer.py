@@ -70,6 +70,8 @@ class IssuerKeys:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.issuer = issuer.rstrip("/")
+        self.token_issuer = self.issuer
+        """The ``iss`` tokens must carry: exactly as the discovery document names it."""
         self.internal_url = (internal_url or issuer).rstrip("/")
         """Where discovery and the JWKS are fetched from (the issuer itself unless set)."""
         self.timeout = timeout
@@ -145,9 +147,12 @@ class IssuerKeys:
             document = await self._get_json(
                 self.internal_url + DISCOVERY_PATH, "discovery document"
             )
-            if document.get("issuer") != self.issuer:
-                # OIDC Discovery §4.3: the document must name exactly the issuer we asked.
+            named = document.get("issuer")
+            if not isinstance(named, str) or named.rstrip("/") != self.issuer:
+                # OIDC Discovery §4.3: the document must name the issuer we asked (up to a
+                # trailing "/", which Auth0's issuers end with and the setting may not).
                 raise IssuerError("issuer_mismatch", "discovery document names another issuer")
+            self.token_issuer = named
             self._jwks_uri = self.internal(_http_url(document.get("jwks_uri"), "jwks_uri"))
         jwks = await self._get_json(self._jwks_uri, "JWKS")
         entries = jwks.get("keys")
