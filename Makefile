@@ -5,17 +5,21 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha256sum | cut -c1-12)
+INTEROP_PROVIDER := tests/gateway/interop/provider
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile $(INTEROP_PROVIDER)/package-lock.json | sha256sum | cut -c1-12)
 # Swagger UI for the gateway's /docs: npm's swagger-ui-dist (maintained upstream), pinned by
 # version and by the registry's sha512, unpacked into the environment (gateway/docs.py).
 SWAGGER_UI_VERSION := 5.35.0
 SWAGGER_UI_SHA512 := U06rpMtW9V3XPGOBeamTUSr0Z09jMX4IJuANpE/EZbAhw0G8CgwrzU4YmXkn/h0wCDNsXdGarTNNHC3sU8yVUQ==
 SWAGGER_UI_DIR := $(VENV)/share/sealflow/swagger-ui
 SWAGGER_UI_FILES := swagger-ui-bundle.js swagger-ui.css index.css favicon-16x16.png favicon-32x32.png LICENSE NOTICE
+# The external OpenID provider of tests/gateway/interop (npm's oidc-provider, pinned by its
+# package-lock.json), installed under the environment.
+INTEROP_PROVIDER_DIR := $(VENV)/share/sealflow/oidc-provider
 
 .PHONY: up test lint bench install system-deps pythons
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(INTEROP_PROVIDER)/package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
@@ -24,6 +28,9 @@ $(STAMP): pyproject.toml
 		&& [ "$$(openssl dgst -sha512 -binary swagger-ui-dist-$(SWAGGER_UI_VERSION).tgz | base64 -w0)" = "$(SWAGGER_UI_SHA512)" ] \
 		&& tar -xzf swagger-ui-dist-$(SWAGGER_UI_VERSION).tgz --strip-components=1 $(addprefix package/,$(SWAGGER_UI_FILES)) \
 		&& rm swagger-ui-dist-$(SWAGGER_UI_VERSION).tgz
+	rm -rf $(INTEROP_PROVIDER_DIR) && mkdir -p $(INTEROP_PROVIDER_DIR)
+	cp $(INTEROP_PROVIDER)/package.json $(INTEROP_PROVIDER)/package-lock.json $(INTEROP_PROVIDER_DIR)/
+	cd $(INTEROP_PROVIDER_DIR) && npm ci --no-audit --no-fund --silent
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

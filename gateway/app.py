@@ -127,6 +127,8 @@ def create_app(
         max_bytes=settings.issuer_max_bytes,
         cache_seconds=settings.jwks_cache_seconds,
         refetch_interval=settings.jwks_refetch_interval,
+        algorithms=settings.issuer_algorithms,
+        inferred_algorithms=settings.issuer_inferred_algorithms,
     )
     app[ISSUER_KEY] = issuer
     app[AUTH_KEY] = Authenticator(
@@ -135,6 +137,7 @@ def create_app(
         leeway=settings.token_leeway,
         max_entries=settings.token_cache_entries,
         revocations=app[RUNTIME_KEY].revocations,
+        policy=settings.access_policy,
     )
     blobs = BlobStore(settings.data_dir / "blobs")
     app[BLOBS_KEY] = blobs

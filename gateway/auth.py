@@ -1,10 +1,11 @@
 """The relying party: bearer access tokens checked, the verified ``Principal``, route guards.
 
-A token is verified once (one signature check via ``keys.verify_access_token``: ``typ``
-``at+jwt``, ``iss``, ``aud``, ``exp``, ``nbf``, algorithm bound to the key) and its principal
-is then cached by the token string until the token's ``exp``, so a repeated token costs a dict
-lookup. Revocations broadcast on ``sealflow.control`` (the ``sub``, the token's ``jti`` or the
-issuer's signing ``kid``) are checked on every request, cached or not.
+A token is verified once (one signature check via ``keys.verify_access_token``: ``iss``,
+``aud``, ``exp``, ``nbf``, algorithm bound to the key, and the ``AccessTokenPolicy``'s ``typ``,
+client id, roles and lifetime) and its principal is then cached by the token string until the
+token's ``exp``, so a repeated token costs a dict lookup. Revocations broadcast on
+``sealflow.control`` (the ``sub``, the token's ``jti`` or the issuer's signing ``kid``) are
+checked on every request, cached or not.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from aiohttp import web
 from gateway.errors import Forbidden, InsufficientScope, Unauthorized, Unavailable
 from gateway.issuer import IssuerError, IssuerKeys
 from gateway.operations import Auth
-from keys import AccessClaims, TokenError, VerificationKey, verify_access_token
+from keys import AccessClaims, AccessTokenPolicy, TokenError, VerificationKey, verify_access_token
 
 __all__ = [
     "PRINCIPAL_KEY",
@@ -92,9 +93,11 @@ class Authenticator:
         leeway: int = 5,
         max_entries: int = 10_000,
         revocations: RevocationCheck | None = None,
+        policy: AccessTokenPolicy | None = None,
     ) -> None:
         self.keys = keys
-        self.issuer = keys.issuer
+        self.policy = AccessTokenPolicy() if policy is None else policy
+        """Accepted ``typ``, client-id claims, roles path, lifetime (the gateway's settings)."""
         self.audience = audience
         self.leeway = leeway
         self.max_entries = max_entries
@@ -141,10 +144,11 @@ class Authenticator:
         return verify_access_token(
             token,
             keys,
-            issuer=self.issuer,
+            issuer=self.keys.token_issuer,
             audience=self.audience,
             leeway=self.leeway,
             now=now,
+            policy=self.policy,
         )
 
     def _remember(self, token: str, principal: Principal, now: float) -> None:

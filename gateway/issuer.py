@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import structlog
 
-from keys import KeyMaterialError, VerificationKey
+from keys import ALGORITHMS, Algorithm, KeyMaterialError, VerificationKey
 from keys.keyset import parse_verification_jwk
 from schemas import SealflowError
 
@@ -64,15 +64,23 @@ class IssuerKeys:
         max_bytes: int = 256 * 1024,
         cache_seconds: float = 300.0,
         refetch_interval: float = 30.0,
+        algorithms: tuple[Algorithm, ...] = ALGORITHMS,
+        inferred_algorithms: tuple[Algorithm, ...] = ("ES256", "EdDSA"),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.issuer = issuer.rstrip("/")
+        self.token_issuer = self.issuer
+        """The ``iss`` tokens must carry: exactly as the discovery document names it."""
         self.internal_url = (internal_url or issuer).rstrip("/")
         """Where discovery and the JWKS are fetched from (the issuer itself unless set)."""
         self.timeout = timeout
         self.max_bytes = max_bytes
         self.cache_seconds = cache_seconds
         self.refetch_interval = refetch_interval
+        self.algorithms = algorithms
+        """The allow-list: JWKs of other algorithms are skipped."""
+        self.inferred_algorithms = inferred_algorithms
+        """What a JWK without ``alg`` may be taken as (``keys.load_public_jwk``'s ``infer``)."""
         self._clock = clock
         self._keys: tuple[VerificationKey, ...] = ()
         self._fetched_at: float | None = None
@@ -138,9 +146,12 @@ class IssuerKeys:
             document = await self._get_json(
                 self.internal_url + DISCOVERY_PATH, "discovery document"
             )
-            if document.get("issuer") != self.issuer:
-                # OIDC Discovery §4.3: the document must name exactly the issuer we asked.
+            named = document.get("issuer")
+            if not isinstance(named, str) or named.rstrip("/") != self.issuer:
+                # OIDC Discovery §4.3: the document must name the issuer we asked (up to a
+                # trailing "/", which Auth0's issuers end with and the setting may not).
                 raise IssuerError("issuer_mismatch", "discovery document names another issuer")
+            self.token_issuer = named
             self._jwks_uri = self.internal(_http_url(document.get("jwks_uri"), "jwks_uri"))
         jwks = await self._get_json(self._jwks_uri, "JWKS")
         entries = jwks.get("keys")
@@ -151,7 +162,15 @@ class IssuerKeys:
             if not isinstance(entry, Mapping):
                 continue
             try:
-                keys.append(parse_verification_jwk("identity", entry, thumbprint_kid=False))
+                keys.append(
+                    parse_verification_jwk(
+                        "identity",
+                        entry,
+                        thumbprint_kid=False,
+                        algorithms=self.algorithms,
+                        infer=self.inferred_algorithms,
+                    )
+                )
             except KeyMaterialError as error:
                 _log.warning("issuer.jwk_skipped", reason=error.reason, error=str(error))
         self._keys = tuple(keys)

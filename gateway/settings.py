@@ -9,6 +9,13 @@ from typing import Final
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from keys import (
+    ACCESS_TOKEN_TYPES,
+    ALGORITHMS,
+    MAX_ACCESS_TOKEN_LIFETIME,
+    AccessTokenPolicy,
+    Algorithm,
+)
 from schemas.formats import DOCUMENT_TYPES
 from schemas.limits import MAX_DOCUMENT_BYTES
 
@@ -33,6 +40,23 @@ class GatewaySettings(BaseSettings):
     """``SEALFLOW_ISSUER_INTERNAL_URL``: where the gateway fetches the issuer's discovery
     document and JWKS (unset: ``SEALFLOW_ISSUER``); tokens' ``iss`` is still ``SEALFLOW_ISSUER``."""
     api_audience: str = "sealflow-gateway"
+    access_token_types: tuple[str, ...] = Field(default=ACCESS_TOKEN_TYPES, min_length=1)
+    """``SEALFLOW_ACCESS_TOKEN_TYPES``: accepted JOSE ``typ`` of access tokens (RFC 9068's two
+    spellings; add ``JWT`` for Keycloak and Auth0, whose access tokens are plain JWTs)."""
+    access_token_azp_fallback: bool = True
+    """``SEALFLOW_ACCESS_TOKEN_AZP_FALLBACK``: take ``azp`` as the client id when a token has
+    no ``client_id`` (Keycloak, Auth0)."""
+    access_token_roles_claim: str = Field(default="roles", min_length=1, max_length=256)
+    """``SEALFLOW_ACCESS_TOKEN_ROLES_CLAIM``: where the roles are: a claim, a dotted path
+    (``realm_access.roles``) or a URL-named claim taken whole; absent means no roles."""
+    access_token_max_lifetime: int = Field(default=MAX_ACCESS_TOKEN_LIFETIME, ge=1, le=86_400)
+    """``SEALFLOW_ACCESS_TOKEN_MAX_LIFETIME``: longest accepted ``exp - iat``, in seconds."""
+    issuer_algorithms: tuple[Algorithm, ...] = Field(default=ALGORITHMS, min_length=1)
+    """``SEALFLOW_ISSUER_ALGORITHMS``: the issuer's JWKs with another ``alg`` are skipped."""
+    issuer_inferred_algorithms: tuple[Algorithm, ...] = ("ES256", "EdDSA")
+    """``SEALFLOW_ISSUER_INFERRED_ALGORITHMS``: for a JWK without ``alg``, the algorithms that
+    may be inferred from its ``kty``/``crv`` (P-256 → ES256, Ed25519 → EdDSA; add RS256 to take
+    an RSA key without ``alg`` as RS256 — RSA alone does not say which algorithm)."""
     data_dir: Path = Path("./var")
     keys_dir: Path = Path("./var/keys")
     database_url: str | None = Field(default=None, pattern=r"^(postgres(ql)?://.*)?$")
@@ -98,3 +122,13 @@ class GatewaySettings(BaseSettings):
     def issuer_url(self) -> str:
         """The issuer without a trailing slash, as it appears in ``iss``."""
         return self.issuer.rstrip("/")
+
+    @property
+    def access_policy(self) -> AccessTokenPolicy:
+        """What the gateway accepts of an access token, from the ``ACCESS_TOKEN_*`` settings."""
+        return AccessTokenPolicy(
+            types=self.access_token_types,
+            azp_fallback=self.access_token_azp_fallback,
+            roles_claim=self.access_token_roles_claim,
+            max_lifetime=self.access_token_max_lifetime,
+        )

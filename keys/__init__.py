@@ -46,9 +46,11 @@ from keys.settings import KeySettings
 from keys.signature import sign, verify
 from keys.tokens import (
     ACCESS_TOKEN_TYP,
+    ACCESS_TOKEN_TYPES,
     ID_TOKEN_TYP,
     MAX_ACCESS_TOKEN_LIFETIME,
     AccessClaims,
+    AccessTokenPolicy,
     TokenSigner,
     verify_access_token,
     verify_id_token,
@@ -66,6 +68,7 @@ from keys.truststore import TrustStore
 
 __all__ = [
     "ACCESS_TOKEN_TYP",
+    "ACCESS_TOKEN_TYPES",
     "ALGORITHMS",
     "DEFAULT_ALGORITHM",
     "DEFAULT_REFRESH_INTERVAL",
@@ -78,6 +81,7 @@ __all__ = [
     "SERVICE_TOKEN_TYP",
     "TRUST_FILE",
     "AccessClaims",
+    "AccessTokenPolicy",
     "Algorithm",
     "BundleSource",
     "JWKError",

@@ -104,7 +104,7 @@ class VerifiedToken(NamedTuple):
 def _verified_payload(
     token: str,
     *,
-    typ: str,
+    typ: str | tuple[str, ...],
     max_chars: int,
     pick: Callable[[object], VerificationKey | None],
 ) -> VerifiedToken:
@@ -126,8 +126,9 @@ def _verified_payload(
         _check_segment(part)
     header_part, payload_part, signature_part = parts
     header = _json_object(header_part)
-    if header.get("typ") != typ:
-        raise TokenError("wrong_typ", f"token type must be {typ}")
+    accepted = (typ,) if isinstance(typ, str) else typ
+    if header.get("typ") not in accepted:
+        raise TokenError("wrong_typ", f"token type must be {' or '.join(accepted)}")
     if _FORBIDDEN_HEADER_PARAMS & header.keys():
         raise TokenError("forbidden_header_param", "token header names a key to fetch")
     alg = header.get("alg")
@@ -160,7 +161,7 @@ def decode_token(
     token: str,
     keys: Iterable[VerificationKey],
     *,
-    typ: str,
+    typ: str | tuple[str, ...],
     issuer: str,
     audience: str,
     leeway: float,
@@ -176,7 +177,7 @@ def verify_token(
     token: str,
     keys: Iterable[VerificationKey],
     *,
-    typ: str,
+    typ: str | tuple[str, ...],
     issuer: str,
     audience: str,
     leeway: float,

@@ -10,13 +10,20 @@ import base64
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from keys.algorithms import MAX_RSA_BITS, Algorithm, PublicKey, algorithm_for_key, check_algorithm
+from keys.algorithms import (
+    ALGORITHMS,
+    MAX_RSA_BITS,
+    Algorithm,
+    PublicKey,
+    algorithm_for_key,
+    check_algorithm,
+)
 from keys.errors import JWKError, KeyMaterialError
 
 __all__ = [
@@ -174,12 +181,20 @@ def _load_rsa(jwk: Mapping[str, object]) -> PublicKey:
         raise JWKError("invalid_key", "RSA JWK is not a valid public key") from error
 
 
-def load_public_jwk(jwk: Mapping[str, object], *, thumbprint_kid: bool = True) -> PublicJWK:
+def load_public_jwk(
+    jwk: Mapping[str, object],
+    *,
+    thumbprint_kid: bool = True,
+    algorithms: Collection[Algorithm] = ALGORITHMS,
+    infer: Collection[Algorithm] = (),
+) -> PublicJWK:
     """Validate a public signing JWK and return its key; ``kid`` must be its RFC 7638 thumbprint.
 
     Unknown members are ignored (RFC 7517 §4), except private-key members, which are refused.
     ``thumbprint_kid=False`` accepts any bounded ``kid``: other OpenID providers (Keycloak,
     Auth0…) name their keys freely, and a relying party must take their JWKS as published.
+    ``algorithms`` is the allow-list; a JWK without ``alg`` (optional in RFC 7517 §4.4) gets
+    the one its ``kty``/``crv`` implies only when that algorithm is in ``infer``.
     """
     if not isinstance(jwk, Mapping):
         raise JWKError("malformed_jwk", "a JWK must be a JSON object")
@@ -196,12 +211,21 @@ def load_public_jwk(jwk: Mapping[str, object], *, thumbprint_kid: bool = True) -
     foreign = sorted((_ALL_KEY_MEMBERS - _KTY_MEMBERS[kty]) & jwk.keys())
     if foreign:
         raise JWKError("malformed_jwk", f"{kty} JWK has members of another key type: {foreign}")
-    try:
-        alg = check_algorithm(_string_member(jwk, "alg"))
-    except KeyMaterialError as error:
-        raise JWKError(error.reason, f"JWK {error}") from error
-    if alg != expected_alg:
-        raise JWKError("alg_mismatch", f"JWK alg {alg} does not match kty {kty} ({expected_alg})")
+    if "alg" in jwk:
+        try:
+            alg = check_algorithm(_string_member(jwk, "alg"))
+        except KeyMaterialError as error:
+            raise JWKError(error.reason, f"JWK {error}") from error
+        if alg != expected_alg:
+            raise JWKError(
+                "alg_mismatch", f"JWK alg {alg} does not match kty {kty} ({expected_alg})"
+            )
+    elif expected_alg in infer:
+        alg = expected_alg
+    else:
+        raise JWKError("malformed_jwk", f"{kty} JWK has no alg and {expected_alg} is not inferred")
+    if alg not in algorithms:
+        raise JWKError("alg_not_allowed", f"JWK alg {alg} is not allowed here")
     if "use" in jwk and jwk["use"] != "sig":
         raise JWKError("wrong_use", f"JWK use must be 'sig', not {jwk['use']!r}")
     key_ops = jwk.get("key_ops")

@@ -8,9 +8,10 @@ ignore these members (RFC 7517 §4).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Final
 
+from keys.algorithms import ALGORITHMS, Algorithm
 from keys.errors import JWKError
 from keys.jwk import load_public_jwk, public_jwk
 from keys.records import KEY_STATES, KeyState, VerificationKey
@@ -62,13 +63,18 @@ def _not_after(jwk: Mapping[str, object]) -> float | None:
 
 
 def parse_verification_jwk(
-    service: str, jwk: Mapping[str, object], *, thumbprint_kid: bool = True
+    service: str,
+    jwk: Mapping[str, object],
+    *,
+    thumbprint_kid: bool = True,
+    algorithms: Collection[Algorithm] = ALGORITHMS,
+    infer: Collection[Algorithm] = (),
 ) -> VerificationKey:
     """Validate one JWK of ``service``'s JWKS and return it as a :class:`VerificationKey`.
 
-    ``thumbprint_kid`` as in :func:`keys.load_public_jwk`.
+    ``thumbprint_kid``, ``algorithms`` and ``infer`` as in :func:`keys.load_public_jwk`.
     """
-    loaded = load_public_jwk(jwk, thumbprint_kid=thumbprint_kid)
+    loaded = load_public_jwk(jwk, thumbprint_kid=thumbprint_kid, algorithms=algorithms, infer=infer)
     not_after = _not_after(jwk)
     state = _state(jwk, not_after)
     if (state == "retired") != (not_after is not None):

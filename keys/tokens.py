@@ -18,9 +18,11 @@ from keys.records import SigningKey, VerificationKey
 
 __all__ = [
     "ACCESS_TOKEN_TYP",
+    "ACCESS_TOKEN_TYPES",
     "ID_TOKEN_TYP",
     "MAX_ACCESS_TOKEN_LIFETIME",
     "AccessClaims",
+    "AccessTokenPolicy",
     "TokenSigner",
     "verify_access_token",
     "verify_id_token",
@@ -28,7 +30,45 @@ __all__ = [
 
 ACCESS_TOKEN_TYP: Final = "at+jwt"  # noqa: S105 - a media type, not a secret
 ID_TOKEN_TYP: Final = "JWT"  # noqa: S105 - a media type, not a secret
+ACCESS_TOKEN_TYPES: Final[tuple[str, ...]] = (ACCESS_TOKEN_TYP, "application/at+jwt")
+"""RFC 9068 §4: a relying party accepts both spellings of the access-token media type."""
 MAX_ACCESS_TOKEN_LIFETIME: Final = 900
+MAX_ROLES: Final = 256
+_URL_CLAIM_MARK: Final = "://"
+
+
+@dataclass(frozen=True, slots=True)
+class AccessTokenPolicy:
+    """What a relying party accepts of an access token beyond the signature and ``iss``/``aud``.
+
+    The defaults are RFC 9068 as our own identity provider issues it; other OpenID providers
+    (Keycloak, Auth0…) need some of these widened, by the gateway's settings.
+    """
+
+    types: tuple[str, ...] = ACCESS_TOKEN_TYPES
+    """Accepted JOSE header ``typ`` values (Keycloak sends ``JWT``)."""
+    azp_fallback: bool = True
+    """Take ``azp`` as the client id when ``client_id`` is absent (Keycloak, Auth0)."""
+    roles_claim: str = "roles"
+    """Where the roles are: a claim name, a dotted path (``realm_access.roles``), or a
+    URL-named claim taken whole (``https://example.com/roles``, Auth0's namespaced claims)."""
+    max_lifetime: int = MAX_ACCESS_TOKEN_LIFETIME
+    """Longest accepted ``exp - iat``, in seconds."""
+
+    def __post_init__(self) -> None:
+        if not self.types or not all(self.types):
+            raise ValueError("access token types must be at least one non-empty type")
+        if not self.roles_claim or self.max_lifetime < 1:
+            raise ValueError("roles_claim must be set and max_lifetime positive")
+
+    def roles_path(self) -> tuple[str, ...]:
+        """The claim names leading to the roles, outermost first."""
+        if _URL_CLAIM_MARK in self.roles_claim:
+            return (self.roles_claim,)
+        return tuple(self.roles_claim.split("."))
+
+
+DEFAULT_ACCESS_POLICY: Final = AccessTokenPolicy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +171,29 @@ def _strings(value: object, name: str) -> tuple[str, ...]:
     raise TokenError("invalid", f"{name} must be a string or list of strings")
 
 
+def _client_id(payload: Mapping[str, Any], policy: AccessTokenPolicy) -> str:
+    client_id = payload.get("client_id")
+    if client_id is None and policy.azp_fallback:
+        client_id = payload.get("azp")
+    if not isinstance(client_id, str) or not client_id:
+        allowed = "client_id or azp" if policy.azp_fallback else "client_id"
+        raise TokenError("invalid", f"{allowed} must be a non-empty string")
+    return client_id
+
+
+def _roles(payload: Mapping[str, Any], policy: AccessTokenPolicy) -> tuple[str, ...]:
+    """The roles found at the policy's path; none when the path is absent."""
+    value: object = payload
+    for name in policy.roles_path():
+        if not isinstance(value, Mapping) or name not in value:
+            return ()
+        value = value[name]
+    roles = _strings(value, policy.roles_claim)
+    if len(roles) > MAX_ROLES:
+        raise TokenError("invalid", f"{policy.roles_claim} holds more than {MAX_ROLES} roles")
+    return roles
+
+
 def verify_access_token(
     token: str,
     keys: Iterable[VerificationKey],
@@ -139,15 +202,20 @@ def verify_access_token(
     audience: str,
     leeway: float = 5,
     now: float | None = None,
+    policy: AccessTokenPolicy = DEFAULT_ACCESS_POLICY,
 ) -> AccessClaims:
-    """The claims of a valid ``at+jwt`` for ``audience`` from ``issuer``; ``TokenError`` else."""
+    """The claims of a valid access token for ``audience`` from ``issuer``; ``TokenError`` else.
+
+    ``policy`` says which ``typ`` values, client-id claims, roles path and lifetime are accepted.
+    """
     kid, payload = verify_token(
-        token, keys, typ=ACCESS_TOKEN_TYP, issuer=issuer, audience=audience, leeway=leeway, now=now
+        token, keys, typ=policy.types, issuer=issuer, audience=audience, leeway=leeway, now=now
     )
-    client_id, jti, scope = payload.get("client_id"), payload.get("jti"), payload.get("scope", "")
-    if not isinstance(client_id, str) or not isinstance(jti, str) or not isinstance(scope, str):
-        raise TokenError("invalid", "client_id, jti and scope must be strings")
-    if int(payload["exp"]) - int(payload["iat"]) > MAX_ACCESS_TOKEN_LIFETIME:
+    client_id = _client_id(payload, policy)
+    jti, scope = payload.get("jti"), payload.get("scope", "")
+    if not isinstance(jti, str) or not isinstance(scope, str):
+        raise TokenError("invalid", "jti and scope must be strings")
+    if int(payload["exp"]) - int(payload["iat"]) > policy.max_lifetime:
         raise TokenError("lifetime_too_long", "access token lives too long")
     sid = payload.get("sid")
     return AccessClaims(
@@ -156,7 +224,7 @@ def verify_access_token(
         audience=_strings(payload["aud"], "aud"),
         client_id=client_id,
         scope=tuple(scope.split()),
-        roles=_strings(payload.get("roles", []), "roles"),
+        roles=_roles(payload, policy),
         issued_at=int(payload["iat"]),
         expires_at=int(payload["exp"]),
         jti=jti,

@@ -354,3 +354,79 @@ async def test_the_browser_client_uses_the_internal_url_for_back_channel_calls_o
     finally:
         await client.close()
         await keys.close()
+
+
+async def test_auth0_style_issuer_with_trailing_slash(provider: Provider, tmp_path: Path) -> None:
+    """Auth0's discovery names ``https://tenant/``: accepted for the setting without the
+    slash, and tokens must then carry ``iss`` exactly as discovery names it."""
+    provider.issuer_override = provider.url + "/"
+    keys = IssuerKeys(provider.url, timeout=2.0)
+    try:
+        with_slash = _public_token(tmp_path / "keys", provider.url + "/")
+        principal = await Authenticator(keys, audience="api").authenticate(with_slash)
+        assert principal.subject == "dave"
+        assert keys.token_issuer == provider.url + "/"
+        with pytest.raises(Unauthorized, match="another issuer"):
+            await Authenticator(keys, audience="api").authenticate(
+                _public_token(tmp_path / "keys", provider.url)
+            )
+    finally:
+        await keys.close()
+
+
+async def test_jwk_without_alg_is_inferred_or_skipped(provider: Provider, tmp_path: Path) -> None:
+    """A JWKS whose keys lack ``alg``: an EC key is taken as ES256, an RSA key only when RS256
+    inference is configured, and keys outside the allow-list are skipped."""
+    ec_jwk = dict(provider.jwks["keys"][0])
+    del ec_jwk["alg"]
+    rsa_private = generate_private_key("RS256")
+    rsa_jwk = public_jwk(rsa_private.public_key(), kid="rsa-no-alg")
+    del rsa_jwk["alg"]
+    provider.jwks = {"keys": [ec_jwk, rsa_jwk]}
+    default = IssuerKeys(provider.url, timeout=2.0)
+    with_rsa = IssuerKeys(provider.url, timeout=2.0, inferred_algorithms=("ES256", "RS256"))
+    only_rsa = IssuerKeys(
+        provider.url, timeout=2.0, algorithms=("RS256",), inferred_algorithms=("ES256", "RS256")
+    )
+    try:
+        assert [(k.kid, k.alg) for k in await default.keys()] == [(ec_jwk["kid"], "ES256")]
+        assert [k.alg for k in await with_rsa.keys()] == ["ES256", "RS256"]
+        assert [k.kid for k in await only_rsa.keys()] == ["rsa-no-alg"]
+        token = _public_token(tmp_path / "keys", provider.url)
+        assert (await Authenticator(default, audience="api").authenticate(token)).subject == "dave"
+        with pytest.raises(Unauthorized, match="unknown signing key"):
+            await Authenticator(only_rsa, audience="api").authenticate(token)
+    finally:
+        for keys in (default, with_rsa, only_rsa):
+            await keys.close()
+
+
+def test_gateway_settings_build_the_access_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ``SEALFLOW_ACCESS_TOKEN_*`` variables become the authenticator's policy; the
+    defaults are RFC 9068's, with ES256/EdDSA inference only."""
+    from gateway import GatewaySettings
+
+    default = GatewaySettings()
+    assert default.access_policy.types == ("at+jwt", "application/at+jwt")
+    assert default.access_policy.max_lifetime == 900
+    assert default.issuer_inferred_algorithms == ("ES256", "EdDSA")
+    monkeypatch.setenv("SEALFLOW_ACCESS_TOKEN_TYPES", '["at+jwt", "JWT"]')
+    monkeypatch.setenv("SEALFLOW_ACCESS_TOKEN_ROLES_CLAIM", "realm_access.roles")
+    monkeypatch.setenv("SEALFLOW_ACCESS_TOKEN_MAX_LIFETIME", "3600")
+    monkeypatch.setenv("SEALFLOW_ACCESS_TOKEN_AZP_FALLBACK", "false")
+    monkeypatch.setenv("SEALFLOW_ISSUER_INFERRED_ALGORITHMS", '["RS256"]')
+    policy = GatewaySettings().access_policy
+    assert policy.types == ("at+jwt", "JWT")
+    assert policy.roles_path() == ("realm_access", "roles")
+    assert policy.max_lifetime == 3600
+    assert policy.azp_fallback is False
+    assert GatewaySettings().issuer_inferred_algorithms == ("RS256",)
+    for name, value in [
+        ("SEALFLOW_ACCESS_TOKEN_TYPES", "[]"),
+        ("SEALFLOW_ACCESS_TOKEN_MAX_LIFETIME", "0"),
+        ("SEALFLOW_ISSUER_INFERRED_ALGORITHMS", '["HS256"]'),
+    ]:
+        monkeypatch.setenv(name, value)
+        with pytest.raises(ValueError, match="validation error"):
+            GatewaySettings()
+        monkeypatch.delenv(name)

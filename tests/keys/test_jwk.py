@@ -13,6 +13,7 @@ from jwcrypto.jwk import JWK
 
 from keys import (
     ALGORITHMS,
+    Algorithm,
     JWKError,
     PrivateKey,
     generate_private_key,
@@ -289,3 +290,67 @@ def test_load_public_jwk_raises_only_jwk_errors(jwk: dict[str, Any]) -> None:
         assert thumbprint(loaded.key) == loaded.kid
     assert reason
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(("alg", "crv"), [("ES256", "P-256"), ("EdDSA", "Ed25519")])
+def test_alg_inferred_from_kty_and_crv_when_allowed(
+    alg: str, crv: str, private_keys: dict[str, PrivateKey]
+) -> None:
+    """RFC 7517 §4.4: ``alg`` is optional; P-256 means ES256 and Ed25519 means EdDSA."""
+    jwk = public_jwk(private_keys[alg].public_key(), kid="k1")
+    del jwk["alg"]
+    assert jwk["crv"] == crv
+    assert load_public_jwk(jwk, thumbprint_kid=False, infer=("ES256", "EdDSA")).alg == alg
+    with pytest.raises(JWKError, match="no alg"):
+        load_public_jwk(jwk, thumbprint_kid=False)
+
+
+def test_rsa_alg_inferred_only_when_configured(private_keys: dict[str, PrivateKey]) -> None:
+    """An RSA key does not say RS256 (it could be PS256): inferred only when configured."""
+    jwk = public_jwk(private_keys["RS256"].public_key(), kid="k1")
+    del jwk["alg"]
+    with pytest.raises(JWKError, match="RS256 is not inferred"):
+        load_public_jwk(jwk, thumbprint_kid=False, infer=("ES256", "EdDSA"))
+    rs256: tuple[Algorithm, ...] = ("RS256",)
+    assert load_public_jwk(jwk, thumbprint_kid=False, infer=rs256).alg == "RS256"
+
+
+@pytest.mark.parametrize("alg", ALGORITHMS)
+def test_alg_outside_the_allow_list_is_refused(
+    alg: str, private_keys: dict[str, PrivateKey]
+) -> None:
+    """A key whose (stated or inferred) alg is not allowed is refused."""
+    jwk = public_jwk(private_keys[alg].public_key(), kid="k1")
+    others = tuple(a for a in ALGORITHMS if a != alg)
+    with pytest.raises(JWKError) as caught:
+        load_public_jwk(jwk, thumbprint_kid=False, algorithms=others)
+    assert caught.value.reason == "alg_not_allowed"
+    del jwk["alg"]
+    with pytest.raises(JWKError) as inferred:
+        load_public_jwk(
+            jwk,
+            thumbprint_kid=False,
+            algorithms=others,
+            infer=ALGORITHMS,
+        )
+    assert inferred.value.reason == "alg_not_allowed"
+
+
+def test_inference_does_not_override_a_stated_alg(private_keys: dict[str, PrivateKey]) -> None:
+    """A stated ``alg`` that contradicts the key stays refused, inference or not."""
+    jwk = public_jwk(private_keys["ES256"].public_key(), kid="k1")
+    jwk["alg"] = "EdDSA"
+    with pytest.raises(JWKError) as caught:
+        load_public_jwk(jwk, thumbprint_kid=False, infer=ALGORITHMS)
+    assert caught.value.reason == "alg_mismatch"
+
+
+def test_inferred_p384_key_is_still_refused() -> None:
+    """Inference takes ``kty`` EC as ES256, and the curve check still refuses P-384."""
+    jwk: dict[str, Any] = json.loads(
+        JWK.from_pyca(ec.generate_private_key(ec.SECP384R1()).public_key()).export_public()
+    )
+    jwk["kid"] = "k1"
+    with pytest.raises(JWKError) as caught:
+        load_public_jwk(jwk, thumbprint_kid=False, infer=ALGORITHMS)
+    assert caught.value.reason == "wrong_curve"
