@@ -12,6 +12,7 @@ from typing import Any
 
 import aio_pika
 import pytest
+from audit_testing import RecordingAuditSink
 from sealflow_testing import job_message, queue_counts
 
 from broker import (
@@ -39,21 +40,13 @@ from schemas import AuditEvent, Revocation
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 
-class _Audit:
-    def __init__(self) -> None:
-        self.events: list[AuditEvent] = []
-
-    async def emit(self, event: AuditEvent) -> None:
-        self.events.append(event)
-
-
 @dataclass
 class Rig:
     channel: Any
     topology: Topology
     publisher: Publisher
     opener: Opener
-    audit: _Audit
+    audit: RecordingAuditSink
     settings: BrokerSettings
     own_publisher: Publisher
     """The consuming worker's own publisher (retries and dead letters)."""
@@ -106,7 +99,7 @@ async def rig(
             topology,
             Publisher(channel, topology, sealer),
             opener,
-            _Audit(),
+            RecordingAuditSink(),
             settings,
             Publisher(channel, topology, worker),
         )
@@ -477,7 +470,7 @@ async def test_stop_returns_when_the_connection_is_already_gone(
         publisher=Publisher(
             channel, topology, Sealer(KeyRing.load(keys_dir, "worker").signing_key())
         ),
-        audit=_Audit(),
+        audit=RecordingAuditSink(),
         handlers={},
         settings=settings,
     )
@@ -501,7 +494,7 @@ async def test_control_subscriber_stop_returns_when_the_connection_is_already_go
         opener=Opener("worker", trust, spent=SpentIds(10)),
         revocations=RevocationList(),
         trust=trust,
-        audit=_Audit(),
+        audit=RecordingAuditSink(),
     )
     await subscriber.start()
     await connection.close()

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from audit_testing import RecordingAuditSink
 from cryptography.hazmat.primitives.asymmetric import ec
 from sealflow_testing import job_message, queue_counts
 
@@ -30,17 +31,8 @@ from broker import (
     unverified_claims,
 )
 from keys import KeyRing, SigningKey, TrustStoreFile
-from schemas import AuditEvent
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
-
-
-class _Audit:
-    def __init__(self) -> None:
-        self.events: list[AuditEvent] = []
-
-    async def emit(self, event: AuditEvent) -> None:
-        self.events.append(event)
 
 
 @dataclass
@@ -221,7 +213,7 @@ async def test_a_forged_message_dead_lettered_by_a_consumer_is_listed_with_its_r
         topology=rig.topology,
         opener=opener,
         publisher=rig.publisher,
-        audit=_Audit(),
+        audit=RecordingAuditSink(),
         handlers={"job.submitted": handler},
         settings=settings,
     )
@@ -278,7 +270,7 @@ async def test_a_message_and_its_copy_are_two_letters_with_ids_of_their_own(
             rig.topology,
             Sealer(KeyRing.load(rig.keys_dir, "worker").signing_key()),
         ),
-        audit=_Audit(),
+        audit=RecordingAuditSink(),
         handlers={"job.submitted": handler},
         settings=settings,
     )

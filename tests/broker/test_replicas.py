@@ -21,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 import structlog
+from audit_testing import RecordingAuditSink
 from psycopg import sql
 from sealflow_testing import job_message
 from store_testing import fresh_database, reset_postgres
@@ -43,7 +44,7 @@ from broker import (
 )
 from identity.control import broadcast_revocations, new_revocation
 from keys import KeyRing
-from schemas import AuditEvent, Revocation
+from schemas import Revocation
 from store import PgRevocations, PgSpentEnvelopes
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -51,23 +52,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 QUEUE = "worker.jobs"
 
 
-class _Audit:
-    """Records what a replica's consumer audits."""
-
-    def __init__(self) -> None:
-        self.events: list[AuditEvent] = []
-
-    async def emit(self, event: AuditEvent) -> None:
-        """Keep the event."""
-        self.events.append(event)
-
-
 @dataclass
 class Replica:
     """One worker process: its runtime, what it audited and the envelopes it handled."""
 
     runtime: ServiceRuntime
-    audit: _Audit = field(default_factory=_Audit)
+    audit: RecordingAuditSink = field(default_factory=RecordingAuditSink)
     handled: list[str] = field(default_factory=list)
     handled_one: asyncio.Event = field(default_factory=asyncio.Event)
 

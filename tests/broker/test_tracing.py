@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from audit_testing import RecordingAuditSink
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -40,7 +41,6 @@ from broker.tracing import (
     tracing_requested,
 )
 from keys import KeyRing, TrustStoreFile
-from schemas import AuditEvent
 
 _OTEL_VARIABLES = (
     "OTEL_SDK_DISABLED",
@@ -73,14 +73,6 @@ def spans() -> Iterator[InMemorySpanExporter]:
         provider.shutdown()
 
 
-class _Audit:
-    def __init__(self) -> None:
-        self.events: list[AuditEvent] = []
-
-    async def emit(self, event: AuditEvent) -> None:
-        self.events.append(event)
-
-
 @dataclass
 class Hop:
     """A gateway publisher, a worker consumer of ``worker.jobs`` and what the consumer saw."""
@@ -89,7 +81,7 @@ class Hop:
     topology: Topology
     publisher: Publisher
     consumer: Consumer
-    audit: _Audit
+    audit: RecordingAuditSink
     handled: asyncio.Queue[tuple[Opened[Any], Delivery]]
 
     async def dead_letter(self) -> Any:
@@ -121,7 +113,7 @@ async def hop(
     opener = Opener(
         "worker", TrustStoreFile(keys_dir / "trust.json", min_interval=0), spent=SpentIds(1000)
     )
-    audit = _Audit()
+    audit = RecordingAuditSink()
     consumer = Consumer(
         queue="worker.jobs",
         channel=channel,
