@@ -127,8 +127,10 @@ def _verified_payload(
     header_part, payload_part, signature_part = parts
     header = _json_object(header_part)
     accepted = (typ,) if isinstance(typ, str) else typ
-    if header.get("typ") not in accepted:
-        raise TokenError("wrong_typ", f"token type must be {' or '.join(accepted)}")
+    # An absent typ reads as "": accepted only where the caller lists "" (ID tokens).
+    if header.get("typ", "") not in accepted:
+        named = " or ".join(kind or "absent" for kind in accepted)
+        raise TokenError("wrong_typ", f"token type must be {named}")
     if _FORBIDDEN_HEADER_PARAMS & header.keys():
         raise TokenError("forbidden_header_param", "token header names a key to fetch")
     alg = header.get("alg")

@@ -20,6 +20,7 @@ __all__ = [
     "ACCESS_TOKEN_TYP",
     "ACCESS_TOKEN_TYPES",
     "ID_TOKEN_TYP",
+    "ID_TOKEN_TYPES",
     "MAX_ACCESS_TOKEN_LIFETIME",
     "AccessClaims",
     "AccessTokenPolicy",
@@ -30,6 +31,9 @@ __all__ = [
 
 ACCESS_TOKEN_TYP: Final = "at+jwt"  # noqa: S105 - a media type, not a secret
 ID_TOKEN_TYP: Final = "JWT"  # noqa: S105 - a media type, not a secret
+ID_TOKEN_TYPES: Final[tuple[str, ...]] = (ID_TOKEN_TYP, "")
+"""OIDC Core fixes no ``typ`` for ID tokens: ours say ``JWT``, others (oidc-provider) send none
+(``""`` stands for an absent ``typ``). Access tokens' types are never among these."""
 ACCESS_TOKEN_TYPES: Final[tuple[str, ...]] = (ACCESS_TOKEN_TYP, "application/at+jwt")
 """RFC 9068 §4: a relying party accepts both spellings of the access-token media type."""
 MAX_ACCESS_TOKEN_LIFETIME: Final = 900
@@ -245,7 +249,7 @@ def verify_id_token(
 ) -> dict[str, Any]:
     """The claims of a valid ID token for ``client_id``; the ``nonce`` must match when given."""
     payload = decode_token(
-        token, keys, typ=ID_TOKEN_TYP, issuer=issuer, audience=client_id, leeway=leeway, now=now
+        token, keys, typ=ID_TOKEN_TYPES, issuer=issuer, audience=client_id, leeway=leeway, now=now
     )
     if nonce is not None and payload.get("nonce") != nonce:
         raise TokenError("nonce_mismatch", "nonce mismatch")

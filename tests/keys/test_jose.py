@@ -9,10 +9,13 @@ import time
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.hashes import SHA256
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keys import KeyRing, TokenError
+from keys import ACCESS_TOKEN_TYPES, ID_TOKEN_TYPES, KeyRing, TokenError
 from keys.jose import decode_token, encode_token
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,6 +138,24 @@ def test_claims_are_checked(ring: KeyRing, claims: dict[str, object], reason: st
 def test_wrong_typ_is_refused(ring: KeyRing) -> None:
     token = encode_token(ring.signing_key(), _claims(), "JWT")
     assert _reason(ring, token) == "wrong_typ"
+
+
+def _signed_without_typ(ring: KeyRing) -> str:
+    """An ES256 token whose header has no ``typ`` (as oidc-provider's ID tokens)."""
+    key = ring.signing_key()
+    signing_input = f"{_b64({'alg': 'ES256', 'kid': key.kid})}.{_b64(_claims())}"
+    assert isinstance(key.private_key, ec.EllipticCurvePrivateKey)
+    r, s = decode_dss_signature(key.private_key.sign(signing_input.encode(), ec.ECDSA(SHA256())))
+    signature = base64.urlsafe_b64encode(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+    return f"{signing_input}.{signature.rstrip(b'=').decode()}"
+
+
+def test_an_absent_typ_passes_only_where_the_caller_accepts_it(ring: KeyRing) -> None:
+    """ID tokens may come without ``typ`` (``ID_TOKEN_TYPES`` lists ""); access tokens may not."""
+    token = _signed_without_typ(ring)
+    assert _reason(ring, token) == "wrong_typ"
+    assert _reason(ring, token, typ=ACCESS_TOKEN_TYPES) == "wrong_typ"
+    assert _decode(ring, token, typ=ID_TOKEN_TYPES)["sub"] == "alice"
 
 
 @pytest.mark.parametrize(
