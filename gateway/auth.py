@@ -10,6 +10,8 @@ checked on every request, cached or not.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -35,6 +37,7 @@ __all__ = [
 _log = structlog.get_logger("sealflow.gateway.auth")
 
 MAX_AUTHORIZATION_CHARS: Final = 8192 + 16
+_AUDIT_JTI: Final = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,15 @@ class Principal:
     def is_admin(self) -> bool:
         """The admin role: may see everyone's jobs, the audit log and dead letters."""
         return "admin" in self.roles
+
+    @property
+    def audit_jti(self) -> str:
+        """The token's ``jti`` in the audit log's shape (32 lowercase hex): as it is when it has
+        that shape (our identity's), else the first 32 hex digits of its SHA-256 (other
+        providers' ids are longer or not hex; hash theirs to find it in the log)."""
+        if _AUDIT_JTI.fullmatch(self.token_jti):
+            return self.token_jti
+        return hashlib.sha256(self.token_jti.encode()).hexdigest()[:32]
 
     def has_scope(self, scope: str) -> bool:
         """True when the token grants ``scope``."""

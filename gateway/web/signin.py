@@ -112,7 +112,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
         action="browser sign-in",
         outcome="success",
         actor=subject,
-        jti=principal.token_jti,
+        jti=principal.audit_jti,
         detail=f"roles {' '.join(principal.roles)}",
     )
     raise web.HTTPSeeOther(pending.return_to)
@@ -141,7 +141,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
         action="browser sign-out",
         outcome="success",
         actor=who.principal.subject,
-        jti=who.principal.token_jti,
+        jti=who.principal.audit_jti,
     )
     target = await ctx.oidc.end_session_url(id_token)
     raise web.HTTPSeeOther(target or "/signed-out")

@@ -16,6 +16,7 @@ from gateway_testing import AUDIENCE, Gateway, error_body, issue_client_token
 
 from broker import BrokerSettings, Sealer, make_audit_event
 from gateway import AUTH_KEY, ISSUER_KEY, GatewaySettings, create_app
+from gateway.auth import Principal
 from keys import KeyRing, SigningKey, TokenSigner, generate_private_key, thumbprint
 from keys.jwk import public_jwk
 
@@ -274,3 +275,22 @@ async def test_a_malformed_token_is_401_with_one_short_log_line(
     assert logs[0]["reason"] == "malformed"
     assert "exc_info" not in logs[0]
     assert len(repr(logs[0])) < 200
+
+
+def test_the_audit_log_gets_every_token_jti_in_its_own_shape() -> None:
+    """Our identity's 32-hex ``jti`` is kept; another provider's (longer, base64url) is hashed
+    to 32 hex, so that a sign-in audit event can carry it (it failed validation before)."""
+    ours = Principal("alice", "c", (), (), "0" * 31 + "a", 0)
+    assert ours.audit_jti == ours.token_jti
+    foreign = Principal("ada", "c", (), (), "Yx3J-8pQ_long-oidc-provider-jti-value-123456", 0)
+    expected = hashlib.sha256(foreign.token_jti.encode()).hexdigest()[:32]
+    assert foreign.audit_jti == expected
+    make_audit_event(
+        source="gateway",
+        type="session.started",
+        action="a",
+        outcome="success",
+        actor="ada",
+        subject="ada",
+        jti=foreign.audit_jti,
+    )
