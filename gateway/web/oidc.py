@@ -52,6 +52,8 @@ def s256(verifier: str) -> str:
 class Discovery:
     """The endpoints of the issuer this gateway uses."""
 
+    issuer: str
+    """Exactly as the document names it (``iss`` of ID tokens and of the callback, RFC 9207)."""
     authorization_endpoint: str
     token_endpoint: str
     revocation_endpoint: str | None
@@ -134,9 +136,13 @@ class OidcClient:
             )
             if status != 200:
                 raise OidcError("issuer_unavailable", f"discovery answered HTTP {status}")
-            if document.get("issuer") != self.issuer:
+            named = document.get("issuer")
+            # As gateway/issuer.py: the issuer asked for, up to a trailing "/" (Auth0's ends
+            # with one, the setting may not); what follows is checked against the exact name.
+            if not isinstance(named, str) or named.rstrip("/") != self.issuer:
                 raise OidcError("issuer_mismatch", "the discovery document names another issuer")
             found = Discovery(
+                issuer=named,
                 authorization_endpoint=str(
                     _url(document.get("authorization_endpoint"), "authorization_endpoint")
                 ),
@@ -152,6 +158,14 @@ class OidcClient:
             )
             self._discovery, self._fetched_at = found, time.monotonic()
             return found
+
+    async def is_issuer(self, value: str) -> bool:
+        """True when ``value`` (a callback's ``iss``) is exactly the discovered issuer."""
+        try:
+            return value == (await self.discovery()).issuer
+        except OidcError as error:
+            _log.warning("web.discovery_unavailable", reason=error.reason)
+            return False
 
     def _internal_or_none(self, url: str | None) -> str | None:
         return None if url is None else self.keys.internal(url)
@@ -194,13 +208,14 @@ class OidcClient:
 
     async def verify_id_token(self, token: str, *, nonce: str | None) -> dict[str, Any]:
         """The claims of an ID token for this client; :class:`OidcError` otherwise."""
+        issuer = (await self.discovery()).issuer
         try:
             keys = await self.keys.keys()
         except IssuerError as error:
             raise OidcError("issuer_unavailable", error.detail) from error
         try:
             return verify_id_token(
-                token, keys, issuer=self.issuer, client_id=self.settings.client_id, nonce=nonce
+                token, keys, issuer=issuer, client_id=self.settings.client_id, nonce=nonce
             )
         except TokenError as error:
             if error.reason == "unknown_kid" and await self.keys.refresh_for_unknown_kid(keys):
@@ -208,7 +223,7 @@ class OidcClient:
                     return verify_id_token(
                         token,
                         self.keys.current(),
-                        issuer=self.issuer,
+                        issuer=issuer,
                         client_id=self.settings.client_id,
                         nonce=nonce,
                     )

@@ -81,7 +81,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
             400,
         )
     issuer = _param(request, "iss")
-    if issuer is not None and issuer != ctx.oidc.issuer:
+    if issuer is not None and not await ctx.oidc.is_issuer(issuer):
         return _problem(request, "Sign-in failed", "The answer came from another issuer.", 400)
     error = _param(request, "error")
     code = _param(request, "code")

@@ -374,6 +374,48 @@ async def test_auth0_style_issuer_with_trailing_slash(provider: Provider, tmp_pa
         await keys.close()
 
 
+async def test_the_browser_client_accepts_an_issuer_with_a_trailing_slash(
+    provider: Provider, tmp_path: Path
+) -> None:
+    """The sign-in's relying party takes Auth0's ``https://tenant/`` for the setting without the
+    slash (it refused it as ``issuer_mismatch`` before), then wants that exact ``iss`` in the
+    callback and in ID tokens."""
+    from gateway.web.oidc import OidcClient, OidcError
+    from gateway.web.settings import WebSettings
+
+    provider.issuer_override = provider.url + "/"
+    provider.discovery_extra = {
+        "authorization_endpoint": f"{provider.url}/authorize",
+        "token_endpoint": f"{provider.url}/token",
+    }
+    keys = IssuerKeys(provider.url, timeout=2.0)
+    settings = WebSettings(url="http://localhost:8080")
+    client = OidcClient(provider.url, keys, settings)
+    key = KeyRing.load(tmp_path / "keys", "identity").signing_key()
+
+    def id_token(issuer: str) -> str:
+        return TokenSigner(issuer, "api").id_token(
+            key,
+            subject="dave",
+            client_id=settings.client_id,
+            nonce="n",
+            auth_time=int(time.time()),
+            lifetime=60,
+        )
+
+    try:
+        assert (await client.discovery()).issuer == provider.url + "/"
+        assert await client.is_issuer(provider.url + "/")
+        assert not await client.is_issuer(provider.url)
+        claims = await client.verify_id_token(id_token(provider.url + "/"), nonce="n")
+        assert claims["sub"] == "dave"
+        with pytest.raises(OidcError):
+            await client.verify_id_token(id_token(provider.url), nonce="n")
+    finally:
+        await client.close()
+        await keys.close()
+
+
 async def test_jwk_without_alg_is_inferred_or_skipped(provider: Provider, tmp_path: Path) -> None:
     """A JWKS whose keys lack ``alg``: an EC key is taken as ES256, an RSA key only when RS256
     inference is configured, and keys outside the allow-list are skipped."""
