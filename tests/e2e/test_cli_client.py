@@ -11,17 +11,16 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 import pytest
-import structlog
 from click.testing import CliRunner, Result
 from gateway_testing import PASSWORD, identity_server
 from pipeline_testing import in_process_daemons, wait_consuming
+from structlog_testing import logs_to_real_stderr
 
 from broker import BrokerSettings, Topology, connect, open_channel
 from gateway.daemon import serve as serve_gateway
@@ -57,12 +56,8 @@ class Stack:
 def server_logs_to_stderr() -> Iterator[None]:
     """The servers run in this process while CliRunner swaps sys.stdout for each command:
     their log lines go to the real stderr, so they never mix into a command's stdout."""
-    configured, saved = structlog.is_configured(), structlog.get_config()
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.__stderr__))
-    yield
-    structlog.reset_defaults()
-    if configured:
-        structlog.configure(**saved)
+    with logs_to_real_stderr():
+        yield
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ from aiohttp import FormData
 from aiohttp.test_utils import TestClient, TestServer
 from click.testing import CliRunner
 from gateway_testing import AUDIENCE, listening_socket, serve_on, url_of
+from structlog_testing import logs_to_real_stderr
 
 from broker import BrokerSettings
 from gateway import STORE_KEY, GatewaySettings, create_app
@@ -215,7 +216,16 @@ async def test_browser_signs_in_at_oidc_provider_and_uploads(
         await server.close()
 
 
+@pytest.fixture
+def cli_logging() -> Iterator[None]:
+    """The in-process gateway logs to stderr, not into the commands' output; the commands'
+    own structlog configuration is undone for later tests."""
+    with logs_to_real_stderr():
+        yield
+
+
 async def test_cli_signs_in_at_oidc_provider_with_the_device_flow_and_uploads(
+    cli_logging: None,
     external_provider: ExternalProvider,
     gateway_settings: GatewaySettings,
     broker_settings: BrokerSettings,

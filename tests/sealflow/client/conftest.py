@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from click.testing import CliRunner, Result
+from structlog_testing import structlog_restored
 
 from sealflow.cli import cli
 from sealflow.client import ClientSettings, TokenCache, TokenSet
@@ -432,11 +432,8 @@ def service_secret() -> str:
 @pytest.fixture(autouse=True)
 def _restore_structlog() -> Iterator[None]:
     """Commands configure structlog for a CLI process; give later tests what they had."""
-    configured, saved = structlog.is_configured(), structlog.get_config()
-    yield
-    structlog.reset_defaults()
-    if configured:
-        structlog.configure(**saved)
+    with structlog_restored():
+        yield
 
 
 @dataclass
