@@ -14,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+import sqlite3
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import aiosqlite
 
@@ -44,7 +45,9 @@ __all__ = [
     "DeviceRequest",
     "PendingCounts",
     "PendingLimits",
+    "check_poll",
     "format_user_code",
+    "grant_of",
     "normalize_user_code",
     "over_pending_limits",
 ]
@@ -68,6 +71,38 @@ def normalize_user_code(text: str) -> str | None:
         return None
     cleaned = "".join(ch for ch in text.upper() if ch not in "- \t")
     return cleaned if _USER_CODE.fullmatch(cleaned) else None
+
+
+DeviceRow = sqlite3.Row | Sequence[Any]
+"""A ``device_codes`` row as either backend's driver returns it (indexable by column)."""
+
+
+def check_poll(row: DeviceRow | None, client_id: str, now: float) -> tuple[str, float, bool]:
+    """The checks every poll passes on either backend (RFC 8628 §3.5), on the row of
+    ``client_id, scope, status, username, auth_time, family_id, interval, last_poll,
+    expires_at``: its status, its interval, and whether this poll came too soon."""
+    if row is None:
+        raise InvalidGrant("unknown device code")
+    if str(row[0]) != client_id:
+        raise InvalidGrant("device code was issued to another client")
+    status = str(row[2])
+    if status == "spent":
+        raise InvalidGrant("device code already used")
+    if now >= float(row[8]):
+        raise ExpiredToken("the device code expired; start the sign-in again")
+    interval, last_poll = float(row[6]), row[7]
+    return status, interval, last_poll is not None and now - float(last_poll) < interval
+
+
+def grant_of(row: DeviceRow, client_id: str) -> DeviceGrant:
+    """The grant an approved row of :func:`check_poll`'s shape gives its client."""
+    return DeviceGrant(
+        client_id=client_id,
+        username=str(row[3]),
+        scope=tuple(str(row[1]).split()),
+        auth_time=int(row[4]),
+        family_id=str(row[5]),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,17 +315,8 @@ class DeviceCodes:
                 (digest,),
             ) as cursor:
                 row = await cursor.fetchone()
-            if row is None:
-                raise InvalidGrant("unknown device code")
-            if str(row[0]) != client_id:
-                raise InvalidGrant("device code was issued to another client")
-            status = str(row[2])
-            if status == "spent":
-                raise InvalidGrant("device code already used")
-            if now >= float(row[8]):
-                raise ExpiredToken("the device code expired; start the sign-in again")
-            interval, last_poll = float(row[6]), row[7]
-            if last_poll is not None and now - float(last_poll) < interval:
+            status, interval, too_soon = check_poll(row, client_id, now)
+            if too_soon:
                 await self._db.execute(
                     "UPDATE device_codes SET interval = ?, last_poll = ? WHERE device_hash = ?",
                     (interval + SLOW_DOWN_STEP, now, digest),
@@ -313,10 +339,5 @@ class DeviceCodes:
             await self._db.commit()
             if cursor.rowcount != 1:
                 raise InvalidGrant("device code already used")
-        return DeviceGrant(
-            client_id=client_id,
-            username=str(row[3]),
-            scope=tuple(str(row[1]).split()),
-            auth_time=int(row[4]),
-            family_id=str(row[5]),
-        )
+        assert row is not None  # check_poll refused a missing row
+        return grant_of(row, client_id)

@@ -22,13 +22,13 @@ from identity.devices import (
     DeviceRequest,
     PendingCounts,
     PendingLimits,
+    check_poll,
+    grant_of,
     over_pending_limits,
 )
 from identity.errors import (
     AuthorizationPending,
     DeviceAccessDenied,
-    ExpiredToken,
-    InvalidGrant,
     InvalidRequest,
     SlowDown,
     TemporarilyUnavailable,
@@ -146,17 +146,7 @@ class PgDeviceCodes(PgTables):
                 (digest,),
             )
             row = await cur.fetchone()
-            if row is None:
-                raise InvalidGrant("unknown device code")
-            if str(row[0]) != client_id:
-                raise InvalidGrant("device code was issued to another client")
-            status = str(row[2])
-            if status == "spent":
-                raise InvalidGrant("device code already used")
-            if now >= float(row[8]):
-                raise ExpiredToken("the device code expired; start the sign-in again")
-            interval, last_poll = float(row[6]), row[7]
-            too_soon = last_poll is not None and now - float(last_poll) < interval
+            status, interval, too_soon = check_poll(row, client_id, now)
             if too_soon:
                 interval += SLOW_DOWN_STEP
             await conn.execute(
@@ -175,10 +165,5 @@ class PgDeviceCodes(PgTables):
             raise DeviceAccessDenied("the user denied the request")
         if status != "approved":
             raise AuthorizationPending("the user has not approved the request yet")
-        return DeviceGrant(
-            client_id=client_id,
-            username=str(row[3]),
-            scope=tuple(str(row[1]).split()),
-            auth_time=int(row[4]),
-            family_id=str(row[5]),
-        )
+        assert row is not None  # check_poll refused a missing row
+        return grant_of(row, client_id)
