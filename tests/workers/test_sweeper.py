@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from handler_testing import HandlerRig, handler_rig
-from sealflow_testing import Env, job_message
+from handler_testing import HandlerRig
+from sealflow_testing import job_message
 
 from broker import BrokerSettings, EnvelopeError, PermanentFailure
 from schemas import JobFailed, JobSubmitted, ParseCompleted, ParseRequested
@@ -19,34 +18,6 @@ from workers.sweeper import PARSE_TIMEOUT
 
 # Every look finds a job stuck once its last request is a microsecond old: no waiting.
 _EAGER = WorkerSettings(stuck_after=1e-6, max_rerequests=2)
-
-
-@pytest.fixture(scope="module")
-def env(handler_env: Env) -> Env:
-    """The module's envelope keys (``handler_env`` of ``tests/conftest.py``)."""
-    return handler_env
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[JobStore]:
-    """A fresh embedded job store (the default backend)."""
-    jobs = await open_store(None, tmp_path)
-    try:
-        yield jobs
-    finally:
-        await jobs.close()
-
-
-@pytest.fixture
-def rig(env: Env) -> HandlerRig:
-    """The worker's recording publisher and audit sink."""
-    return handler_rig(env, "worker")
-
-
-@pytest.fixture
-def handlers(store: JobStore, rig: HandlerRig) -> WorkerHandlers:
-    """The worker's handlers, which the sweeper shares."""
-    return WorkerHandlers(store, rig.publisher, rig.audit)
 
 
 @pytest.fixture
